@@ -1,0 +1,530 @@
+//! A private Tor network on 127.0.0.1, built from Debian's `tor` package, for
+//! nightjar's integration tests and offline demos.
+//!
+//! [`PrivNet::start`] generates keys, starts three (or more) directory
+//! authorities, five (or more) exit relays and a C-tor client hosting onion
+//! services in front of local TCP servers, waits until the network is usable,
+//! and writes the Arti-format network file that `nightjar-tor` (and
+//! `nightjar --tor-network`) take. Every `tor` it starts:
+//!
+//! - knows only the private authorities (no public directory is configured);
+//! - listens on 127.0.0.1 only, on ports picked free at start;
+//! - resolves names through a loopback [`dns::DnsResponder`], never the host's
+//!   resolver;
+//! - is a child process stopped by its PID when the network stops, and exits
+//!   on its own if the owning process dies first.
+//!
+//! Tests share one network per test binary through [`shared`]; tests that need
+//! `tor` call [`tor_required`] first, which fails loudly in CI when `tor` is
+//! missing and skips loudly elsewhere.
+
+pub mod dns;
+pub mod keys;
+pub mod torrc;
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use crate::dns::DnsResponder;
+use crate::keys::RelayIdentity;
+
+/// How long the network may take to become usable before start gives up:
+/// measured at 20–30 s on two cores, so this is generous for a loaded CI box.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// How often readiness is re-checked while waiting.
+const POLL: Duration = Duration::from_millis(250);
+
+/// The environment variable that turns "tor missing: skip" into a failure.
+/// CI systems set it to `true`.
+pub const CI_ENV: &str = "CI";
+
+/// The shape of the network.
+#[derive(Debug, Clone)]
+pub struct PrivNetConfig {
+    /// Directory authorities (at least 3, so votes have a majority).
+    pub authorities: usize,
+    /// Exit relays (at least 5: paths need distinct guard, middle and exit,
+    /// and onion circuits need more).
+    pub exits: usize,
+    /// Onion services hosted by C tor: (virtual port, local TCP backend).
+    pub onion_services: Vec<(u16, SocketAddr)>,
+    /// Where to put the network's files; a fresh temporary directory if `None`.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for PrivNetConfig {
+    fn default() -> Self {
+        PrivNetConfig {
+            authorities: 3,
+            exits: 5,
+            onion_services: Vec::new(),
+            dir: None,
+        }
+    }
+}
+
+/// A C-tor onion service of the network.
+#[derive(Debug, Clone)]
+pub struct CTorOnionService {
+    /// `xxx.onion`.
+    pub onion_address: String,
+    /// The port clients connect to.
+    pub virtual_port: u16,
+    /// Where C tor forwards the streams.
+    pub backend: SocketAddr,
+}
+
+/// How long each start-up phase took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartTimings {
+    /// Generating all identity keys.
+    pub keys: Duration,
+    /// From launching the tor processes to a consensus listing every relay.
+    pub consensus: Duration,
+    /// From launch to the C-tor client reporting 100 % and every onion
+    /// descriptor uploaded: the network is usable.
+    pub usable: Duration,
+}
+
+/// One running `tor` process.
+#[derive(Debug)]
+struct TorNode {
+    nickname: String,
+    datadir: PathBuf,
+    child: Child,
+}
+
+/// A running private Tor network. Stops (by PID) when dropped.
+#[derive(Debug)]
+pub struct PrivNet {
+    dir: PathBuf,
+    _tempdir: Option<tempfile::TempDir>,
+    nodes: Mutex<Vec<TorNode>>,
+    dns: DnsResponder,
+    arti_network_file: PathBuf,
+    socks_addr: SocketAddr,
+    onion_services: Vec<CTorOnionService>,
+    timings: StartTimings,
+}
+
+/// Reserve `n` distinct free TCP ports on 127.0.0.1. The listeners are held
+/// until all ports are chosen, so the same port is never handed out twice.
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<std::io::Result<_>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+/// The network file Arti reads (see `nightjar_tor::custom_network`).
+#[derive(Serialize)]
+struct ArtiNetworkFile {
+    tor_network: ArtiTorNetwork,
+    address_filter: ArtiAddressFilter,
+    path_rules: ArtiPathRules,
+}
+
+#[derive(Serialize)]
+struct ArtiTorNetwork {
+    authorities: ArtiAuthorities,
+    fallback_caches: Vec<ArtiFallback>,
+}
+
+#[derive(Serialize)]
+struct ArtiAuthorities {
+    v3idents: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ArtiFallback {
+    rsa_identity: String,
+    ed_identity: String,
+    orports: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ArtiAddressFilter {
+    /// Every relay and test server is on 127.0.0.1.
+    allow_local_addrs: bool,
+    /// ...and so is every answer of the network's DNS responder.
+    allow_resolving_local_addrs: bool,
+}
+
+#[derive(Serialize)]
+struct ArtiPathRules {
+    /// All relays share 127.0.0.1, so Arti's "one relay per /16" rule would
+    /// leave no valid path; prefixes longer than an address disable it.
+    ipv4_subnet_family_prefix: u8,
+    ipv6_subnet_family_prefix: u8,
+}
+
+impl PrivNet {
+    /// Build and start a network, and wait until it is usable.
+    pub fn start(config: PrivNetConfig) -> Result<PrivNet> {
+        if config.authorities < 3 || config.exits < 5 {
+            bail!("a usable private network needs at least 3 authorities and 5 exits");
+        }
+        check_tor_installed()?;
+        let (dir, tempdir) = match &config.dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)?;
+                (d.clone(), None)
+            }
+            None => {
+                let t = tempfile::Builder::new().prefix("nightjar-privnet-").tempdir()?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        restrict_permissions(&dir)?;
+
+        let dns = DnsResponder::start().context("starting the loopback DNS responder")?;
+        let resolv_conf = dir.join("resolv.conf");
+        std::fs::write(&resolv_conf, format!("nameserver {}\n", dns.addr()))?;
+
+        let n_auth = config.authorities;
+        let n_exit = config.exits;
+        // auth: ORPort + DirPort each; exits: ORPort; the onion host: SocksPort.
+        let ports = free_ports(2 * n_auth + n_exit + 1)?;
+        let auth_or = &ports[..n_auth];
+        let auth_dir = &ports[n_auth..2 * n_auth];
+        let exit_or = &ports[2 * n_auth..2 * n_auth + n_exit];
+        let socks_port = ports[2 * n_auth + n_exit];
+
+        let started = Instant::now();
+        let auth_names: Vec<String> = (0..n_auth).map(|i| format!("auth{i}")).collect();
+        let exit_names: Vec<String> = (0..n_exit).map(|i| format!("exit{i}")).collect();
+        // Key generation is CPU-bound and independent per node: do it in parallel.
+        let (v3idents, auth_ids, exit_ids) = std::thread::scope(|s| -> Result<_> {
+            let v3: Vec<_> = (0..n_auth)
+                .map(|i| {
+                    let datadir = dir.join(&auth_names[i]);
+                    let dir_addr = format!("127.0.0.1:{}", auth_dir[i]);
+                    s.spawn(move || keys::make_authority_keys(&datadir, &dir_addr))
+                })
+                .collect();
+            let relays: Vec<_> = auth_names
+                .iter()
+                .chain(&exit_names)
+                .map(|name| {
+                    let datadir = dir.join(name);
+                    s.spawn(move || keys::make_relay_keys(&datadir, name))
+                })
+                .collect();
+            let v3idents = v3.into_iter().map(join_keygen).collect::<Result<Vec<String>>>()?;
+            let mut ids = relays.into_iter().map(join_keygen).collect::<Result<Vec<RelayIdentity>>>()?;
+            let exit_ids = ids.split_off(n_auth);
+            Ok((v3idents, ids, exit_ids))
+        })?;
+        let keys_done = started.elapsed();
+
+        let dir_auth_conf = dir.join("dirauthorities.conf");
+        let lines: String = (0..n_auth)
+            .map(|i| torrc::dir_authority_line(&auth_names[i], auth_or[i], &v3idents[i], auth_dir[i], &auth_ids[i].rsa))
+            .collect();
+        std::fs::write(&dir_auth_conf, lines)?;
+
+        let owner = std::process::id();
+        let node_torrc = |name: &str, role: String, info_log: bool| -> Result<PathBuf> {
+            let datadir = dir.join(name);
+            let mut text = torrc::common(&datadir, name, &resolv_conf, owner, info_log || std::env::var_os("NIGHTJAR_PRIVNET_INFO_LOGS").is_some());
+            text.push_str(&role);
+            text.push_str(&format!("%include {}\n", dir_auth_conf.display()));
+            let path = datadir.join("torrc");
+            std::fs::create_dir_all(&datadir)?;
+            std::fs::write(&path, text)?;
+            Ok(path)
+        };
+
+        let hs_dir = dir.join("onionhost");
+        let mut plans = Vec::new();
+        for i in 0..n_auth {
+            plans.push((auth_names[i].clone(), node_torrc(&auth_names[i], torrc::authority(auth_or[i], auth_dir[i]), false)?));
+        }
+        for i in 0..n_exit {
+            plans.push((exit_names[i].clone(), node_torrc(&exit_names[i], torrc::exit_relay(exit_or[i]), false)?));
+        }
+        plans.push((
+            "onionhost".to_string(),
+            node_torrc("onionhost", torrc::onion_host(socks_port, &hs_dir, &config.onion_services), true)?,
+        ));
+
+        let launch = Instant::now();
+        let mut net = PrivNet {
+            dir: dir.clone(),
+            _tempdir: tempdir,
+            nodes: Mutex::new(Vec::new()),
+            dns,
+            arti_network_file: dir.join("arti-network.toml"),
+            socks_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, socks_port)),
+            onion_services: Vec::new(),
+            timings: StartTimings {
+                keys: keys_done,
+                ..StartTimings::default()
+            },
+        };
+        for (name, torrc_path) in plans {
+            let node = spawn_tor(&name, &dir.join(&name), &torrc_path)?;
+            net.lock_nodes().push(node);
+        }
+
+        let file = ArtiNetworkFile {
+            tor_network: ArtiTorNetwork {
+                authorities: ArtiAuthorities { v3idents },
+                fallback_caches: auth_ids
+                    .iter()
+                    .zip(auth_or)
+                    .chain(exit_ids.iter().zip(exit_or))
+                    .map(|(id, port)| ArtiFallback {
+                        rsa_identity: id.rsa.clone(),
+                        ed_identity: id.ed25519.clone(),
+                        orports: vec![format!("127.0.0.1:{port}")],
+                    })
+                    .collect(),
+            },
+            address_filter: ArtiAddressFilter {
+                allow_local_addrs: true,
+                allow_resolving_local_addrs: true,
+            },
+            path_rules: ArtiPathRules {
+                ipv4_subnet_family_prefix: 33,
+                ipv6_subnet_family_prefix: 129,
+            },
+        };
+        let header = "# Arti network file for a private Tor network on 127.0.0.1, written by nightjar-privnet.\n\
+                      # Use with `nightjar --tor-network <this file>`. Never edit by hand: it is rewritten on every start.\n\n";
+        std::fs::write(&net.arti_network_file, format!("{header}{}", toml::to_string(&file)?))?;
+
+        let total_relays = n_auth + n_exit;
+        net.wait_until(|net| net.consensus_relays(&auth_names[0]) >= total_relays, "a consensus listing every relay")?;
+        net.timings.consensus = launch.elapsed();
+        net.wait_until(|_| log_contains(&hs_dir.join("notice.log"), "Bootstrapped 100%"), "the C-tor client to bootstrap")?;
+        for i in 0..config.onion_services.len() {
+            let hostname = hs_dir.join(format!("hs{i}")).join("hostname");
+            net.wait_until(|_| hostname.exists(), "onion service keys")?;
+            net.onion_services.push(CTorOnionService {
+                onion_address: std::fs::read_to_string(&hostname)?.trim().to_string(),
+                virtual_port: config.onion_services[i].0,
+                backend: config.onion_services[i].1,
+            });
+        }
+        let uploads_needed = config.onion_services.len();
+        net.wait_until(
+            |_| count_in_log(&hs_dir.join("info.log"), "Uploaded hidden service descriptor") >= uploads_needed,
+            "every onion service descriptor to be uploaded",
+        )?;
+        net.timings.usable = launch.elapsed();
+        Ok(net)
+    }
+
+    /// The Arti-format network file for `nightjar-tor` / `--tor-network`.
+    pub fn arti_network_file(&self) -> &Path {
+        &self.arti_network_file
+    }
+
+    /// The C-tor client's SOCKS port (for reaching onion services from C tor).
+    pub fn socks_addr(&self) -> SocketAddr {
+        self.socks_addr
+    }
+
+    /// The C-tor onion services, in configuration order.
+    pub fn onion_services(&self) -> &[CTorOnionService] {
+        &self.onion_services
+    }
+
+    /// The loopback DNS responder the exits use.
+    pub fn dns(&self) -> &DnsResponder {
+        &self.dns
+    }
+
+    /// How long start-up took.
+    pub fn timings(&self) -> StartTimings {
+        self.timings
+    }
+
+    /// The network's directory (torrcs, logs, keys).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// PIDs of the running tor processes.
+    pub fn pids(&self) -> Vec<u32> {
+        self.lock_nodes().iter().map(|n| n.child.id()).collect()
+    }
+
+    /// Stop every tor process (by PID) and wait for it. Idempotent.
+    pub fn stop(&self) {
+        for mut node in self.lock_nodes().drain(..) {
+            // Test relays keep no state worth a clean shutdown.
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+    }
+
+    fn lock_nodes(&self) -> std::sync::MutexGuard<'_, Vec<TorNode>> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many relays the first authority's latest consensus lists.
+    fn consensus_relays(&self, authority: &str) -> usize {
+        let path = self.dir.join(authority).join("cached-microdesc-consensus");
+        std::fs::read_to_string(path)
+            .map(|text| text.lines().filter(|l| l.starts_with("r ")).count())
+            .unwrap_or(0)
+    }
+
+    /// Poll `ready` until it holds, a tor process exits, or time runs out.
+    fn wait_until(&self, ready: impl Fn(&PrivNet) -> bool, what: &str) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if ready(self) {
+                return Ok(());
+            }
+            for node in self.lock_nodes().iter_mut() {
+                if let Ok(Some(status)) = node.child.try_wait() {
+                    bail!(
+                        "tor node {} exited ({status}) while waiting for {what}; its log ends:\n{}",
+                        node.nickname,
+                        log_tail(&node.datadir.join("notice.log"))
+                    );
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "private Tor network not ready after {READY_TIMEOUT:?}: still waiting for {what}; logs in {}",
+                    self.dir.display()
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for PrivNet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Wait for a key-generation thread and pass on its result.
+fn join_keygen<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
+    handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("key generation thread panicked"))?
+}
+
+/// Start one tor process from its torrc.
+fn spawn_tor(nickname: &str, datadir: &Path, torrc: &Path) -> Result<TorNode> {
+    let child = Command::new("tor")
+        .arg("-f")
+        .arg(torrc)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting tor for {nickname}"))?;
+    Ok(TorNode {
+        nickname: nickname.to_string(),
+        datadir: datadir.to_path_buf(),
+        child,
+    })
+}
+
+/// tor refuses data directories that others can read.
+fn restrict_permissions(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    Ok(())
+}
+
+fn log_contains(path: &Path, needle: &str) -> bool {
+    count_in_log(path, needle) > 0
+}
+
+fn count_in_log(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.matches(needle).count())
+        .unwrap_or(0)
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// Is Debian's `tor` (with `tor-gencert`) on the PATH?
+pub fn check_tor_installed() -> Result<()> {
+    for tool in ["tor", "tor-gencert"] {
+        let found = Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            bail!("`{tool}` is not installed: run `apt-get install -y tor` (Debian's package provides both tor and tor-gencert)");
+        }
+    }
+    Ok(())
+}
+
+/// Decide whether a test that needs `tor` can run. Returns `true` if it can.
+/// If `tor` is missing: in CI (`CI=true`) this panics, so the test fails
+/// loudly; elsewhere it prints how to install `tor` and returns `false`.
+#[allow(clippy::print_stderr, clippy::panic)]
+pub fn tor_required(test: &str) -> bool {
+    match check_tor_installed() {
+        Ok(()) => true,
+        Err(e) => {
+            let in_ci = std::env::var(CI_ENV).is_ok_and(|v| v == "true" || v == "1");
+            if in_ci {
+                panic!("{test} needs tor and CI must run it: {e}");
+            }
+            eprintln!("\n*** SKIPPING {test}: {e} ***\n*** (in CI this is a failure) ***\n");
+            false
+        }
+    }
+}
+
+/// The process-wide network, started on first use with `config()`.
+static SHARED: OnceLock<std::result::Result<PrivNet, String>> = OnceLock::new();
+
+/// A network shared by every test in this process, started on first use.
+/// It is stopped by PID when the process exits.
+pub fn shared(config: impl FnOnce() -> PrivNetConfig) -> Result<&'static PrivNet> {
+    let entry = SHARED.get_or_init(|| {
+        let net = PrivNet::start(config()).map_err(|e| format!("{e:#}"));
+        if net.is_ok() {
+            register_exit_cleanup();
+        }
+        net
+    });
+    entry.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+extern "C" fn stop_shared_network() {
+    if let Some(Ok(net)) = SHARED.get() {
+        net.stop();
+    }
+}
+
+/// Statics are never dropped, so ask libc to stop the shared network when the
+/// test binary exits.
+#[allow(unsafe_code)]
+fn register_exit_cleanup() {
+    // SAFETY: `atexit` stores a plain function pointer; the function only
+    // touches a `OnceLock` static that lives for the whole process.
+    unsafe {
+        libc::atexit(stop_shared_network);
+    }
+}

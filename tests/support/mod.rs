@@ -1,0 +1,93 @@
+//! Helpers shared by the integration tests that run on the private Tor network.
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use nightjar_privnet::{PrivNet, PrivNetConfig};
+use nightjar_tor::{TorSettings, TorNetwork, TorTransport};
+use tempfile::TempDir;
+
+/// The virtual port of the C-tor onion service in front of the echo server.
+pub const ONION_ECHO_PORT: u16 = 8333;
+
+/// Longest a fresh client may take to bootstrap: right after the network
+/// becomes usable, directory caches may still lack the consensus (≈ 5–12 s).
+pub const BOOTSTRAP_LIMIT: Duration = Duration::from_secs(120);
+
+/// A TCP echo server on 127.0.0.1, one thread per connection, for the life
+/// of the test process.
+pub fn echo_server() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = conn.read(&mut buf) {
+                        if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    })
+}
+
+/// The shared private network of this test binary, or `None` (after a loud
+/// message) when `tor` is missing outside CI.
+pub fn network(test: &str) -> Option<&'static PrivNet> {
+    if !nightjar_privnet::tor_required(test) {
+        return None;
+    }
+    let net = nightjar_privnet::shared(|| PrivNetConfig {
+        onion_services: vec![(ONION_ECHO_PORT, echo_server())],
+        // Keep the network's files (logs!) where the developer asked.
+        dir: std::env::var_os("NIGHTJAR_PRIVNET_DIR").map(Into::into),
+        ..PrivNetConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("private Tor network failed to start: {e:#}"));
+    Some(net)
+}
+
+/// A fresh Arti client on the private network, with its own state directory.
+pub async fn client(net: &PrivNet) -> (TorTransport, TempDir) {
+    client_on(net.arti_network_file()).await
+}
+
+/// A fresh Arti client on the network described by `network_file`.
+pub async fn client_on(network_file: &std::path::Path) -> (TorTransport, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = TorSettings::new(dir.path().join("state"), dir.path().join("cache"))
+        .with_network(TorNetwork::Custom(network_file.to_path_buf()));
+    let tor = TorTransport::start(settings).await.unwrap();
+    tokio::time::timeout(BOOTSTRAP_LIMIT, tor.wait_until_ready())
+        .await
+        .unwrap_or_else(|_| panic!("no bootstrap within {BOOTSTRAP_LIMIT:?}: {}", tor.bootstrap_progress()))
+        .unwrap();
+    (tor, dir)
+}
+
+/// Write `msg`, flush, and read the same number of bytes back.
+pub async fn echo_round_trip<S>(stream: &mut S, msg: &[u8]) -> Vec<u8>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(msg).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut back = vec![0u8; msg.len()];
+    tokio::time::timeout(Duration::from_secs(60), stream.read_exact(&mut back))
+        .await
+        .expect("echo did not come back within 60 s")
+        .unwrap();
+    back
+}

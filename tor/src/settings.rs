@@ -1,0 +1,93 @@
+//! What the embedding application tells the onion transport: where Arti keeps
+//! its files, which Tor network to join, and how long to wait for things.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long an onion-service connect may take before we give up.
+///
+/// An onion connect fetches the service descriptor (one circuit to an HSDir),
+/// builds an introduction circuit and a rendezvous circuit, and waits for the
+/// service to join: three circuit builds and several round trips through
+/// six-hop paths. On the public network that is usually a few seconds, with a
+/// tail past 30 s for busy services; 60 s keeps the tail without letting a dead
+/// service hold a connection slot for long.
+pub const ONION_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a connect through an exit may take: one (usually pre-built)
+/// circuit and a BEGIN/CONNECTED round trip. LDK uses 30 s for Tor connects,
+/// three times its clearnet value; we agree.
+pub const EXIT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a DNS resolve at an exit may take: a circuit plus the exit's own
+/// DNS lookup, which may itself retry.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which Tor network the client joins.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TorNetwork {
+    /// The public Tor network, with Arti's built-in authorities and fallbacks.
+    #[default]
+    Public,
+    /// A custom network described by an Arti-format TOML file (tests, offline
+    /// demos): see [`crate::custom_network`] for what it may contain.
+    Custom(PathBuf),
+}
+
+/// Per-operation time limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connects to `.onion` targets.
+    pub onion_connect: Duration,
+    /// Connects to IP addresses and host names, through an exit.
+    pub exit_connect: Duration,
+    /// Name resolution at an exit.
+    pub resolve: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            onion_connect: ONION_CONNECT_TIMEOUT,
+            exit_connect: EXIT_CONNECT_TIMEOUT,
+            resolve: RESOLVE_TIMEOUT,
+        }
+    }
+}
+
+/// Everything needed to start the embedded Tor client.
+///
+/// There is deliberately no default for the directories: Arti's default home
+/// (`~/.local/share/arti`) would be shared with any other Arti user on the
+/// machine, and a packaged daemon must keep its state where systemd says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TorSettings {
+    /// Arti's persistent state: guards, keystore (onion service keys).
+    pub state_dir: PathBuf,
+    /// Arti's directory cache (consensus, microdescriptors); safe to delete.
+    pub cache_dir: PathBuf,
+    /// Which network to join.
+    pub network: TorNetwork,
+    /// Time limits.
+    pub timeouts: Timeouts,
+}
+
+impl TorSettings {
+    /// Settings for the public network with state and cache under the given
+    /// directories and default time limits.
+    pub fn new(state_dir: impl Into<PathBuf>, cache_dir: impl Into<PathBuf>) -> Self {
+        TorSettings {
+            state_dir: state_dir.into(),
+            cache_dir: cache_dir.into(),
+            network: TorNetwork::Public,
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    /// The same settings on another network.
+    pub fn with_network(mut self, network: TorNetwork) -> Self {
+        self.network = network;
+        self
+    }
+}
