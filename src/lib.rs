@@ -1,1 +1,12 @@
-//! x
+//! nightjar: a Tor-first Bitcoin P2P node.
+//!
+//! The daemon's layers, from the bottom:
+//! - [`nightjar_tor`] (the `tor/` crate): the embedded Arti client, the only
+//!   code that talks to Tor;
+//! - [`netaddr`]: peer addresses as BIP155 (addrv2) knows them;
+//! - [`addrman`]: the address manager, which decides whom we may dial;
+//! - [`atomic_file`]: crash-safe state files.
+
+pub mod addrman;
+pub mod atomic_file;
+pub mod netaddr;

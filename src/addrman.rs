@@ -1,0 +1,1 @@
+//! Address manager (in progress).

@@ -1,0 +1,1 @@
+//! Peer network addresses (in progress).
