@@ -5,8 +5,12 @@
 //!   code that talks to Tor;
 //! - [`netaddr`]: peer addresses as BIP155 (addrv2) knows them;
 //! - [`addrman`]: the address manager, which decides whom we may dial;
-//! - [`atomic_file`]: crash-safe state files.
+//! - [`atomic_file`]: crash-safe state files;
+//! - [`daemon`], [`paths`], [`logging`]: the process around them.
 
 pub mod addrman;
 pub mod atomic_file;
+pub mod daemon;
+pub mod logging;
 pub mod netaddr;
+pub mod paths;

@@ -4,6 +4,9 @@
 //! One network is shared by every test in this file (starting one takes
 //! 20–30 s); each test makes its own Arti client with its own state.
 
+// Test code: unwrap and panic are how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -21,48 +24,81 @@ fn closed_port() -> u16 {
 
 fn onion_echo_target(net: &nightjar_privnet::PrivNet) -> Target {
     let svc = &net.onion_services()[0];
-    format!("{}:{}", svc.onion_address, svc.virtual_port).parse().unwrap()
+    format!("{}:{}", svc.onion_address, svc.virtual_port)
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_reaches_100_percent_with_progress_events() {
-    let Some(net) = network("bootstrap_reaches_100_percent_with_progress_events") else { return };
+    let Some(net) = network("bootstrap_reaches_100_percent_with_progress_events") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let settings = nightjar_tor::TorSettings::new(dir.path().join("s"), dir.path().join("c"))
-        .with_network(nightjar_tor::TorNetwork::Custom(net.arti_network_file().into()));
+        .with_network(nightjar_tor::TorNetwork::Custom(
+            net.arti_network_file().into(),
+        ));
     let tor = nightjar_tor::TorTransport::start(settings).await.unwrap();
     let events: Vec<_> = tokio::time::timeout(
         support::BOOTSTRAP_LIMIT,
-        tor.progress().take_while(|p| futures::future::ready(!p.ready)).collect::<Vec<_>>(),
+        tor.progress()
+            .take_while(|p| futures::future::ready(!p.ready))
+            .collect::<Vec<_>>(),
     )
     .await
     .expect("bootstrap did not finish");
     let last = tor.bootstrap_progress();
     assert!(last.ready && last.percent == 100, "final state {last}");
-    assert!(!events.is_empty() && !events[0].ready, "first event must precede readiness");
-    assert!(events.iter().all(|p| p.percent < 100), "100 % claimed before ready: {events:?}");
+    assert!(
+        !events.is_empty() && !events[0].ready,
+        "first event must precede readiness"
+    );
+    assert!(
+        events.iter().all(|p| p.percent < 100),
+        "100 % claimed before ready: {events:?}"
+    );
     let distinct: std::collections::BTreeSet<u8> = events.iter().map(|p| p.percent).collect();
-    assert!(distinct.len() >= 2, "expected intermediate progress, saw {distinct:?}");
+    assert!(
+        distinct.len() >= 2,
+        "expected intermediate progress, saw {distinct:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onion_connect_round_trips_bytes() {
-    let Some(net) = network("onion_connect_round_trips_bytes") else { return };
+    let Some(net) = network("onion_connect_round_trips_bytes") else {
+        return;
+    };
     let (tor, _dir) = client(net).await;
     let target = onion_echo_target(net);
     assert_eq!(target.port(), ONION_ECHO_PORT);
     let mut stream = tor.connect(&target, IsolationGroup::new(1)).await.unwrap();
-    assert_eq!(echo_round_trip(&mut stream, b"hello onion").await, b"hello onion");
+    assert_eq!(
+        echo_round_trip(&mut stream, b"hello onion").await,
+        b"hello onion"
+    );
     let circuit = stream.circuit().expect("circuit label");
-    assert!(circuit.hops.iter().any(|h| h.contains("virtual hop")), "onion circuit: {circuit}");
+    assert!(
+        circuit.hops.iter().any(|h| h.contains("virtual hop")),
+        "onion circuit: {circuit}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_connect_reaches_a_loopback_server() {
-    let Some(net) = network("exit_connect_reaches_a_loopback_server") else { return };
+    let Some(net) = network("exit_connect_reaches_a_loopback_server") else {
+        return;
+    };
     let (tor, _dir) = client(net).await;
-    let mut stream = tor.connect(&Target::Ip(echo_server()), IsolationGroup::new(1)).await.unwrap();
-    assert_eq!(echo_round_trip(&mut stream, b"through an exit").await, b"through an exit");
+    let mut stream = tor
+        .connect(&Target::Ip(echo_server()), IsolationGroup::new(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        echo_round_trip(&mut stream, b"through an exit").await,
+        b"through an exit"
+    );
     let circuit = stream.circuit().expect("circuit label");
     assert_eq!(circuit.hops.len(), 3, "exit circuit: {circuit}");
     assert!(!circuit.hops.iter().any(|h| h.contains("virtual hop")));
@@ -70,26 +106,37 @@ async fn exit_connect_reaches_a_loopback_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_are_resolved_at_the_exit() {
-    let Some(net) = network("names_are_resolved_at_the_exit") else { return };
+    let Some(net) = network("names_are_resolved_at_the_exit") else {
+        return;
+    };
     let (tor, _dir) = client(net).await;
     let group = IsolationGroup::new(7);
     let addrs = tor.resolve("seed.nightjar.test", group).await.unwrap();
     assert_eq!(addrs, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
     // The exit, not this process, asked the network's DNS responder.
-    assert!(net.dns().queries().iter().any(|q| q == "seed.nightjar.test"));
+    assert!(
+        net.dns()
+            .queries()
+            .iter()
+            .any(|q| q == "seed.nightjar.test")
+    );
 
     let err = tor.resolve("nothing.invalid", group).await.unwrap_err();
     assert_eq!(err.kind(), TorErrorKind::HostNotFound, "{err}");
 
     // A host-name target is resolved at the exit too, then connected.
-    let host: Target = format!("echo.nightjar.test:{}", echo_server().port()).parse().unwrap();
+    let host: Target = format!("echo.nightjar.test:{}", echo_server().port())
+        .parse()
+        .unwrap();
     let mut stream = tor.connect(&host, group).await.unwrap();
     assert_eq!(echo_round_trip(&mut stream, b"by name").await, b"by name");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolation_groups_get_their_own_circuits() {
-    let Some(net) = network("isolation_groups_get_their_own_circuits") else { return };
+    let Some(net) = network("isolation_groups_get_their_own_circuits") else {
+        return;
+    };
     // Arti hands a stream to any compatible open circuit, and a clean
     // pre-built circuit is compatible with every group. Pre-building is
     // switched off here so that a group's streams have only its own circuit
@@ -97,7 +144,9 @@ async fn isolation_groups_get_their_own_circuits() {
     // request; the loop below allows for that, the isolation checks do not.)
     let no_prebuild = tempfile::NamedTempFile::new().unwrap();
     let mut text = std::fs::read_to_string(net.arti_network_file()).unwrap();
-    text.push_str("\n[preemptive_circuits]\ndisable_at_threshold = 0\ninitial_predicted_ports = []\n");
+    text.push_str(
+        "\n[preemptive_circuits]\ndisable_at_threshold = 0\ninitial_predicted_ports = []\n",
+    );
     std::fs::write(no_prebuild.path(), text).unwrap();
     let (tor, _dir) = support::client_on(no_prebuild.path()).await;
 
@@ -132,7 +181,10 @@ async fn isolation_groups_get_their_own_circuits() {
     );
 
     // Two groups, two circuits: never a shared one.
-    let b_ids = [circuits_of(&tor, &target, b, &mut streams).await, circuits_of(&tor, &target, b, &mut streams).await];
+    let b_ids = [
+        circuits_of(&tor, &target, b, &mut streams).await,
+        circuits_of(&tor, &target, b, &mut streams).await,
+    ];
     for id in &b_ids {
         assert!(!a_ids.contains(id), "groups {a} and {b} share circuit {id}");
     }
@@ -142,12 +194,17 @@ async fn isolation_groups_get_their_own_circuits() {
     assert!(tor.release_group(a));
     let rotated = circuits_of(&tor, &target, a, &mut streams).await;
     assert!(!a_ids.contains(&rotated), "released group reused {rotated}");
-    assert!(!b_ids.contains(&rotated), "released group took {b}'s circuit");
+    assert!(
+        !b_ids.contains(&rotated),
+        "released group took {b}'s circuit"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_process_onion_service_is_reachable_from_arti_and_c_tor() {
-    let Some(net) = network("in_process_onion_service_is_reachable_from_arti_and_c_tor") else { return };
+    let Some(net) = network("in_process_onion_service_is_reachable_from_arti_and_c_tor") else {
+        return;
+    };
     let (host, _host_dir) = client(net).await;
     let mut service = host.serve_onion("nightjar-echo", 8333).unwrap();
     let echo_address = service.address();
@@ -169,9 +226,15 @@ async fn in_process_onion_service_is_reachable_from_arti_and_c_tor() {
     // From a second, independent Arti client. The descriptor may take a few
     // seconds to reach the HSDirs, so retry a connect that finds nothing.
     let (visitor, _visitor_dir) = client(net).await;
-    let target = Target::Onion { address: echo_address, port: 8333 };
+    let target = Target::Onion {
+        address: echo_address,
+        port: 8333,
+    };
     let mut stream = retry_until_ok(|| visitor.connect(&target, IsolationGroup::new(1))).await;
-    assert_eq!(echo_round_trip(&mut stream, b"arti to arti").await, b"arti to arti");
+    assert_eq!(
+        echo_round_trip(&mut stream, b"arti to arti").await,
+        b"arti to arti"
+    );
 
     // From C tor, through its SOCKS port.
     let onion = format!("{echo_address}");
@@ -181,7 +244,10 @@ async fn in_process_onion_service_is_reachable_from_arti_and_c_tor() {
             .map_err(|e| e.to_string())
     })
     .await;
-    assert_eq!(echo_round_trip(&mut socks, b"c tor to arti").await, b"c tor to arti");
+    assert_eq!(
+        echo_round_trip(&mut socks, b"c tor to arti").await,
+        b"c tor to arti"
+    );
 }
 
 /// Retry `attempt` for up to 90 s: onion descriptors need time to propagate.
@@ -205,21 +271,31 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_onion_and_refused_exit_give_clear_error_kinds() {
-    let Some(net) = network("unknown_onion_and_refused_exit_give_clear_error_kinds") else { return };
+    let Some(net) = network("unknown_onion_and_refused_exit_give_clear_error_kinds") else {
+        return;
+    };
     let (tor, _dir) = client(net).await;
     // A well-formed address of a real service that the private network has
     // never heard of (an arbitrary 32-byte string is usually not a valid key,
     // and Arti rejects it before looking).
     let nobody = Target::Onion {
-        address: "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion".parse::<OnionV3Address>().unwrap(),
+        address: "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion"
+            .parse::<OnionV3Address>()
+            .unwrap(),
         port: 8333,
     };
-    let err = tor.connect(&nobody, IsolationGroup::new(1)).await.unwrap_err();
+    let err = tor
+        .connect(&nobody, IsolationGroup::new(1))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), TorErrorKind::OnionServiceNotFound, "{err}");
     assert!(err.kind().blames_remote());
 
     let refused = Target::Ip(SocketAddr::from((Ipv4Addr::LOCALHOST, closed_port())));
-    let err = tor.connect(&refused, IsolationGroup::new(1)).await.unwrap_err();
+    let err = tor
+        .connect(&refused, IsolationGroup::new(1))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), TorErrorKind::RemoteUnreachable, "{err}");
     assert!(err.kind().blames_remote());
 }

@@ -1,6 +1,12 @@
 //! Helpers shared by the integration tests that run on the private Tor network.
 
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -8,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use nightjar_privnet::{PrivNet, PrivNetConfig};
-use nightjar_tor::{TorSettings, TorNetwork, TorTransport};
+use nightjar_tor::{TorNetwork, TorSettings, TorTransport};
 use tempfile::TempDir;
 
 /// The virtual port of the C-tor onion service in front of the echo server.
@@ -71,7 +77,12 @@ pub async fn client_on(network_file: &std::path::Path) -> (TorTransport, TempDir
     let tor = TorTransport::start(settings).await.unwrap();
     tokio::time::timeout(BOOTSTRAP_LIMIT, tor.wait_until_ready())
         .await
-        .unwrap_or_else(|_| panic!("no bootstrap within {BOOTSTRAP_LIMIT:?}: {}", tor.bootstrap_progress()))
+        .unwrap_or_else(|_| {
+            panic!(
+                "no bootstrap within {BOOTSTRAP_LIMIT:?}: {}",
+                tor.bootstrap_progress()
+            )
+        })
         .unwrap();
     (tor, dir)
 }

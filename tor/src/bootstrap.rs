@@ -47,13 +47,16 @@ pub type ProgressStream = Pin<Box<dyn Stream<Item = BootstrapProgress> + Send>>;
 
 /// Turn a watch receiver into a [`ProgressStream`].
 pub(crate) fn progress_stream(rx: watch::Receiver<BootstrapProgress>) -> ProgressStream {
-    Box::pin(futures::stream::unfold((rx, true), |(mut rx, first)| async move {
-        if !first && rx.changed().await.is_err() {
-            return None;
-        }
-        let snapshot = rx.borrow_and_update().clone();
-        Some((snapshot, (rx, false)))
-    }))
+    Box::pin(futures::stream::unfold(
+        (rx, true),
+        |(mut rx, first)| async move {
+            if !first && rx.changed().await.is_err() {
+                return None;
+            }
+            let snapshot = rx.borrow_and_update().clone();
+            Some((snapshot, (rx, false)))
+        },
+    ))
 }
 
 #[cfg(test)]

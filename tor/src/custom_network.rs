@@ -43,9 +43,11 @@ fn parse(text: &str) -> Result<TorClientConfigBuilder, String> {
     let table: toml::Table = toml::from_str(text).map_err(|e| format!("not valid TOML: {e}"))?;
     for key in table.keys() {
         if key == "storage" {
-            return Err("[storage] is not allowed: nightjar places Arti's state and cache in its \
+            return Err(
+                "[storage] is not allowed: nightjar places Arti's state and cache in its \
                         own directories (set datadir instead)"
-                .to_string());
+                    .to_string(),
+            );
         }
         if !ALLOWED_SECTIONS.contains(&key.as_str()) {
             return Err(format!(
@@ -55,9 +57,11 @@ fn parse(text: &str) -> Result<TorClientConfigBuilder, String> {
         }
     }
     if !table.contains_key("tor_network") {
-        return Err("no [tor_network] section: without authorities and fallback caches this \
+        return Err(
+            "no [tor_network] section: without authorities and fallback caches this \
                     file would mean the public Tor network"
-            .to_string());
+                .to_string(),
+        );
     }
     let mut unknown = Vec::new();
     let builder: TorClientConfigBuilder =
@@ -101,9 +105,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         builder
             .storage()
-            .state_dir(arti_client::config::CfgPath::new_literal(dir.path().join("s")))
-            .cache_dir(arti_client::config::CfgPath::new_literal(dir.path().join("c")));
+            .state_dir(arti_client::config::CfgPath::new_literal(
+                dir.path().join("s"),
+            ))
+            .cache_dir(arti_client::config::CfgPath::new_literal(
+                dir.path().join("c"),
+            ));
         builder.build().unwrap();
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = include_str!("../../config/tor-network.example.toml");
+        let builder = parse(text).unwrap();
+        drop(builder);
     }
 
     #[test]
@@ -114,22 +129,36 @@ mod tests {
 
     #[test]
     fn storage_and_unknown_sections_are_named() {
-        let err = parse(&format!("{}\n[storage]\ncache_dir = \"/tmp\"\n", network_section())).unwrap_err();
+        let err = parse(&format!(
+            "{}\n[storage]\ncache_dir = \"/tmp\"\n",
+            network_section()
+        ))
+        .unwrap_err();
         assert!(err.contains("[storage]"), "{err}");
-        let err = parse(&format!("{}\n[bridges]\nenabled = true\n", network_section())).unwrap_err();
+        let err = parse(&format!(
+            "{}\n[bridges]\nenabled = true\n",
+            network_section()
+        ))
+        .unwrap_err();
         assert!(err.contains("[bridges]"), "{err}");
     }
 
     #[test]
     fn misspelled_keys_are_named() {
-        let text = format!("{}\n[address_filter]\nallow_local_adrs = true\n", network_section());
+        let text = format!(
+            "{}\n[address_filter]\nallow_local_adrs = true\n",
+            network_section()
+        );
         let err = parse(&text).unwrap_err();
         assert!(err.contains("allow_local_adrs"), "{err}");
     }
 
     #[test]
     fn bad_values_are_reported() {
-        let text = format!("{}\n[address_filter]\nallow_local_addrs = \"yes please\"\n", network_section());
+        let text = format!(
+            "{}\n[address_filter]\nallow_local_addrs = \"yes please\"\n",
+            network_section()
+        );
         let err = parse(&text).unwrap_err();
         assert!(err.contains("invalid value"), "{err}");
     }

@@ -226,7 +226,10 @@ mod tests {
     #[test]
     fn hints_follow_kinds() {
         assert_eq!(TorErrorKind::Config.retry_hint(), RetryHint::Never);
-        assert_eq!(TorErrorKind::NotReady.retry_hint(), RetryHint::AfterBootstrap);
+        assert_eq!(
+            TorErrorKind::NotReady.retry_hint(),
+            RetryHint::AfterBootstrap
+        );
         assert_eq!(
             TorErrorKind::TransientNetwork.retry_hint(),
             RetryHint::After(TRANSIENT_RETRY_DELAY)
@@ -256,8 +259,15 @@ mod tests {
 
     #[test]
     fn display_carries_context_and_detail() {
-        let e = TorError::new(TorErrorKind::Timeout, "connecting to x.onion:8333", "timed out after 60s");
-        assert_eq!(e.to_string(), "connecting to x.onion:8333: timed out after 60s");
+        let e = TorError::new(
+            TorErrorKind::Timeout,
+            "connecting to x.onion:8333",
+            "timed out after 60s",
+        );
+        assert_eq!(
+            e.to_string(),
+            "connecting to x.onion:8333: timed out after 60s"
+        );
         assert_eq!(e.kind(), TorErrorKind::Timeout);
     }
 }

@@ -37,7 +37,9 @@ pub struct OnionV3Address {
 #[non_exhaustive]
 pub enum OnionAddressError {
     /// The label is not 56 characters long (v2 addresses were 16; both are rejected).
-    #[error("an onion v3 address has {ONION_V3_LABEL_LEN} base32 characters before .onion, this one has {0}")]
+    #[error(
+        "an onion v3 address has {ONION_V3_LABEL_LEN} base32 characters before .onion, this one has {0}"
+    )]
     WrongLength(usize),
     /// The name has more than one label before `.onion`.
     #[error("onion address has a subdomain; give only <56 characters>.onion")]
@@ -165,7 +167,9 @@ mod tests {
         for key in keys(500) {
             let ours = OnionV3Address::from_pubkey(key);
             let text = ours.to_string();
-            let arti: HsId = text.parse().unwrap_or_else(|e| panic!("Arti rejects {text}: {e}"));
+            let arti: HsId = text
+                .parse()
+                .unwrap_or_else(|e| panic!("Arti rejects {text}: {e}"));
             let back = safelog::DisplayRedacted::display_unredacted(&arti).to_string();
             assert_eq!(back, text);
             assert_eq!(back.parse::<OnionV3Address>().unwrap(), ours);
@@ -176,11 +180,11 @@ mod tests {
     fn we_reject_what_arti_rejects() {
         let good = KNOWN.trim_end_matches(".onion");
         let mut cases = vec![
-            format!("{}.onion", &good[..55]),           // too short
-            format!("{good}a.onion"),                   // too long
-            format!("www.{good}.onion"),                // subdomain
-            format!("{}1.onion", &good[..55]),          // '1' is not base32
-            "duskgytldkxiuqc6.onion".to_string(),       // a v2 address
+            format!("{}.onion", &good[..55]),     // too short
+            format!("{good}a.onion"),             // too long
+            format!("www.{good}.onion"),          // subdomain
+            format!("{}1.onion", &good[..55]),    // '1' is not base32
+            "duskgytldkxiuqc6.onion".to_string(), // a v2 address
         ];
         // Flip each character of the label: the checksum (or version) must catch it.
         for i in 0..good.len() {
@@ -203,7 +207,9 @@ mod tests {
             "duskgytldkxiuqc6.onion".parse::<OnionV3Address>(),
             Err(OnionAddressError::WrongLength(16))
         );
-        let mut raw = BASE32_NOPAD.decode(good.to_ascii_uppercase().as_bytes()).unwrap();
+        let mut raw = BASE32_NOPAD
+            .decode(good.to_ascii_uppercase().as_bytes())
+            .unwrap();
         raw[34] = 4;
         let v4 = BASE32_NOPAD.encode(&raw).to_ascii_lowercase();
         assert_eq!(
@@ -213,7 +219,10 @@ mod tests {
         raw[34] = 3;
         raw[32] ^= 1;
         let bad_sum = BASE32_NOPAD.encode(&raw).to_ascii_lowercase();
-        assert_eq!(bad_sum.parse::<OnionV3Address>(), Err(OnionAddressError::BadChecksum));
+        assert_eq!(
+            bad_sum.parse::<OnionV3Address>(),
+            Err(OnionAddressError::BadChecksum)
+        );
         assert!(
             OnionAddressError::BadChecksum
                 .to_string()

@@ -52,7 +52,9 @@ pub struct OnionService {
 
 impl std::fmt::Debug for OnionService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OnionService").field("address", &self.address).finish_non_exhaustive()
+        f.debug_struct("OnionService")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
     }
 }
 
@@ -92,7 +94,9 @@ impl TorTransport {
     pub fn serve_onion(&self, nickname: &str, virtual_port: u16) -> Result<OnionService, TorError> {
         let context = format!("launching onion service {nickname:?}");
         let config_err = |detail: String| TorError::new(TorErrorKind::Config, &context, detail);
-        let nick = nickname.parse().map_err(|e: tor_hsservice::InvalidNickname| config_err(e.to_string()))?;
+        let nick = nickname
+            .parse()
+            .map_err(|e: tor_hsservice::InvalidNickname| config_err(e.to_string()))?;
         let config = OnionServiceConfigBuilder::default()
             .nickname(nick)
             .build()
@@ -103,9 +107,9 @@ impl TorTransport {
             .launch_onion_service(config)
             .map_err(|e| TorError::from_arti(&context, &e))?
             .ok_or_else(|| config_err("onion service is disabled in the configuration".into()))?;
-        let hsid = running
-            .onion_address()
-            .ok_or_else(|| TorError::new(TorErrorKind::LocalState, &context, "service has no key"))?;
+        let hsid = running.onion_address().ok_or_else(|| {
+            TorError::new(TorErrorKind::LocalState, &context, "service has no key")
+        })?;
         let address = safelog::DisplayRedacted::display_unredacted(&hsid)
             .to_string()
             .parse::<OnionV3Address>()
@@ -118,7 +122,11 @@ impl TorTransport {
                 let wanted = matches!(request.request(), IncomingStreamRequest::Begin(b) if b.port() == virtual_port);
                 let room = tx.capacity() > 0;
                 if !(wanted && room) {
-                    let reason = if wanted { EndReason::RESOURCELIMIT } else { EndReason::DONE };
+                    let reason = if wanted {
+                        EndReason::RESOURCELIMIT
+                    } else {
+                        EndReason::DONE
+                    };
                     if let Err(e) = request.reject(End::new_with_reason(reason)).await {
                         tracing::debug!(error = %e, "rejecting an inbound onion stream failed");
                     }
@@ -130,7 +138,9 @@ impl TorTransport {
                             return;
                         }
                     }
-                    Err(e) => tracing::debug!(error = %e, "accepting an inbound onion stream failed"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "accepting an inbound onion stream failed")
+                    }
                 }
             }
         });

@@ -52,7 +52,9 @@ impl TorStream {
 
 impl fmt::Debug for TorStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TorStream").field("circuit", &self.circuit).finish_non_exhaustive()
+        f.debug_struct("TorStream")
+            .field("circuit", &self.circuit)
+            .finish_non_exhaustive()
     }
 }
 

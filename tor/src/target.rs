@@ -83,7 +83,9 @@ fn is_host_name(name: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
@@ -150,14 +152,26 @@ mod tests {
             let t: Target = text.parse().unwrap();
             assert_eq!(t.to_string(), text);
         }
-        assert_eq!(format!("{ONION}:1").parse::<Target>().unwrap().kind(), TargetKind::Onion);
-        assert_eq!("10.0.0.1:1".parse::<Target>().unwrap().kind(), TargetKind::Exit);
+        assert_eq!(
+            format!("{ONION}:1").parse::<Target>().unwrap().kind(),
+            TargetKind::Onion
+        );
+        assert_eq!(
+            "10.0.0.1:1".parse::<Target>().unwrap().kind(),
+            TargetKind::Exit
+        );
     }
 
     #[test]
     fn rejects_malformed_targets_with_a_reason() {
-        assert_eq!("example.test".parse::<Target>(), Err(TargetParseError::MissingPort));
-        assert_eq!("::1:8333".parse::<Target>(), Err(TargetParseError::MissingPort));
+        assert_eq!(
+            "example.test".parse::<Target>(),
+            Err(TargetParseError::MissingPort)
+        );
+        assert_eq!(
+            "::1:8333".parse::<Target>(),
+            Err(TargetParseError::MissingPort)
+        );
         assert_eq!(
             "example.test:0".parse::<Target>(),
             Err(TargetParseError::BadPort("0".into()))
@@ -166,8 +180,17 @@ mod tests {
             "example.test:99999".parse::<Target>(),
             Err(TargetParseError::BadPort("99999".into()))
         );
-        assert!(matches!("bad_-.onion:8333".parse::<Target>(), Err(TargetParseError::Onion(_))));
-        assert!(matches!("a..b:1".parse::<Target>(), Err(TargetParseError::BadHost(_))));
-        assert!(matches!(":1".parse::<Target>(), Err(TargetParseError::BadHost(_))));
+        assert!(matches!(
+            "bad_-.onion:8333".parse::<Target>(),
+            Err(TargetParseError::Onion(_))
+        ));
+        assert!(matches!(
+            "a..b:1".parse::<Target>(),
+            Err(TargetParseError::BadHost(_))
+        ));
+        assert!(matches!(
+            ":1".parse::<Target>(),
+            Err(TargetParseError::BadHost(_))
+        ));
     }
 }

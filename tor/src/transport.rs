@@ -13,12 +13,12 @@ use tokio::task::JoinHandle;
 use tor_rtcompat::PreferredRuntime;
 
 use crate::bootstrap::{BootstrapProgress, ProgressStream, progress_stream};
+use crate::custom_network;
 use crate::error::{TorError, TorErrorKind};
 use crate::isolation::{IsolationGroup, IsolationRegistry};
 use crate::settings::{Timeouts, TorNetwork, TorSettings};
 use crate::stream::TorStream;
 use crate::target::{Target, TargetKind};
-use crate::custom_network;
 
 /// First wait after a failed bootstrap attempt. Right after a network starts,
 /// directory caches may not have the consensus yet; retrying soon fixes that.
@@ -87,9 +87,13 @@ fn client_config(settings: &TorSettings) -> Result<arti_client::TorClientConfig,
         .storage()
         .state_dir(CfgPath::new_literal(&settings.state_dir))
         .cache_dir(CfgPath::new_literal(&settings.cache_dir));
-    builder
-        .build()
-        .map_err(|e| TorError::new(TorErrorKind::Config, "building the Tor client configuration", e.to_string()))
+    builder.build().map_err(|e| {
+        TorError::new(
+            TorErrorKind::Config,
+            "building the Tor client configuration",
+            e.to_string(),
+        )
+    })
 }
 
 impl TorTransport {
@@ -153,7 +157,11 @@ impl TorTransport {
     pub async fn wait_until_ready(&self) -> Result<(), TorError> {
         let mut rx = self.inner.progress.clone();
         rx.wait_for(|p| p.ready).await.map(|_| ()).map_err(|_| {
-            TorError::new(TorErrorKind::ShuttingDown, "waiting for Tor bootstrap", "client stopped")
+            TorError::new(
+                TorErrorKind::ShuttingDown,
+                "waiting for Tor bootstrap",
+                "client stopped",
+            )
         })
     }
 
@@ -161,10 +169,18 @@ impl TorTransport {
     ///
     /// Onion targets stay inside the Tor network; IP and host targets leave
     /// through an exit relay, which also resolves host names (we never do).
-    pub async fn connect(&self, target: &Target, group: IsolationGroup) -> Result<TorStream, TorError> {
+    pub async fn connect(
+        &self,
+        target: &Target,
+        group: IsolationGroup,
+    ) -> Result<TorStream, TorError> {
         let context = format!("connecting to {target} ({group})");
         if !self.is_ready() {
-            return Err(TorError::new(TorErrorKind::NotReady, context, "Tor has not finished bootstrapping"));
+            return Err(TorError::new(
+                TorErrorKind::NotReady,
+                context,
+                "Tor has not finished bootstrapping",
+            ));
         }
         let mut prefs = self.prefs(group);
         let limit = match target.kind() {
@@ -174,28 +190,46 @@ impl TorTransport {
             }
             TargetKind::Exit => self.inner.timeouts.exit_connect,
         };
-        let addr = tor_addr(target).map_err(|detail| TorError::new(TorErrorKind::TargetRejected, &context, detail))?;
+        let addr = tor_addr(target)
+            .map_err(|detail| TorError::new(TorErrorKind::TargetRejected, &context, detail))?;
         let attempt = self.inner.client.connect_with_prefs(addr, &prefs);
         match tokio::time::timeout(limit, attempt).await {
             Ok(Ok(stream)) => Ok(TorStream::new(stream)),
             Ok(Err(e)) => Err(TorError::from_arti(context, &e)),
-            Err(_) => Err(TorError::new(TorErrorKind::Timeout, context, format!("no connection after {limit:?}"))),
+            Err(_) => Err(TorError::new(
+                TorErrorKind::Timeout,
+                context,
+                format!("no connection after {limit:?}"),
+            )),
         }
     }
 
     /// Resolve `host` to addresses at an exit relay, on circuits of `group`.
     /// The system resolver is never consulted.
-    pub async fn resolve(&self, host: &str, group: IsolationGroup) -> Result<Vec<IpAddr>, TorError> {
+    pub async fn resolve(
+        &self,
+        host: &str,
+        group: IsolationGroup,
+    ) -> Result<Vec<IpAddr>, TorError> {
         let context = format!("resolving {host} through Tor ({group})");
         if !self.is_ready() {
-            return Err(TorError::new(TorErrorKind::NotReady, context, "Tor has not finished bootstrapping"));
+            return Err(TorError::new(
+                TorErrorKind::NotReady,
+                context,
+                "Tor has not finished bootstrapping",
+            ));
         }
         let prefs = self.prefs(group);
         let limit = self.inner.timeouts.resolve;
-        match tokio::time::timeout(limit, self.inner.client.resolve_with_prefs(host, &prefs)).await {
+        match tokio::time::timeout(limit, self.inner.client.resolve_with_prefs(host, &prefs)).await
+        {
             Ok(Ok(addrs)) => Ok(addrs),
             Ok(Err(e)) => Err(TorError::from_arti(context, &e)),
-            Err(_) => Err(TorError::new(TorErrorKind::Timeout, context, format!("no answer after {limit:?}"))),
+            Err(_) => Err(TorError::new(
+                TorErrorKind::Timeout,
+                context,
+                format!("no answer after {limit:?}"),
+            )),
         }
     }
 
@@ -240,7 +274,10 @@ async fn forward_bootstrap_events(
         let percent = (status.as_frac().clamp(0.0, 1.0) * 100.0).round() as u8;
         let text = status.to_string();
         // Arti's text starts with the percentage; we carry that separately.
-        let summary = text.split_once("%: ").map_or(text.as_str(), |(_, s)| s).to_string();
+        let summary = text
+            .split_once("%: ")
+            .map_or(text.as_str(), |(_, s)| s)
+            .to_string();
         let blocked = status.blocked().map(|b| b.to_string());
         tx.send_modify(|p| {
             // Before `bootstrap()` returns we never claim 100 %: a display

@@ -99,7 +99,11 @@ fn answer(query: &[u8], log: &Mutex<Vec<String>>) -> Option<Vec<u8>> {
     let mut reply = Packet::new_reply(query.id());
     let mut known = true;
     for question in &query.questions {
-        let name = question.qname.to_string().trim_end_matches('.').to_ascii_lowercase();
+        let name = question
+            .qname
+            .to_string()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         if let Ok(mut log) = log.lock() {
             log.push(name.clone());
         }
@@ -132,7 +136,9 @@ mod tests {
 
     fn ask(responder: &DnsResponder, name: &str) -> (RCODE, Vec<u32>) {
         let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let mut q = Packet::new_query(7);
         q.questions.push(Question::new(
             Name::new_unchecked(name),
@@ -140,7 +146,9 @@ mod tests {
             simple_dns::QCLASS::CLASS(CLASS::IN),
             false,
         ));
-        socket.send_to(&q.build_bytes_vec().unwrap(), responder.addr()).unwrap();
+        socket
+            .send_to(&q.build_bytes_vec().unwrap(), responder.addr())
+            .unwrap();
         let mut buf = [0u8; 1500];
         let len = socket.recv(&mut buf).unwrap();
         let reply = Packet::parse(&buf[..len]).unwrap();
@@ -158,7 +166,10 @@ mod tests {
     #[test]
     fn test_names_resolve_to_loopback_others_do_not() {
         let r = DnsResponder::start().unwrap();
-        assert_eq!(ask(&r, "seed.nightjar.test"), (RCODE::NoError, vec![0x7f00_0001]));
+        assert_eq!(
+            ask(&r, "seed.nightjar.test"),
+            (RCODE::NoError, vec![0x7f00_0001])
+        );
         assert_eq!(ask(&r, "example.com").0, RCODE::NameError);
         assert_eq!(r.queries(), vec!["seed.nightjar.test", "example.com"]);
     }

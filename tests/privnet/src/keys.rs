@@ -26,8 +26,19 @@ pub fn make_authority_keys(datadir: &Path, dir_addr: &str) -> Result<String> {
     std::fs::create_dir_all(&keys)?;
     let mut child = Command::new("tor-gencert")
         .current_dir(&keys)
-        .args(["--create-identity-key", "-m", AUTHORITY_CERT_MONTHS, "-a", dir_addr])
-        .args(["-i", "authority_identity_key", "-s", "authority_signing_key"])
+        .args([
+            "--create-identity-key",
+            "-m",
+            AUTHORITY_CERT_MONTHS,
+            "-a",
+            dir_addr,
+        ])
+        .args([
+            "-i",
+            "authority_identity_key",
+            "-s",
+            "authority_signing_key",
+        ])
         .args(["-c", "authority_certificate", "--passphrase-fd", "0"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -35,10 +46,17 @@ pub fn make_authority_keys(datadir: &Path, dir_addr: &str) -> Result<String> {
         .spawn()
         .context("running tor-gencert (install Debian's `tor` package)")?;
     // An empty passphrase: test keys protect nothing.
-    child.stdin.take().context("tor-gencert stdin")?.write_all(b"\n")?;
+    child
+        .stdin
+        .take()
+        .context("tor-gencert stdin")?
+        .write_all(b"\n")?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!("tor-gencert failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "tor-gencert failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let cert = std::fs::read_to_string(keys.join("authority_certificate"))?;
     cert.lines()
@@ -53,18 +71,30 @@ pub fn make_relay_keys(datadir: &Path, nickname: &str) -> Result<RelayIdentity> 
     // `--list-fingerprint` needs a relay-shaped config to generate keys; the
     // bogus dirserver keeps tor from ever reaching for the public authorities.
     let out = Command::new("tor")
-        .args(["--ignore-missing-torrc", "-f", "/dev/null", "--list-fingerprint"])
+        .args([
+            "--ignore-missing-torrc",
+            "-f",
+            "/dev/null",
+            "--list-fingerprint",
+        ])
         .args(["--orport", "1", "--nickname", nickname])
-        .args(["--dirserver", "bogus 127.0.0.1:1 ffffffffffffffffffffffffffffffffffffffff"])
+        .args([
+            "--dirserver",
+            "bogus 127.0.0.1:1 ffffffffffffffffffffffffffffffffffffffff",
+        ])
         .arg("--datadirectory")
         .arg(datadir)
         .output()
         .context("running tor (install Debian's `tor` package)")?;
     if !out.status.success() {
-        bail!("tor --list-fingerprint failed: {}", String::from_utf8_lossy(&out.stdout));
+        bail!(
+            "tor --list-fingerprint failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     let second_word = |file: &str| -> Result<String> {
-        let text = std::fs::read_to_string(datadir.join(file)).with_context(|| format!("reading {file}"))?;
+        let text = std::fs::read_to_string(datadir.join(file))
+            .with_context(|| format!("reading {file}"))?;
         text.split_whitespace()
             .nth(1)
             .map(str::to_string)

@@ -181,7 +181,9 @@ impl PrivNet {
                 (d.clone(), None)
             }
             None => {
-                let t = tempfile::Builder::new().prefix("nightjar-privnet-").tempdir()?;
+                let t = tempfile::Builder::new()
+                    .prefix("nightjar-privnet-")
+                    .tempdir()?;
                 (t.path().to_path_buf(), Some(t))
             }
         };
@@ -220,8 +222,14 @@ impl PrivNet {
                     s.spawn(move || keys::make_relay_keys(&datadir, name))
                 })
                 .collect();
-            let v3idents = v3.into_iter().map(join_keygen).collect::<Result<Vec<String>>>()?;
-            let mut ids = relays.into_iter().map(join_keygen).collect::<Result<Vec<RelayIdentity>>>()?;
+            let v3idents = v3
+                .into_iter()
+                .map(join_keygen)
+                .collect::<Result<Vec<String>>>()?;
+            let mut ids = relays
+                .into_iter()
+                .map(join_keygen)
+                .collect::<Result<Vec<RelayIdentity>>>()?;
             let exit_ids = ids.split_off(n_auth);
             Ok((v3idents, ids, exit_ids))
         })?;
@@ -229,14 +237,28 @@ impl PrivNet {
 
         let dir_auth_conf = dir.join("dirauthorities.conf");
         let lines: String = (0..n_auth)
-            .map(|i| torrc::dir_authority_line(&auth_names[i], auth_or[i], &v3idents[i], auth_dir[i], &auth_ids[i].rsa))
+            .map(|i| {
+                torrc::dir_authority_line(
+                    &auth_names[i],
+                    auth_or[i],
+                    &v3idents[i],
+                    auth_dir[i],
+                    &auth_ids[i].rsa,
+                )
+            })
             .collect();
         std::fs::write(&dir_auth_conf, lines)?;
 
         let owner = std::process::id();
         let node_torrc = |name: &str, role: String, info_log: bool| -> Result<PathBuf> {
             let datadir = dir.join(name);
-            let mut text = torrc::common(&datadir, name, &resolv_conf, owner, info_log || std::env::var_os("NIGHTJAR_PRIVNET_INFO_LOGS").is_some());
+            let mut text = torrc::common(
+                &datadir,
+                name,
+                &resolv_conf,
+                owner,
+                info_log || std::env::var_os("NIGHTJAR_PRIVNET_INFO_LOGS").is_some(),
+            );
             text.push_str(&role);
             text.push_str(&format!("%include {}\n", dir_auth_conf.display()));
             let path = datadir.join("torrc");
@@ -248,14 +270,28 @@ impl PrivNet {
         let hs_dir = dir.join("onionhost");
         let mut plans = Vec::new();
         for i in 0..n_auth {
-            plans.push((auth_names[i].clone(), node_torrc(&auth_names[i], torrc::authority(auth_or[i], auth_dir[i]), false)?));
+            plans.push((
+                auth_names[i].clone(),
+                node_torrc(
+                    &auth_names[i],
+                    torrc::authority(auth_or[i], auth_dir[i]),
+                    false,
+                )?,
+            ));
         }
         for i in 0..n_exit {
-            plans.push((exit_names[i].clone(), node_torrc(&exit_names[i], torrc::exit_relay(exit_or[i]), false)?));
+            plans.push((
+                exit_names[i].clone(),
+                node_torrc(&exit_names[i], torrc::exit_relay(exit_or[i]), false)?,
+            ));
         }
         plans.push((
             "onionhost".to_string(),
-            node_torrc("onionhost", torrc::onion_host(socks_port, &hs_dir, &config.onion_services), true)?,
+            node_torrc(
+                "onionhost",
+                torrc::onion_host(socks_port, &hs_dir, &config.onion_services),
+                true,
+            )?,
         ));
 
         let launch = Instant::now();
@@ -302,12 +338,21 @@ impl PrivNet {
         };
         let header = "# Arti network file for a private Tor network on 127.0.0.1, written by nightjar-privnet.\n\
                       # Use with `nightjar --tor-network <this file>`. Never edit by hand: it is rewritten on every start.\n\n";
-        std::fs::write(&net.arti_network_file, format!("{header}{}", toml::to_string(&file)?))?;
+        std::fs::write(
+            &net.arti_network_file,
+            format!("{header}{}", toml::to_string(&file)?),
+        )?;
 
         let total_relays = n_auth + n_exit;
-        net.wait_until(|net| net.consensus_relays(&auth_names[0]) >= total_relays, "a consensus listing every relay")?;
+        net.wait_until(
+            |net| net.consensus_relays(&auth_names[0]) >= total_relays,
+            "a consensus listing every relay",
+        )?;
         net.timings.consensus = launch.elapsed();
-        net.wait_until(|_| log_contains(&hs_dir.join("notice.log"), "Bootstrapped 100%"), "the C-tor client to bootstrap")?;
+        net.wait_until(
+            |_| log_contains(&hs_dir.join("notice.log"), "Bootstrapped 100%"),
+            "the C-tor client to bootstrap",
+        )?;
         for i in 0..config.onion_services.len() {
             let hostname = hs_dir.join(format!("hs{i}")).join("hostname");
             net.wait_until(|_| hostname.exists(), "onion service keys")?;
@@ -319,7 +364,12 @@ impl PrivNet {
         }
         let uploads_needed = config.onion_services.len();
         net.wait_until(
-            |_| count_in_log(&hs_dir.join("info.log"), "Uploaded hidden service descriptor") >= uploads_needed,
+            |_| {
+                count_in_log(
+                    &hs_dir.join("info.log"),
+                    "Uploaded hidden service descriptor",
+                ) >= uploads_needed
+            },
             "every onion service descriptor to be uploaded",
         )?;
         net.timings.usable = launch.elapsed();
@@ -472,7 +522,9 @@ pub fn check_tor_installed() -> Result<()> {
             .status()
             .is_ok();
         if !found {
-            bail!("`{tool}` is not installed: run `apt-get install -y tor` (Debian's package provides both tor and tor-gencert)");
+            bail!(
+                "`{tool}` is not installed: run `apt-get install -y tor` (Debian's package provides both tor and tor-gencert)"
+            );
         }
     }
     Ok(())

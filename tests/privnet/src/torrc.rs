@@ -17,7 +17,13 @@ pub const VOTING_INTERVAL_SECS: u32 = 20;
 pub const HSDIR_INTERVAL_MINUTES: u32 = 24 * VOTING_INTERVAL_SECS / 60;
 
 /// Lines every node shares.
-pub fn common(datadir: &Path, nickname: &str, resolv_conf: &Path, owner_pid: u32, info_log: bool) -> String {
+pub fn common(
+    datadir: &Path,
+    nickname: &str,
+    resolv_conf: &Path,
+    owner_pid: u32,
+    info_log: bool,
+) -> String {
     let d = datadir.display();
     let mut s = String::new();
     let _ = writeln!(s, "TestingTorNetwork 1");
@@ -83,6 +89,14 @@ pub fn onion_host(socks_port: u16, datadir: &Path, services: &[(u16, SocketAddr)
 }
 
 /// One `DirAuthority` line.
-pub fn dir_authority_line(nickname: &str, or_port: u16, v3ident: &str, dir_port: u16, rsa: &str) -> String {
-    format!("DirAuthority {nickname} orport={or_port} no-v2 v3ident={v3ident} 127.0.0.1:{dir_port} {rsa}\n")
+pub fn dir_authority_line(
+    nickname: &str,
+    or_port: u16,
+    v3ident: &str,
+    dir_port: u16,
+    rsa: &str,
+) -> String {
+    format!(
+        "DirAuthority {nickname} orport={or_port} no-v2 v3ident={v3ident} 127.0.0.1:{dir_port} {rsa}\n"
+    )
 }

@@ -1,0 +1,95 @@
+//! The `nightjar` daemon as a real process on the private Tor network: it
+//! bootstraps its embedded Arti client, keeps Arti's files in its data
+//! directory, and stops cleanly on SIGTERM.
+
+// Test code: unwrap and panic are how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+#[test]
+fn daemon_bootstraps_tor_and_stops_on_sigterm() {
+    let Some(net) = support::network("daemon_bootstraps_tor_and_stops_on_sigterm") else {
+        return;
+    };
+    let datadir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nightjar"))
+        .args(["--network", "regtest", "--datadir"])
+        .arg(datadir.path())
+        .arg("--tor-network")
+        .arg(net.arti_network_file())
+        // A throwaway HOME proves nothing is written outside the datadir.
+        .env("HOME", home.path())
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let ready = loop {
+        match rx.recv_timeout(support::BOOTSTRAP_LIMIT) {
+            Ok(line) => {
+                let done = line.contains("Tor is ready");
+                seen.push(line);
+                if done {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    if !ready {
+        let _ = child.kill();
+        panic!(
+            "daemon never reported Tor ready; it said:\n{}",
+            seen.join("\n")
+        );
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("Tor bootstrap") && l.contains('%')),
+        "no progress lines: {seen:?}"
+    );
+
+    let state = datadir.path().join("regtest").join("tor").join("state");
+    assert!(state.is_dir(), "Arti state must live under the datadir");
+    let home_entries: Vec<_> = std::fs::read_dir(home.path()).unwrap().collect();
+    assert!(
+        home_entries.is_empty(),
+        "daemon wrote to $HOME: {home_entries:?}"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "daemon did not stop within 15 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "daemon exit status {exit}");
+}
