@@ -1,1 +1,3 @@
+//! Address manager benchmarks (written with the address manager).
+
 fn main() {}
