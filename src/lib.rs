@@ -3,6 +3,8 @@
 //! The daemon's layers, from the bottom:
 //! - [`nightjar_tor`] (the `tor/` crate): the embedded Arti client, the only
 //!   code that talks to Tor;
+//! - [`wire`]: v1 framing and BIP324 v2 message encoding, the only module
+//!   that knows the `bitcoin` crate's message types;
 //! - [`netaddr`]: peer addresses as BIP155 (addrv2) knows them;
 //! - [`addrman`]: the address manager, which decides whom we may dial;
 //! - [`atomic_file`]: crash-safe state files;
@@ -14,3 +16,4 @@ pub mod daemon;
 pub mod logging;
 pub mod netaddr;
 pub mod paths;
+pub mod wire;

@@ -1,0 +1,3 @@
+//! Wire benchmarks (written with the wire codec).
+
+fn main() {}

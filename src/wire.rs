@@ -1,0 +1,1 @@
+//! Bitcoin P2P wire formats (being written).
