@@ -3,7 +3,12 @@
 //! directory, and stops cleanly on SIGTERM.
 
 // Test code: unwrap and panic are how a test fails.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 mod support;
 

@@ -5,7 +5,12 @@
 //! 20–30 s); each test makes its own Arti client with its own state.
 
 // Test code: unwrap and panic are how a test fails.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 mod support;
 

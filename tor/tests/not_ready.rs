@@ -4,7 +4,12 @@
 //! leave 127.0.0.1.
 
 // Test code: unwrap and panic are how a test fails.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
