@@ -5,6 +5,8 @@
 //!   code that talks to Tor;
 //! - [`wire`]: v1 framing and BIP324 v2 message encoding, the only module
 //!   that knows the `bitcoin` crate's message types;
+//! - [`transport`]: BIP324 v2 (and policy-bound v1) over a Tor stream;
+//! - [`peer`]: one peer connection, a sans-IO machine hosted by a task;
 //! - [`netaddr`]: peer addresses as BIP155 (addrv2) knows them;
 //! - [`addrman`]: the address manager, which decides whom we may dial;
 //! - [`atomic_file`]: crash-safe state files;
@@ -16,4 +18,6 @@ pub mod daemon;
 pub mod logging;
 pub mod netaddr;
 pub mod paths;
+pub mod peer;
+pub mod transport;
 pub mod wire;

@@ -304,3 +304,70 @@ async fn unknown_onion_and_refused_exit_give_clear_error_kinds() {
     assert_eq!(err.kind(), TorErrorKind::RemoteUnreachable, "{err}");
     assert!(err.kind().blames_remote());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_handshake_over_arti_to_an_onion_test_peer() {
+    use nightjar::peer::task::{ConnId, PeerReport, spawn_peer};
+    use nightjar::peer::{ConnectionKind, PeerConfig, PeerEvent, PeerMachine};
+    use nightjar::transport::{TorDialer, TransportKind, V1Fallback, connect_outbound};
+    use nightjar_testpeer::{REGTEST, TestPeer, version_message};
+
+    let Some(net) = network("v2_handshake_over_arti_to_an_onion_test_peer") else {
+        return;
+    };
+    // The test peer behind the C-tor onion service: v2 only, like nightjar
+    // under --privacy.
+    let listener = support::test_peer_listener();
+    let remote = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut peer = TestPeer::accept(stream, REGTEST, false).await.unwrap();
+        let kind = peer.kind();
+        let theirs = peer
+            .answer_handshake(version_message(77, 123, "/onion-peer/"))
+            .await
+            .unwrap();
+        (kind, theirs, peer)
+    });
+
+    let (tor, _dir) = client(net).await;
+    let svc = &net.onion_services()[1];
+    let target: Target = format!("{}:{}", svc.onion_address, svc.virtual_port)
+        .parse()
+        .unwrap();
+    let dialer = TorDialer::new(tor.clone(), target, IsolationGroup::new(9));
+    let session = connect_outbound(&dialer, REGTEST, V1Fallback::Forbidden)
+        .await
+        .unwrap();
+    let TransportKind::V2 { session_id } = session.kind() else {
+        panic!("not v2")
+    };
+    let circuit = session.circuit().expect("a Tor stream has a circuit");
+    assert!(
+        circuit.hops.iter().any(|h| h.contains("virtual hop")),
+        "{circuit}"
+    );
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let config = PeerConfig {
+        kind: ConnectionKind::Manual,
+        our_version: version_message(1, 0, "/nightjar/"),
+        ping_seed: 1,
+    };
+    let machine = PeerMachine::new(config, tokio::time::Instant::now().into_std());
+    let _peer = spawn_peer(ConnId(1), session, machine, tx);
+    let info = loop {
+        match rx.recv().await.expect("peer task ended").report {
+            PeerReport::Event(PeerEvent::HandshakeComplete(info)) => break info,
+            PeerReport::Closed(reason) => panic!("closed: {reason}"),
+            _ => {}
+        }
+    };
+    assert_eq!((info.nonce, info.start_height), (77, 123));
+    let (remote_kind, theirs, _peer) = remote.await.unwrap();
+    assert_eq!(
+        remote_kind,
+        TransportKind::V2 { session_id },
+        "both ends see one session id"
+    );
+    assert_eq!(theirs.user_agent, "/nightjar/");
+}

@@ -48,6 +48,24 @@ pub fn echo_server() -> SocketAddr {
     })
 }
 
+/// The virtual port of the C-tor onion service in front of the Bitcoin
+/// test-peer listener (regtest's P2P port).
+pub const ONION_PEER_PORT: u16 = 18444;
+
+/// A listener on 127.0.0.1 where a test peer waits behind an onion service.
+/// Bound once per test process; tests take a tokio handle to it.
+fn peer_listener() -> &'static TcpListener {
+    static LISTENER: OnceLock<TcpListener> = OnceLock::new();
+    LISTENER.get_or_init(|| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
+}
+
+/// The test-peer listener, for tokio.
+pub fn test_peer_listener() -> tokio::net::TcpListener {
+    let std = peer_listener().try_clone().unwrap();
+    std.set_nonblocking(true).unwrap();
+    tokio::net::TcpListener::from_std(std).unwrap()
+}
+
 /// The shared private network of this test binary, or `None` (after a loud
 /// message) when `tor` is missing outside CI.
 pub fn network(test: &str) -> Option<&'static PrivNet> {
@@ -55,7 +73,10 @@ pub fn network(test: &str) -> Option<&'static PrivNet> {
         return None;
     }
     let net = nightjar_privnet::shared(|| PrivNetConfig {
-        onion_services: vec![(ONION_ECHO_PORT, echo_server())],
+        onion_services: vec![
+            (ONION_ECHO_PORT, echo_server()),
+            (ONION_PEER_PORT, peer_listener().local_addr().unwrap()),
+        ],
         // Keep the network's files (logs!) where the developer asked.
         dir: std::env::var_os("NIGHTJAR_PRIVNET_DIR").map(Into::into),
         ..PrivNetConfig::default()

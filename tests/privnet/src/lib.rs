@@ -86,7 +86,8 @@ pub struct CTorOnionService {
 pub struct StartTimings {
     /// Generating all identity keys.
     pub keys: Duration,
-    /// From launching the tor processes to a consensus listing every relay.
+    /// From launching the tor processes until every relay holds a
+    /// consensus listing every relay.
     pub consensus: Duration,
     /// From launch to the C-tor client reporting 100 % and every onion
     /// descriptor uploaded: the network is usable.
@@ -344,11 +345,24 @@ impl PrivNet {
         )?;
 
         let total_relays = n_auth + n_exit;
+        // Every relay must hold a consensus that lists every relay, not just
+        // the authorities: an exit refuses streams arriving from a middle
+        // relay it does not know ("open a stream from unknown relay"), and
+        // the first consensus of a fresh network often lacks late relays.
+        let relay_names: Vec<&String> = auth_names.iter().chain(&exit_names).collect();
         net.wait_until(
-            |net| net.consensus_relays(&auth_names[0]) >= total_relays,
-            "a consensus listing every relay",
+            |net| {
+                relay_names
+                    .iter()
+                    .all(|name| net.consensus_relays(name, "cached-consensus") >= total_relays)
+            },
+            "every relay to hold a consensus listing every relay",
         )?;
         net.timings.consensus = launch.elapsed();
+        net.wait_until(
+            |net| net.consensus_relays("onionhost", "cached-microdesc-consensus") >= total_relays,
+            "the C-tor client to hold the full consensus",
+        )?;
         net.wait_until(
             |_| log_contains(&hs_dir.join("notice.log"), "Bootstrapped 100%"),
             "the C-tor client to bootstrap",
@@ -424,9 +438,9 @@ impl PrivNet {
         self.nodes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How many relays the first authority's latest consensus lists.
-    fn consensus_relays(&self, authority: &str) -> usize {
-        let path = self.dir.join(authority).join("cached-microdesc-consensus");
+    /// How many relays the consensus file `file` of node `node` lists.
+    fn consensus_relays(&self, node: &str, file: &str) -> usize {
+        let path = self.dir.join(node).join(file);
         std::fs::read_to_string(path)
             .map(|text| text.lines().filter(|l| l.starts_with("r ")).count())
             .unwrap_or(0)

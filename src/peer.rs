@@ -1,0 +1,18 @@
+//! One peer connection: the sans-IO protocol machine and the task that hosts it.
+//!
+//! - [`kind`]: why a connection exists ([`ConnectionKind`]);
+//! - [`machine`]: the handshake, pings, rate limits and misbehaviour of one
+//!   peer, as a pure state machine ([`PeerMachine`]);
+//! - [`limits`]: the token buckets and their constants;
+//! - [`reason`]: why a connection ends ([`DisconnectReason`]);
+//! - [`task`]: the tokio task that hosts a machine over a transport session.
+
+pub mod kind;
+pub mod limits;
+pub mod machine;
+pub mod reason;
+pub mod task;
+
+pub use kind::ConnectionKind;
+pub use machine::{PeerConfig, PeerEvent, PeerInfo, PeerMachine};
+pub use reason::{DisconnectReason, Flood, HandshakeViolation};

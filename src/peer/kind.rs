@@ -1,0 +1,79 @@
+//! Connection kinds: why a connection exists, which decides what we demand
+//! of the peer and how its circuits are isolated.
+//!
+//! The kinds follow Bitcoin Core's `ConnectionType`, as Floresta adopted them;
+//! nightjar adds nothing new, but every kind here goes through Tor.
+
+use std::fmt;
+
+use crate::wire::ServiceFlags;
+
+/// Why we hold a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionKind {
+    /// A long-lived outbound peer that counts toward the outbound target; it
+    /// must offer these services.
+    Regular(ServiceFlags),
+    /// A peer the user asked for (`addnode`/`connect`): kept, never banned,
+    /// and the only outbound kind that may fall back to v1 by default.
+    Manual,
+    /// A short test of an address from the new table: handshake, then leave.
+    Feeler,
+    /// An extra outbound peer opened when our tip looks stale, to check we are
+    /// not partitioned.
+    Extra,
+    /// A connection that carries one of our own transactions, then closes.
+    PrivateBroadcast,
+    /// A peer that connected to us (through our onion service).
+    Inbound,
+}
+
+impl ConnectionKind {
+    /// Whether we initiated the connection.
+    pub fn is_outbound(self) -> bool {
+        !matches!(self, ConnectionKind::Inbound)
+    }
+
+    /// Services the peer must advertise for the connection to be kept.
+    ///
+    /// Feelers, manual, inbound and broadcast peers need nothing: a feeler
+    /// only tests reachability, the user vouches for manual peers, inbound
+    /// peers chose us, and any full node accepts a transaction.
+    pub fn required_services(self) -> ServiceFlags {
+        match self {
+            ConnectionKind::Regular(services) => services,
+            // Extra peers are there to tell us about the best chain.
+            ConnectionKind::Extra => ServiceFlags::NETWORK | ServiceFlags::WITNESS,
+            ConnectionKind::Manual
+            | ConnectionKind::Feeler
+            | ConnectionKind::PrivateBroadcast
+            | ConnectionKind::Inbound => ServiceFlags::NONE,
+        }
+    }
+
+    /// The name Bitcoin Core's `getpeerinfo` uses for `connection_type`.
+    pub fn core_name(self) -> &'static str {
+        match self {
+            ConnectionKind::Regular(_) => "outbound-full-relay",
+            ConnectionKind::Manual => "manual",
+            ConnectionKind::Feeler => "feeler",
+            ConnectionKind::Extra => "outbound-full-relay",
+            ConnectionKind::PrivateBroadcast => "private-broadcast",
+            ConnectionKind::Inbound => "inbound",
+        }
+    }
+}
+
+impl fmt::Display for ConnectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            ConnectionKind::Regular(_) => "regular",
+            ConnectionKind::Manual => "manual",
+            ConnectionKind::Feeler => "feeler",
+            ConnectionKind::Extra => "extra",
+            ConnectionKind::PrivateBroadcast => "private-broadcast",
+            ConnectionKind::Inbound => "inbound",
+        };
+        f.write_str(name)
+    }
+}

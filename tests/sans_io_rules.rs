@@ -1,0 +1,76 @@
+//! The sans-IO rule, enforced mechanically: protocol code (the wire codec,
+//! the peer machine and its limits) reads no clock, does no I/O, spawns
+//! nothing and draws no global randomness. Time and randomness are inputs;
+//! only the driver side (peer task, transport, daemon) touches the world.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+/// Code that must stay pure.
+const PURE: &[&str] = &[
+    "src/wire.rs",
+    "src/wire",
+    "src/peer/machine.rs",
+    "src/peer/limits.rs",
+    "src/peer/reason.rs",
+    "src/peer/kind.rs",
+];
+
+/// What pure code may not mention (outside comments).
+const FORBIDDEN: &[&str] = &[
+    "tokio",
+    "Instant::now",
+    "SystemTime::now",
+    "thread_rng",
+    "rand::rng",
+    "std::fs",
+    "std::net::TcpStream",
+    "std::thread",
+    "spawn(",
+    "arti_client",
+    "nightjar_tor",
+];
+
+fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            rust_files(&entry.unwrap().path(), out);
+        }
+    } else if path.extension().is_some_and(|e| e == "rs") {
+        out.push(path.to_path_buf());
+    }
+}
+
+#[test]
+fn protocol_code_is_sans_io() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for p in PURE {
+        rust_files(&root.join(p), &mut files);
+    }
+    assert!(
+        files.len() >= 6,
+        "expected the pure modules, found {files:?}"
+    );
+    let mut violations = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        // Unit tests may use real clocks to make Instants; the rule is for
+        // the code they test.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (n, line) in code.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or_default();
+            for bad in FORBIDDEN {
+                if line.contains(bad) {
+                    violations.push(format!("{}:{}: `{bad}` in {line:?}", file.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "sans-IO violations:\n{}",
+        violations.join("\n")
+    );
+}
