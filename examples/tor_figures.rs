@@ -7,31 +7,11 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use nightjar_privnet::{PrivNet, PrivNetConfig};
 use nightjar_tor::{IsolationGroup, Target, TorNetwork, TorSettings, TorTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().map_while(Result::ok) {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = conn.read(&mut buf) {
-                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -64,7 +44,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(5);
-    let echo = echo_server();
+    let echo = nightjar_privnet::echo::spawn_echo_server().expect("echo server");
     let started = Instant::now();
     let net = PrivNet::start(PrivNetConfig {
         onion_services: vec![(8333, echo)],

@@ -15,7 +15,7 @@ use nightjar::peer::{
 };
 use nightjar::transport::{Session, accept_inbound, initiate_v2};
 use nightjar::wire::{Address, Inventory, NetworkMessage, ServiceFlags, WireError, encode_v1};
-use nightjar_testpeer::{REGTEST, RawPeer, Speak, TestPeer, version_message};
+use nightjar_testpeer::{REGTEST, RawPeer, Speak, TestPeer, bip324_responder, version_message};
 use tokio::io::{DuplexStream, duplex};
 use tokio::sync::mpsc;
 
@@ -227,60 +227,45 @@ async fn handshake_violations_end_in_their_reasons() {
     }
 }
 
+/// After a handshake, the remote sends `msgs` as fast as it can (stopping
+/// when we hang up); returns why the node closed.
+async fn flood(msgs: Vec<NetworkMessage>) -> DisconnectReason {
+    let (mut rx, _h, mut peer) = node_with_v2_peer(PIPE).await;
+    peer.answer_handshake(version_message(5, 0, "/remote/"))
+        .await
+        .unwrap();
+    let flooder = tokio::spawn(async move {
+        for msg in msgs {
+            if peer.send(msg).await.is_err() {
+                break;
+            }
+        }
+        peer
+    });
+    let reason = closed_reason(&mut rx).await;
+    drop(flooder.await);
+    reason
+}
+
 #[tokio::test(start_paused = true)]
 async fn floods_are_cut_off() {
-    // Addresses.
-    let (mut rx, _h, mut peer) = node_with_v2_peer(PIPE).await;
-    peer.answer_handshake(version_message(5, 0, "/remote/"))
-        .await
-        .unwrap();
     let entries: Vec<_> = (0..1000u32)
         .map(|i| {
-            (
-                0u32,
-                Address::new(
-                    &std::net::SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 8333)),
-                    ServiceFlags::NETWORK,
-                ),
-            )
+            let ip = std::net::SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 8333));
+            (0u32, Address::new(&ip, ServiceFlags::NETWORK))
         })
         .collect();
-    let flooder = tokio::spawn(async move {
-        for _ in 0..50 {
-            if peer
-                .send(NetworkMessage::Addr(entries.clone()))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        peer
-    });
+    let addr_flood = vec![NetworkMessage::Addr(entries); 50];
     assert_eq!(
-        closed_reason(&mut rx).await,
+        flood(addr_flood).await,
         DisconnectReason::Flood(Flood::Addresses)
     );
-    drop(flooder.await);
 
-    // Pings.
-    let (mut rx, _h, mut peer) = node_with_v2_peer(PIPE).await;
-    peer.answer_handshake(version_message(5, 0, "/remote/"))
-        .await
-        .unwrap();
-    let flooder = tokio::spawn(async move {
-        for i in 0..100 {
-            if peer.send(NetworkMessage::Ping(i)).await.is_err() {
-                break;
-            }
-        }
-        peer
-    });
+    let ping_flood = (0..100).map(NetworkMessage::Ping).collect();
     assert_eq!(
-        closed_reason(&mut rx).await,
+        flood(ping_flood).await,
         DisconnectReason::Flood(Flood::Pings)
     );
-    drop(flooder.await);
 }
 
 #[tokio::test(start_paused = true)]
@@ -290,17 +275,7 @@ async fn unknown_v2_short_id_is_a_wire_error() {
     let (ours, theirs) = duplex(PIPE);
     let (tx, mut rx) = mpsc::channel(16);
     let remote = tokio::spawn(async move {
-        let (r, w) = tokio::io::split(theirs);
-        let mut p = bip324::futures::Protocol::new(
-            REGTEST.to_bytes(),
-            bip324::Role::Responder,
-            None,
-            None,
-            r,
-            w,
-        )
-        .await
-        .unwrap();
+        let mut p = bip324_responder(theirs, REGTEST).await.unwrap();
         p.write(&bip324::io::Payload::genuine(vec![200u8, 1, 2, 3]))
             .await
             .unwrap();
@@ -427,17 +402,7 @@ async fn garbage_after_a_v2_handshake_is_refused_without_buffering_it() {
     let (ours, theirs) = duplex(PIPE);
     let (tx, mut rx) = mpsc::channel(16);
     let remote = tokio::spawn(async move {
-        let (r, w) = tokio::io::split(theirs);
-        let p = bip324::futures::Protocol::new(
-            REGTEST.to_bytes(),
-            bip324::Role::Responder,
-            None,
-            None,
-            r,
-            w,
-        )
-        .await
-        .unwrap();
+        let p = bip324_responder(theirs, REGTEST).await.unwrap();
         let (reader, writer) = p.into_split();
         let (_cipher, mut raw) = writer.into_inner();
         // Enough noise to complete any packet length under the cap, so the

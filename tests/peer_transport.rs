@@ -10,7 +10,7 @@ use nightjar::transport::{
     DialError, Dialer, HandshakeError, TransportKind, V1Fallback, accept_inbound, connect_outbound,
 };
 use nightjar::wire::{NetworkMessage, encode_v1};
-use nightjar_testpeer::{REGTEST, RawPeer, Speak, TestPeer, version_message};
+use nightjar_testpeer::{REGTEST, RawPeer, Speak, TestPeer, bip324_responder, version_message};
 use tokio::io::{AsyncReadExt, DuplexStream, duplex};
 
 /// In-memory pipe capacity: large enough for any handshake.
@@ -219,17 +219,7 @@ async fn decoy_packets_are_skipped() {
     // The remote is the bip324 crate's own session, independent of ours.
     let (a, b) = duplex(PIPE);
     let remote = tokio::spawn(async move {
-        let (r, w) = tokio::io::split(b);
-        let mut p = bip324::futures::Protocol::new(
-            REGTEST.to_bytes(),
-            bip324::Role::Responder,
-            None,
-            None,
-            r,
-            w,
-        )
-        .await
-        .unwrap();
+        let mut p = bip324_responder(b, REGTEST).await.unwrap();
         p.write(&bip324::io::Payload::decoy(vec![0u8; 300]))
             .await
             .unwrap();

@@ -8,7 +8,6 @@
     clippy::panic
 )]
 
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -24,28 +23,10 @@ pub const ONION_ECHO_PORT: u16 = 8333;
 /// becomes usable, directory caches may still lack the consensus (≈ 5–12 s).
 pub const BOOTSTRAP_LIMIT: Duration = Duration::from_secs(120);
 
-/// A TCP echo server on 127.0.0.1, one thread per connection, for the life
-/// of the test process.
+/// The echo server of this test process (started on first use).
 pub fn echo_server() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
-    *ADDR.get_or_init(|| {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 4096];
-                    while let Ok(n) = conn.read(&mut buf) {
-                        if n == 0 || conn.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        addr
-    })
+    *ADDR.get_or_init(|| nightjar_privnet::echo::spawn_echo_server().unwrap())
 }
 
 /// The virtual port of the C-tor onion service in front of the Bitcoin

@@ -19,6 +19,7 @@
 //! missing and skips loudly elsewhere.
 
 pub mod dns;
+pub mod echo;
 pub mod keys;
 pub mod torrc;
 

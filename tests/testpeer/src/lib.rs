@@ -247,6 +247,18 @@ impl<S: PeerStream> RawPeer<S> {
     }
 }
 
+/// A v2 responder built on the `bip324` crate alone, independent of
+/// nightjar's transport: for tests that need a remote speaking raw BIP324
+/// packets (decoys, unknown short ids, noise after the handshake).
+pub async fn bip324_responder<S: PeerStream>(
+    stream: S,
+    magic: Magic,
+) -> Result<bip324::futures::Protocol<ReadHalf<S>, WriteHalf<S>>, bip324::io::ProtocolError> {
+    let (r, w) = tokio::io::split(stream);
+    bip324::futures::Protocol::new(magic.to_bytes(), bip324::Role::Responder, None, None, r, w)
+        .await
+}
+
 /// A plausible `version` message for a test peer (protocol 70016, a full
 /// node with witness support).
 pub fn version_message(nonce: u64, start_height: i32, user_agent: &str) -> VersionMessage {
