@@ -214,7 +214,7 @@ async fn in_process_onion_service_is_reachable_from_arti_and_c_tor() {
     let mut service = host.serve_onion("nightjar-echo", 8333).unwrap();
     let echo_address = service.address();
     tokio::spawn(async move {
-        while let Some(stream) = service.accept().await {
+        while let Some(stream) = service.next().await {
             tokio::spawn(async move {
                 let (mut r, mut w) = tokio::io::split(stream);
                 let mut buf = vec![0u8; 4096];
@@ -370,4 +370,42 @@ async fn v2_handshake_over_arti_to_an_onion_test_peer() {
         "both ends see one session id"
     );
     assert_eq!(theirs.user_agent, "/nightjar/");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onion_service_keys_live_under_the_state_dir() {
+    let Some(net) = network("onion_service_keys_live_under_the_state_dir") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let settings = || {
+        nightjar_tor::TorSettings::new(dir.path().join("state"), dir.path().join("cache"))
+            .with_network(nightjar_tor::TorNetwork::Custom(
+                net.arti_network_file().into(),
+            ))
+    };
+    let first = {
+        let tor = nightjar_tor::TorTransport::start(settings()).await.unwrap();
+        tokio::time::timeout(support::BOOTSTRAP_LIMIT, tor.wait_until_ready())
+            .await
+            .unwrap()
+            .unwrap();
+        let service = tor.serve_onion("keep-me", 8333).unwrap();
+        service.address()
+    };
+    // A new client on the same state directory: same nickname, same address;
+    // another nickname, another key.
+    let tor = nightjar_tor::TorTransport::start(settings()).await.unwrap();
+    tokio::time::timeout(support::BOOTSTRAP_LIMIT, tor.wait_until_ready())
+        .await
+        .unwrap()
+        .unwrap();
+    let again = tor.serve_onion("keep-me", 8333).unwrap();
+    assert_eq!(again.address(), first);
+    let other = tor.serve_onion("someone-else", 8333).unwrap();
+    assert_ne!(other.address(), first);
+    assert!(
+        dir.path().join("state").join("keystore").is_dir(),
+        "keys under the state dir"
+    );
 }

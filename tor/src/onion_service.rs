@@ -88,6 +88,18 @@ impl OnionService {
     }
 }
 
+/// The service is also a stream of inbound streams, ending when it stops.
+impl futures::Stream for OnionService {
+    type Item = TorStream;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<TorStream>> {
+        self.incoming.poll_recv(cx)
+    }
+}
+
 impl TorTransport {
     /// Launch the onion service `nickname`, accepting streams to
     /// `virtual_port` and refusing every other port.

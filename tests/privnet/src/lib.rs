@@ -548,15 +548,18 @@ pub fn check_tor_installed() -> Result<()> {
 /// Decide whether a test that needs `tor` can run. Returns `true` if it can.
 /// If `tor` is missing: in CI (`CI=true`) this panics, so the test fails
 /// loudly; elsewhere it prints how to install `tor` and returns `false`.
-#[allow(clippy::print_stderr, clippy::panic)]
 pub fn tor_required(test: &str) -> bool {
-    match check_tor_installed() {
+    let in_ci = std::env::var(CI_ENV).is_ok_and(|v| v == "true" || v == "1");
+    decide_tor_required(test, check_tor_installed(), in_ci)
+}
+
+/// The decision behind [`tor_required`], apart from the environment.
+#[allow(clippy::print_stderr, clippy::panic)]
+fn decide_tor_required(test: &str, installed: Result<()>, in_ci: bool) -> bool {
+    match installed {
         Ok(()) => true,
+        Err(e) if in_ci => panic!("{test} needs tor and CI must run it: {e}"),
         Err(e) => {
-            let in_ci = std::env::var(CI_ENV).is_ok_and(|v| v == "true" || v == "1");
-            if in_ci {
-                panic!("{test} needs tor and CI must run it: {e}");
-            }
             eprintln!("\n*** SKIPPING {test}: {e} ***\n*** (in CI this is a failure) ***\n");
             false
         }
@@ -593,5 +596,26 @@ fn register_exit_cleanup() {
     // touches a `OnceLock` static that lives for the whole process.
     unsafe {
         libc::atexit(stop_shared_network);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tor_skips_outside_ci() {
+        assert!(decide_tor_required("t", Ok(()), true));
+        assert!(!decide_tor_required(
+            "t",
+            Err(anyhow::anyhow!("no tor")),
+            false
+        ));
+    }
+
+    #[test]
+    #[should_panic(expected = "needs tor and CI must run it")]
+    fn missing_tor_fails_in_ci() {
+        decide_tor_required("t", Err(anyhow::anyhow!("no tor")), true);
     }
 }
