@@ -430,3 +430,27 @@ async fn garbage_after_a_v2_handshake_is_refused_without_buffering_it() {
     );
     assert_eq!(reason.weight(), 100);
 }
+
+#[tokio::test(start_paused = true)]
+async fn inbound_handshake_over_v2() {
+    // The remote dials us: it speaks first, we answer.
+    let (a, b) = duplex(PIPE);
+    let (tx, mut rx) = mpsc::channel(16);
+    let remote = tokio::spawn(async move {
+        let mut peer = TestPeer::connect(a, REGTEST, Speak::V2).await.unwrap();
+        let ours = peer
+            .start_handshake(version_message(8, 42, "/dialer/"))
+            .await
+            .unwrap();
+        (ours, peer)
+    });
+    let session = accept_inbound(b, REGTEST, false).await.unwrap();
+    let machine = PeerMachine::new(
+        config(ConnectionKind::Inbound),
+        tokio::time::Instant::now().into_std(),
+    );
+    let _h = spawn_peer(ConnId(1), session, machine, tx);
+    handshake_event(&mut rx).await;
+    let (node_version, _peer) = remote.await.unwrap();
+    assert_eq!(node_version.user_agent, "/nightjar-test/");
+}

@@ -144,15 +144,8 @@ impl<S: PeerStream> TestPeer<S> {
                 )));
             }
         };
-        self.send_all([
-            NetworkMessage::Version(ours),
-            NetworkMessage::WtxidRelay,
-            NetworkMessage::SendAddrV2,
-            NetworkMessage::Verack,
-        ])
-        .await?;
-        self.recv_until(|m| matches!(m, NetworkMessage::Verack))
-            .await?;
+        self.send_all([NetworkMessage::Version(ours)]).await?;
+        self.negotiate_and_verack().await?;
         Ok(theirs)
     }
 
@@ -170,6 +163,13 @@ impl<S: PeerStream> TestPeer<S> {
             NetworkMessage::Version(v) => v,
             _ => return Err(DisconnectReason::Local("unreachable".into())),
         };
+        self.negotiate_and_verack().await?;
+        Ok(theirs)
+    }
+
+    /// Our half of the handshake after their `version`: feature
+    /// negotiation, `verack`, then wait for their `verack`.
+    async fn negotiate_and_verack(&mut self) -> Result<(), DisconnectReason> {
         self.send_all([
             NetworkMessage::WtxidRelay,
             NetworkMessage::SendAddrV2,
@@ -178,7 +178,7 @@ impl<S: PeerStream> TestPeer<S> {
         .await?;
         self.recv_until(|m| matches!(m, NetworkMessage::Verack))
             .await?;
-        Ok(theirs)
+        Ok(())
     }
 
     async fn send_all<const N: usize>(
