@@ -54,7 +54,7 @@ use rand::Rng;
 
 use crate::netaddr::{AddrV2Error, Host, I2P_PORT, NetAddr, NetworkId, NetworkSet};
 use addr_map::AddrMap;
-use entry::{Entry, NewRefs, Placement};
+use entry::Entry;
 use params::{
     BAD_TIMESTAMP_AGE, CONNECTED_UPDATE_INTERVAL, FUTURE_SLACK, MIN_SANE_TIMESTAMP,
     NEW_BUCKET_COUNT, NEW_BUCKETS_PER_ADDRESS, OFFLINE_UPDATE_INTERVAL, ONLINE_UPDATE_INTERVAL,
@@ -314,18 +314,12 @@ impl AddrMan {
                 }
                 id
             }
-            None => self.create(Entry {
+            None => self.create(Entry::fresh(
                 addr,
-                services: rec.services,
-                source: source_group,
-                last_seen: announced.saturating_sub(penalty),
-                last_try: 0,
-                last_count_attempt: 0,
-                last_success: 0,
-                attempts: 0,
-                placement: Placement::New(NewRefs::default()),
-                random_pos: 0,
-            }),
+                rec.services,
+                source_group,
+                announced.saturating_sub(penalty),
+            )),
         };
         let slot = self.key.new_slot(&addr, &source_group);
         let my_refs = self.entry(id).map_or(0, Entry::ref_count);

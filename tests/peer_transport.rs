@@ -66,10 +66,11 @@ impl Dialer for ScriptedDialer {
                     if first.get(..4) != Some(&REGTEST.to_bytes()[..]) {
                         return; // bad magic: an old node just hangs up
                     }
-                    let mut peer = TestPeer::connect(raw.into_inner(), REGTEST, Speak::V1)
-                        .await
-                        .unwrap();
-                    let _ = peer.closed().await;
+                    // A v1 header: answer in v1, as an old node would.
+                    let _ = raw
+                        .send_raw(&encode_v1(REGTEST, &NetworkMessage::Verack))
+                        .await;
+                    raw.drain_until_closed().await;
                 });
             }
         }
@@ -127,10 +128,11 @@ async fn v1_fallback_redials_through_the_same_dialer_only_when_allowed() {
     );
 
     // The v1 session works: the old node answers our version.
-    let (_r, mut w) = session.into_split();
+    let (mut r, mut w) = session.into_split();
     w.send(&NetworkMessage::Version(version_message(1, 0, "/us/")))
         .await
         .unwrap();
+    assert_eq!(r.next().await.unwrap().0, NetworkMessage::Verack);
 
     let dialer = ScriptedDialer::new(Remote::V1Only);
     let err = connect_outbound(&dialer, REGTEST, V1Fallback::Forbidden)

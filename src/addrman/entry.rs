@@ -85,6 +85,28 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// A never-tried entry for the new table, heard of from `source`, last
+    /// seen by the network at `last_seen`.
+    pub(crate) fn fresh(
+        addr: NetAddr,
+        services: ServiceFlags,
+        source: NetGroup,
+        last_seen: u64,
+    ) -> Self {
+        Entry {
+            addr,
+            services,
+            source,
+            last_seen,
+            last_try: 0,
+            last_count_attempt: 0,
+            last_success: 0,
+            attempts: 0,
+            placement: Placement::New(NewRefs::default()),
+            random_pos: 0,
+        }
+    }
+
     /// Whether it is in the tried table.
     pub(crate) fn is_tried(&self) -> bool {
         matches!(self.placement, Placement::Tried(_))
@@ -137,18 +159,7 @@ mod tests {
 
     fn entry() -> Entry {
         let addr = NetAddr::new(Host::TorV3([1; 32]), 8333);
-        Entry {
-            addr,
-            services: ServiceFlags::NETWORK,
-            source: addr.netgroup(),
-            last_seen: NOW - DAY,
-            last_try: 0,
-            last_count_attempt: 0,
-            last_success: 0,
-            attempts: 0,
-            placement: Placement::New(NewRefs::default()),
-            random_pos: 0,
-        }
+        Entry::fresh(addr, ServiceFlags::NETWORK, addr.netgroup(), NOW - DAY)
     }
 
     #[test]
