@@ -1,20 +1,19 @@
-//! The daemon's life: start the embedded Tor client, report its bootstrap,
-//! and stop cleanly on SIGINT or SIGTERM.
-//!
-//! Peer connections, the address manager and RPC join here as the node grows;
-//! today the daemon proves the foundation: Tor starts in-process, with its
-//! state where we say, on the network we say.
+//! The daemon's life: start the embedded Tor client, load the address book,
+//! run the node until SIGINT or SIGTERM, then disconnect, save and stop Arti
+//! within a bounded time.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bitcoin::Network;
-use futures::StreamExt;
 use nightjar_tor::{TorNetwork, TorSettings, TorTransport};
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::driver::{self, DriverOptions, addr_file};
+use crate::engine::{Engine, EngineConfig, Reach};
 use crate::paths::DataPaths;
+use crate::wire::Magic;
 
 /// How long shutdown may take before we stop waiting for Arti's tasks.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -29,6 +28,8 @@ pub struct DaemonOptions {
     /// A custom Tor network file (tests, offline demos); the public Tor
     /// network when `None`.
     pub tor_network: Option<PathBuf>,
+    /// The connection policy (peers, privacy, limits).
+    pub engine: EngineConfig,
 }
 
 /// Run until a termination signal arrives.
@@ -37,9 +38,54 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
         network,
         paths,
         tor_network,
+        engine,
     } = options;
     std::fs::create_dir_all(&paths.chain_dir)
         .with_context(|| format!("creating data directory {}", paths.chain_dir.display()))?;
+    // Signal handlers first: a SIGTERM during bootstrap must still stop us
+    // cleanly.
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tracing::info!(
+        chain = %network,
+        datadir = %paths.chain_dir.display(),
+        privacy = engine.privacy,
+        "nightjar starting"
+    );
+
+    let tor = match engine.reach {
+        Reach::Tor => Some(start_tor(&paths, tor_network).await?),
+        Reach::Direct => {
+            tracing::warn!("Tor is turned off: peers are dialled directly and see your IP address");
+            None
+        }
+    };
+    let addrman_file = addr_file::addrman_path(&paths.chain_dir);
+    let addrman = addr_file::load(&addrman_file, network);
+    let seed: [u8; 32] = rand::random();
+    let node = Engine::new(engine, addrman, seed);
+    let options = DriverOptions {
+        magic: Magic::from(network),
+        addrman_file,
+        network: match &tor {
+            Some(t) => driver::Network::Tor(t.clone()),
+            None => driver::Network::Direct,
+        },
+    };
+    let stop = async {
+        tokio::select! {
+            _ = sigterm.recv() => tracing::info!("SIGTERM received"),
+            _ = sigint.recv() => tracing::info!("SIGINT received"),
+        }
+    };
+    driver::run(node, options, stop).await;
+    // Dropping the last handle stops the Tor client's tasks.
+    drop(tor);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn start_tor(paths: &DataPaths, tor_network: Option<PathBuf>) -> Result<TorTransport> {
     let tor_net = match tor_network {
         Some(file) => {
             tracing::info!(file = %file.display(), "using a custom Tor network");
@@ -47,46 +93,8 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
         }
         None => TorNetwork::Public,
     };
-    tracing::info!(chain = %network, datadir = %paths.chain_dir.display(), "nightjar starting");
     let settings = TorSettings::new(&paths.tor_state, &paths.tor_cache).with_network(tor_net);
-    let tor = TorTransport::start(settings)
+    TorTransport::start(settings)
         .await
-        .context("starting the embedded Tor client")?;
-
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let progress = report_bootstrap(tor.clone());
-    tokio::pin!(progress);
-    let mut bootstrapped = false;
-    loop {
-        tokio::select! {
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
-            () = &mut progress, if !bootstrapped => bootstrapped = true,
-        }
-    }
-    tracing::info!("shutting down");
-    drop(tor);
-    Ok(())
-}
-
-/// Log bootstrap progress for the user until Tor is ready. Each distinct
-/// percentage or blockage is logged once.
-async fn report_bootstrap(tor: TorTransport) {
-    let mut events = tor.progress();
-    let mut last: Option<(u8, Option<String>)> = None;
-    while let Some(p) = events.next().await {
-        let key = (p.percent, p.blocked.clone());
-        if last.as_ref() != Some(&key) {
-            match &p.blocked {
-                Some(why) => tracing::warn!(percent = p.percent, "Tor bootstrap blocked: {why}"),
-                None => tracing::info!("Tor bootstrap {}%: {}", p.percent, p.summary),
-            }
-            last = Some(key);
-        }
-        if p.ready {
-            tracing::info!("Tor is ready");
-            return;
-        }
-    }
+        .context("starting the embedded Tor client")
 }

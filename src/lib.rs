@@ -15,6 +15,8 @@
 pub mod addrman;
 pub mod atomic_file;
 pub mod daemon;
+pub mod driver;
+pub mod engine;
 pub mod logging;
 pub mod netaddr;
 pub mod paths;

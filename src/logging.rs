@@ -4,6 +4,8 @@
 //! misbehaved; info = rare and meaningful (bootstrap done, peers connected);
 //! debug and below for developers. `RUST_LOG` overrides the default filter.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// What is shown when `RUST_LOG` is not set: our info, everyone else's warnings.
@@ -18,6 +20,9 @@ pub fn init() {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: logs piped to a
+        // file, journald or a test must stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let result = if under_journald {
         builder.without_time().try_init()

@@ -11,8 +11,10 @@ pub mod kind;
 pub mod limits;
 pub mod machine;
 pub mod reason;
+pub mod report;
 pub mod task;
 
 pub use kind::ConnectionKind;
 pub use machine::{PeerConfig, PeerEvent, PeerInfo, PeerMachine};
 pub use reason::{DisconnectReason, Flood, HandshakeViolation};
+pub use report::{ConnId, PeerCommand, PeerReport, PeerUpdate};

@@ -98,3 +98,96 @@ fn daemon_bootstraps_tor_and_stops_on_sigterm() {
     };
     assert!(exit.success(), "daemon exit status {exit}");
 }
+
+/// The smallest whole-node run: `--connect` to a test peer behind a C-tor
+/// onion service; the daemon dials it through its embedded Arti client,
+/// speaks BIP324 v2, completes the version handshake and logs the peer's
+/// kind, transport and circuit.
+#[test]
+fn daemon_connects_to_an_onion_peer_over_v2() {
+    let Some(net) = support::network("daemon_connects_to_an_onion_peer_over_v2") else {
+        return;
+    };
+    let onion = net
+        .onion_services()
+        .iter()
+        .find(|s| s.virtual_port == support::ONION_PEER_PORT)
+        .unwrap()
+        .onion_address
+        .clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (shook_tx, shook_rx) = tokio::sync::oneshot::channel();
+    let peer = rt.spawn(async move {
+        let listener = support::test_peer_listener();
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut peer = nightjar_testpeer::TestPeer::accept(stream, nightjar_testpeer::REGTEST, false)
+            .await
+            .unwrap();
+        let theirs = peer
+            .answer_handshake(nightjar_testpeer::version_message(5, 0, "/onion-peer/"))
+            .await
+            .unwrap();
+        shook_tx.send((theirs, peer.kind())).unwrap();
+        // Stay connected until the daemon leaves.
+        peer.closed().await
+    });
+
+    let datadir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nightjar"))
+        .args(["--network", "regtest", "--datadir"])
+        .arg(datadir.path())
+        .arg("--tor-network")
+        .arg(net.arti_network_file())
+        .arg("--connect")
+        .arg(format!("{onion}:{}", support::ONION_PEER_PORT))
+        .env("HOME", datadir.path())
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let connected = loop {
+        match rx.recv_timeout(Duration::from_secs(180)) {
+            Ok(line) => {
+                let hit = line.contains("peer connected");
+                seen.push(line.clone());
+                if hit {
+                    break Some(line);
+                }
+            }
+            Err(_) => break None,
+        }
+    };
+    // Both ends saw the handshake complete before we stop the daemon (its
+    // last bytes may still be in Tor when it exits).
+    let handshake = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), shook_rx).await
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exit = child.wait().unwrap();
+    let Some(line) = connected else {
+        panic!("no peer connected; the daemon said:\n{}", seen.join("\n"));
+    };
+    assert!(line.contains("kind=manual"), "{line}");
+    assert!(line.contains("transport=v2"), "{line}");
+    assert!(line.contains(&onion), "{line}");
+    assert!(!line.contains("circuit=\"-\""), "an onion connection has a circuit: {line}");
+    assert!(exit.success(), "exit status {exit}");
+    let (theirs, kind) = handshake.unwrap().unwrap();
+    assert!(matches!(kind, nightjar::transport::TransportKind::V2 { .. }));
+    peer.abort();
+    assert_eq!(theirs.sender.socket_addr().unwrap(), "0.0.0.0:0".parse().unwrap());
+    assert!(datadir.path().join("regtest").join("peers.dat").is_file());
+}

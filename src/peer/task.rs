@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::peer::machine::{PeerEvent, PeerMachine};
 use crate::peer::reason::DisconnectReason;
+pub use crate::peer::report::{ConnId, PeerCommand, PeerReport, PeerUpdate};
 use crate::transport::{MessageReader, MessageWriter, PeerStream, Session};
 use crate::wire::NetworkMessage;
 
@@ -33,52 +34,6 @@ pub const COMMAND_QUEUE: usize = 64;
 /// stopped reading. A 4 MB message through a slow Tor circuit (≈100 kB/s)
 /// takes 40 s; a minute allows for that.
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// nightjar's id for one connection (never an address: inbound onion peers
-/// have none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
-
-impl std::fmt::Display for ConnId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "conn-{}", self.0)
-    }
-}
-
-/// What the engine may ask of a peer task.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PeerCommand {
-    /// Send this message.
-    Send(NetworkMessage),
-    /// Count misbehaviour the engine found (invalid headers, say).
-    Misbehaving {
-        /// Points to add.
-        points: u32,
-        /// What happened.
-        what: &'static str,
-    },
-    /// Close the connection.
-    Disconnect(String),
-}
-
-/// What a peer task tells the engine.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PeerReport {
-    /// Something the machine reported (never `PeerEvent::Disconnect`; that
-    /// becomes `Closed`).
-    Event(PeerEvent),
-    /// The connection is gone; sent exactly once, last.
-    Closed(DisconnectReason),
-}
-
-/// A report tagged with its connection.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PeerUpdate {
-    /// Which connection.
-    pub conn: ConnId,
-    /// What happened.
-    pub report: PeerReport,
-}
 
 /// The engine's end of a running peer task.
 #[derive(Debug)]

@@ -10,6 +10,11 @@
 //! the codec is checked separately against the BIP324 vectors and the
 //! `bitcoin` crate's encodings; here we need a peer that can be told to
 //! break the *protocol* in precise ways.
+//!
+//! [`node::ScriptedNode`] builds on it: a listening peer that a real
+//! `nightjar` process dials, for end-to-end tests and the offline demo.
+
+pub mod node;
 
 use std::time::Duration;
 

@@ -1,0 +1,290 @@
+//! The driver: the tokio side that runs the sans-IO [`Engine`].
+//!
+//! One engine task owns the engine. It sleeps until something happens — a
+//! dial finishes, a peer task reports, Tor's readiness changes, a DNS seed
+//! answers, the engine's own deadline passes, or shutdown is asked — feeds
+//! that to the engine with the time, and carries out what the engine asks:
+//! dial tasks, commands to peer tasks, address-book writes, circuit
+//! releases. This module holds the node's only clock reads.
+
+pub mod addr_file;
+pub mod dial;
+pub mod tor_watch;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
+
+use crate::engine::{DialFailure, Engine, Input, Now, Output};
+use crate::peer::task::PeerHandle;
+use crate::peer::{ConnId, PeerCommand, PeerConfig, PeerMachine, PeerReport, PeerUpdate};
+use crate::wire::Magic;
+pub use dial::Network;
+
+/// Driver events that may wait for the engine task.
+pub const EVENT_QUEUE: usize = 64;
+
+/// Peer reports that may wait for the engine task (the peer tasks wait when
+/// it is full: backpressure).
+pub const PEER_QUEUE: usize = 256;
+
+/// How long shutdown waits for peers to close before dropping them.
+pub const PEER_CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// How long a DNS seed lookup may take (the Tor client has its own, shorter,
+/// limit; this one guards the task).
+pub const SEED_LOOKUP_LIMIT: Duration = Duration::from_secs(60);
+
+/// What the tasks around the engine tell it.
+#[derive(Debug)]
+pub enum DriverEvent {
+    /// Tor's readiness changed.
+    TorReady(bool),
+    /// A dial finished with a running transport.
+    Dialed(dial::Dialed),
+    /// A dial failed.
+    DialFailed {
+        /// Which.
+        conn: ConnId,
+        /// Why.
+        failure: DialFailure,
+    },
+    /// A DNS seed answered (empty on failure).
+    Seed {
+        /// The seed.
+        host: String,
+        /// Its addresses.
+        addrs: Vec<IpAddr>,
+    },
+}
+
+/// The driver's settings.
+#[derive(Clone)]
+pub struct DriverOptions {
+    /// The chain's message start bytes.
+    pub magic: Magic,
+    /// Where the address book is saved.
+    pub addrman_file: PathBuf,
+    /// Tor or direct TCP.
+    pub network: Network,
+}
+
+/// The clock: the one place time is read.
+fn now() -> Now {
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Now {
+        mono: tokio::time::Instant::now().into_std(),
+        unix,
+    }
+}
+
+/// The engine task's state.
+struct Driver {
+    engine: Engine,
+    options: DriverOptions,
+    events_tx: mpsc::Sender<DriverEvent>,
+    peer_tx: mpsc::Sender<PeerUpdate>,
+    /// Dials in progress, with the peer configuration to start them with.
+    dials: HashMap<ConnId, (AbortHandle, PeerConfig)>,
+    peers: HashMap<ConnId, PeerHandle>,
+    tasks: JoinSet<()>,
+    saves: JoinSet<()>,
+}
+
+/// Run the node until `shutdown` completes, then disconnect every peer,
+/// save the address book and return.
+pub async fn run(engine: Engine, options: DriverOptions, shutdown: impl Future<Output = ()>) {
+    let (events_tx, mut events_rx) = mpsc::channel(EVENT_QUEUE);
+    let (peer_tx, mut peer_rx) = mpsc::channel(PEER_QUEUE);
+    let mut d = Driver {
+        engine,
+        options,
+        events_tx,
+        peer_tx,
+        dials: HashMap::new(),
+        peers: HashMap::new(),
+        tasks: JoinSet::new(),
+        saves: JoinSet::new(),
+    };
+    match &d.options.network {
+        Network::Tor(tor) => {
+            d.tasks
+                .spawn(tor_watch::watch(tor.clone(), d.events_tx.clone()));
+            d.engine.handle(now(), Input::Tick);
+        }
+        Network::Direct => d.engine.handle(now(), Input::TorReady(true)),
+    }
+    tokio::pin!(shutdown);
+    loop {
+        d.carry_out();
+        let deadline = d.engine.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(event) = events_rx.recv() => d.on_event(event),
+            Some(update) = peer_rx.recv() => d.on_peer(update),
+            () = sleep_until(deadline) => d.engine.handle(now(), Input::Tick),
+        }
+    }
+    tracing::info!("shutting down: disconnecting peers and saving the address book");
+    d.engine.handle(now(), Input::Shutdown);
+    d.carry_out();
+    for (abort, _) in d.dials.values() {
+        abort.abort();
+    }
+    let grace = tokio::time::sleep(PEER_CLOSE_GRACE);
+    tokio::pin!(grace);
+    while !d.peers.is_empty() {
+        tokio::select! {
+            () = &mut grace => break,
+            Some(update) = peer_rx.recv() => {
+                if matches!(update.report, PeerReport::Closed(_)) {
+                    d.peers.remove(&update.conn);
+                }
+            }
+        }
+    }
+    for peer in d.peers.values() {
+        peer.abort();
+    }
+    d.tasks.abort_all();
+    // The final save must land: wait for it.
+    while d.saves.join_next().await.is_some() {}
+}
+
+impl Driver {
+    fn on_event(&mut self, event: DriverEvent) {
+        match event {
+            DriverEvent::TorReady(ready) => self.engine.handle(now(), Input::TorReady(ready)),
+            DriverEvent::Dialed(dialed) => {
+                // A dial the engine abandoned is dropped (and so closed).
+                let Some((_, config)) = self.dials.remove(&dialed.conn) else {
+                    return;
+                };
+                let t = now();
+                self.engine.handle(
+                    t,
+                    Input::Connected {
+                        conn: dialed.conn,
+                        transport: dialed.transport,
+                        circuit: dialed.circuit,
+                    },
+                );
+                let machine = PeerMachine::new(config, t.mono);
+                let handle = (dialed.start)(dialed.conn, machine, self.peer_tx.clone());
+                self.peers.insert(dialed.conn, handle);
+            }
+            DriverEvent::DialFailed { conn, failure } => {
+                if self.dials.remove(&conn).is_some() {
+                    self.engine
+                        .handle(now(), Input::DialFailed { conn, failure });
+                }
+            }
+            DriverEvent::Seed { host, addrs } => self.engine.handle(
+                now(),
+                Input::SeedResolved { seed: host, addrs },
+            ),
+        }
+    }
+
+    fn on_peer(&mut self, update: PeerUpdate) {
+        if matches!(update.report, PeerReport::Closed(_)) {
+            self.peers.remove(&update.conn);
+        }
+        self.engine.handle(now(), Input::Peer(update));
+    }
+
+    /// Do what the engine asked.
+    fn carry_out(&mut self) {
+        while let Some(output) = self.engine.poll_output() {
+            match output {
+                Output::Dial(req) => {
+                    let conn = req.conn;
+                    let config = req.peer.clone();
+                    let task = self.tasks.spawn(dial::dial(
+                        self.options.network.clone(),
+                        self.options.magic,
+                        req,
+                        self.events_tx.clone(),
+                    ));
+                    self.dials.insert(conn, (task, config));
+                }
+                Output::Send { conn, msg } => {
+                    if let Some(peer) = self.peers.get(&conn)
+                        && !peer.try_command(PeerCommand::Send(msg))
+                    {
+                        tracing::debug!(%conn, "peer command queue full: message dropped");
+                    }
+                }
+                Output::Disconnect { conn, reason } => {
+                    if let Some((abort, _)) = self.dials.remove(&conn) {
+                        abort.abort();
+                    } else if let Some(peer) = self.peers.get(&conn)
+                        && !peer.try_command(PeerCommand::Disconnect(reason))
+                    {
+                        peer.abort();
+                    }
+                }
+                Output::ResolveSeed { host, group } => {
+                    let events = self.events_tx.clone();
+                    let network = self.options.network.clone();
+                    self.tasks.spawn(async move {
+                        let addrs = resolve_seed(network, &host, group).await;
+                        let _ = events.send(DriverEvent::Seed { host, addrs }).await;
+                    });
+                }
+                Output::PersistAddresses(bytes) => {
+                    let path = self.options.addrman_file.clone();
+                    self.saves.spawn(addr_file::save(path, bytes));
+                }
+                Output::ReleaseGroup(group) => {
+                    if let Network::Tor(tor) = &self.options.network {
+                        tor.release_group(group);
+                    }
+                }
+            }
+        }
+        // Reap finished tasks so the sets stay small.
+        while self.tasks.try_join_next().is_some() {}
+        while self.saves.try_join_next().is_some() {}
+    }
+}
+
+/// Resolve a DNS seed through a Tor exit (the system resolver only when Tor
+/// is explicitly off); an empty list on failure.
+async fn resolve_seed(network: Network, host: &str, group: nightjar_tor::IsolationGroup) -> Vec<IpAddr> {
+    let lookup = async {
+        match network {
+            Network::Tor(tor) => tor.resolve(host, group).await.map_err(|e| e.to_string()),
+            Network::Direct => tokio::net::lookup_host((host, 0))
+                .await
+                .map(|addrs| addrs.map(|a| a.ip()).collect())
+                .map_err(|e| e.to_string()),
+        }
+    };
+    match tokio::time::timeout(SEED_LOOKUP_LIMIT, lookup).await {
+        Ok(Ok(addrs)) => addrs,
+        Ok(Err(e)) => {
+            tracing::debug!(seed = host, "DNS seed lookup failed: {e}");
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::debug!(seed = host, "DNS seed lookup timed out");
+            Vec::new()
+        }
+    }
+}
+
+/// Sleep until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,38 @@
+//! Turns the Tor client's bootstrap progress into log lines for the user and
+//! readiness changes for the engine.
+
+use futures::StreamExt;
+use nightjar_tor::TorTransport;
+use tokio::sync::mpsc;
+
+use super::DriverEvent;
+
+/// Log each distinct percentage or blockage once, and tell the engine when
+/// readiness changes; ends when the client goes away.
+pub async fn watch(tor: TorTransport, events: mpsc::Sender<DriverEvent>) {
+    let mut progress = tor.progress();
+    let mut last: Option<(u8, Option<String>)> = None;
+    let mut ready = false;
+    while let Some(p) = progress.next().await {
+        let key = (p.percent, p.blocked.clone());
+        if last.as_ref() != Some(&key) {
+            match &p.blocked {
+                Some(why) => tracing::warn!(percent = p.percent, "Tor bootstrap blocked: {why}"),
+                None if !p.ready => tracing::info!("Tor bootstrap {}%: {}", p.percent, p.summary),
+                None => {}
+            }
+            last = Some(key);
+        }
+        if p.ready != ready {
+            ready = p.ready;
+            if ready {
+                tracing::info!("Tor is ready");
+            } else {
+                tracing::warn!("Tor is no longer ready; not dialling until it is");
+            }
+            if events.send(DriverEvent::TorReady(ready)).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The node's brain, without I/O: whom to dial, over which circuits, with
+//! which transport; what to do with each peer event; when to persist.
+//!
+//! The engine is a sans-IO state machine (the shape of quinn-proto and
+//! nakamoto): the driver feeds it [`Input`]s with the current time, collects
+//! [`Output`]s with [`Engine::poll_output`] and wakes it at
+//! [`Engine::poll_timeout`]. It reads no clock, touches no socket and draws
+//! randomness only from the seeded RNG it was built with, so the same
+//! configuration, seed and inputs always give the same outputs; the
+//! simulator relies on that.
+//!
+//! It is composed of parts with one job each, borrowed separately: the
+//! address manager ([`AddrMan`]), the table of connections
+//! ([`peers::PeerTable`]), the isolation policy ([`isolation`]) and the
+//! connection manager ([`conn_manager`]), which holds the policy state
+//! (manual peers, seeding, feeler timer, backoff).
+
+pub mod config;
+pub mod conn_manager;
+pub mod isolation;
+pub mod manual;
+pub mod peers;
+pub mod seeding;
+pub mod targets;
+pub mod version;
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use nightjar_tor::{CircuitLabel, IsolationGroup, Target};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::addrman::AddrMan;
+use crate::peer::{ConnId, ConnectionKind, PeerConfig, PeerUpdate};
+use crate::transport::{TransportKind, V1Fallback};
+use crate::wire::NetworkMessage;
+
+pub use config::{EngineConfig, IsolationScope, Reach};
+pub use conn_manager::ConnManager;
+pub use isolation::{Isolation, kind_label};
+pub use peers::{PeerEntry, PeerState, PeerTable};
+
+/// How often the engine wants to run its maintenance even when nothing
+/// happens (Core's connection thread wakes every 500 ms; a second is plenty
+/// over Tor).
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often the address book is written out (Core's `DUMP_PEERS_INTERVAL`).
+pub const ADDRMAN_PERSIST_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// The time, as the driver's clock read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic time, for deadlines.
+    pub mono: Instant,
+    /// Wall-clock time in unix seconds, for the address book and `version`.
+    pub unix: u64,
+}
+
+/// Why a dial did not produce a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialFailure {
+    /// What went wrong, for logs.
+    pub reason: String,
+    /// Whether the peer is to blame (unreachable, refused, bad handshake),
+    /// as opposed to us or the Tor network: only then does the failure
+    /// count against the address.
+    pub peer_at_fault: bool,
+}
+
+/// Something that happened, for the engine to act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Nothing new: time passed (the driver calls this at [`Engine::poll_timeout`]).
+    Tick,
+    /// The Tor client became ready (or stopped being ready).
+    TorReady(bool),
+    /// A dial succeeded: the transport is up and a peer task runs it.
+    Connected {
+        /// Which dial.
+        conn: ConnId,
+        /// v1 or v2.
+        transport: TransportKind,
+        /// The circuit carrying it, when known.
+        circuit: Option<CircuitLabel>,
+    },
+    /// A dial failed.
+    DialFailed {
+        /// Which dial.
+        conn: ConnId,
+        /// Why.
+        failure: DialFailure,
+    },
+    /// A peer task reported.
+    Peer(PeerUpdate),
+    /// A DNS seed answered (through Tor); empty when it failed.
+    SeedResolved {
+        /// The seed's name.
+        seed: String,
+        /// The addresses it gave.
+        addrs: Vec<IpAddr>,
+    },
+    /// Open one `Extra` connection (the stale-tip defence asks for it).
+    OpenExtra,
+    /// Stop: disconnect everyone, persist, dial nothing more.
+    Shutdown,
+}
+
+/// A dial the engine wants made.
+#[derive(Debug, Clone)]
+pub struct DialRequest {
+    /// The connection's id, used in every later input and output.
+    pub conn: ConnId,
+    /// Whom to dial.
+    pub target: Target,
+    /// Why.
+    pub kind: ConnectionKind,
+    /// Which circuits it may share.
+    pub isolation: Isolation,
+    /// Whether v1 is allowed if the v2 handshake fails.
+    pub v1: V1Fallback,
+    /// The peer machine's configuration (our `version` and more).
+    pub peer: PeerConfig,
+}
+
+/// Something the engine wants done.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Dial a peer (through Tor unless Tor is explicitly off).
+    Dial(DialRequest),
+    /// Send a message to a connected peer.
+    Send {
+        /// To whom.
+        conn: ConnId,
+        /// What.
+        msg: NetworkMessage,
+    },
+    /// Close a connection (or abandon its dial).
+    Disconnect {
+        /// Which.
+        conn: ConnId,
+        /// Why, for logs.
+        reason: String,
+    },
+    /// Resolve a DNS seed through a Tor exit, then report
+    /// [`Input::SeedResolved`].
+    ResolveSeed {
+        /// The seed's name.
+        host: String,
+        /// The isolation group for the lookup.
+        group: IsolationGroup,
+    },
+    /// Write this serialized address book to disk (atomically).
+    PersistAddresses(Vec<u8>),
+    /// No connection uses this group any more: its circuits may close.
+    ReleaseGroup(IsolationGroup),
+}
+
+/// The sans-IO node.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    addrman: AddrMan,
+    peers: PeerTable,
+    isolation: isolation::IsolationPolicy,
+    conns: ConnManager,
+    rng: StdRng,
+    outputs: VecDeque<Output>,
+    tor_ready: bool,
+    shutting_down: bool,
+    last_now: Option<Instant>,
+    next_persist: Option<Instant>,
+}
+
+impl Engine {
+    /// An engine with this configuration, address book and RNG seed.
+    pub fn new(config: EngineConfig, addrman: AddrMan, seed: [u8; 32]) -> Self {
+        Engine {
+            isolation: isolation::IsolationPolicy::new(config.isolation_scope()),
+            conns: ConnManager::new(&config),
+            config,
+            addrman,
+            peers: PeerTable::new(),
+            rng: StdRng::from_seed(seed),
+            outputs: VecDeque::new(),
+            tor_ready: false,
+            shutting_down: false,
+            last_now: None,
+            next_persist: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The address book.
+    pub fn addrman(&self) -> &AddrMan {
+        &self.addrman
+    }
+
+    /// The connections.
+    pub fn peers(&self) -> &PeerTable {
+        &self.peers
+    }
+
+    /// Whether Tor is ready (always, once told so, when Tor is off).
+    pub fn tor_ready(&self) -> bool {
+        self.tor_ready
+    }
+
+    /// The address book, serialized for saving.
+    pub fn addrman_bytes(&self) -> Vec<u8> {
+        self.addrman.to_bytes()
+    }
+
+    /// Process one input at `now`.
+    pub fn handle(&mut self, now: Now, input: Input) {
+        self.last_now = Some(now.mono);
+        self.next_persist
+            .get_or_insert(now.mono + ADDRMAN_PERSIST_INTERVAL);
+        let mut cx = conn_manager::Ctx {
+            config: &self.config,
+            addrman: &mut self.addrman,
+            peers: &mut self.peers,
+            isolation: &mut self.isolation,
+            rng: &mut self.rng,
+            out: &mut self.outputs,
+        };
+        match input {
+            Input::Tick => {}
+            Input::TorReady(ready) => {
+                if ready != self.tor_ready {
+                    tracing::debug!(ready, "engine: Tor readiness changed");
+                }
+                self.tor_ready = ready;
+                self.conns.tor_ready_changed(&mut cx, now, ready);
+            }
+            Input::Connected {
+                conn,
+                transport,
+                circuit,
+            } => self.conns.connected(&mut cx, conn, transport, circuit),
+            Input::DialFailed { conn, failure } => {
+                self.conns.dial_failed(&mut cx, now, conn, &failure);
+            }
+            Input::Peer(update) => self.conns.peer_report(&mut cx, now, update),
+            Input::SeedResolved { seed, addrs } => {
+                self.conns.seed_resolved(&mut cx, now, &seed, &addrs);
+            }
+            Input::OpenExtra => {
+                if self.tor_ready && !self.shutting_down {
+                    self.conns.open_extra(&mut cx, now);
+                }
+            }
+            Input::Shutdown => {
+                if !self.shutting_down {
+                    self.shutting_down = true;
+                    for e in cx.peers.iter() {
+                        cx.out.push_back(Output::Disconnect {
+                            conn: e.conn,
+                            reason: "shutting down".into(),
+                        });
+                    }
+                    cx.out
+                        .push_back(Output::PersistAddresses(cx.addrman.to_bytes()));
+                }
+            }
+        }
+        if self.shutting_down {
+            return;
+        }
+        self.conns.expire(&mut cx, now);
+        if self.next_persist.is_some_and(|t| now.mono >= t) {
+            self.next_persist = Some(now.mono + ADDRMAN_PERSIST_INTERVAL);
+            cx.out
+                .push_back(Output::PersistAddresses(cx.addrman.to_bytes()));
+        }
+        // Quiet while Tor is not ready: nothing can be dialled, and a dial
+        // attempted now would fail and be counted against a good address.
+        if self.tor_ready {
+            self.conns.maybe_open_connections(&mut cx, now);
+        }
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When to call [`Engine::handle`] with [`Input::Tick`] next. `None`
+    /// before the first input and after shutdown.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.shutting_down {
+            return None;
+        }
+        self.last_now.map(|t| t + MAINTENANCE_INTERVAL)
+    }
+}
+
+#[cfg(test)]
+mod tests;

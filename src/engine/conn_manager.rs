@@ -1,0 +1,686 @@
+//! The connection manager: the seeds' `maybe_open_connection`,
+//! `create_connection` and `open_connection`, made Tor-first, plus what
+//! happens to a connection afterwards (dial result, handshake, gossip, end).
+//!
+//! It owns only policy state (manual peers, seeding, the feeler timer,
+//! recent dials, discouraged addresses); the address book, the peer table,
+//! the isolation policy, the RNG and the output queue are borrowed for each
+//! call through [`Ctx`], so every method shows what it may touch.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use nightjar_tor::{CircuitLabel, Target};
+use rand::Rng;
+use rand::rngs::StdRng;
+
+use super::config::{EngineConfig, regular_services};
+use super::isolation::{IsolationPolicy, kind_label};
+use super::manual::ManualPeers;
+use super::peers::{PeerEntry, PeerState, PeerTable};
+use super::seeding::{SeedAction, Seeding, dns_seeds};
+use super::targets::addr_to_target;
+use super::version::our_version;
+use super::{DialFailure, DialRequest, Now, Output};
+use crate::addrman::{AddrMan, AddrRecord, AddrSource, InternalSource, Want};
+use crate::netaddr::NetAddr;
+use crate::peer::{ConnId, ConnectionKind, PeerConfig, PeerEvent, PeerReport, PeerUpdate};
+use crate::transport::{TransportKind, V1Fallback};
+use crate::peer::limits::MAX_ADDRS_PER_MESSAGE;
+use crate::wire::NetworkMessage;
+
+/// Regular dials in flight at once: the seeds' connection batch. Small, so
+/// a burst of dials does not hand one Tor guard a neat list of our peers,
+/// big enough to fill eight slots within a few rounds.
+pub const DIAL_BATCH: usize = 4;
+
+/// How long a dial (Tor stream plus BIP324 handshake) may take before the
+/// engine gives up on it: an onion rendezvous may take the full 60 s
+/// `ONION_CONNECT_TIMEOUT`, the transport handshake over a slow circuit
+/// another 30 s.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A feeler waits this long after its handshake for the address reply.
+pub const FEELER_ADDR_WAIT: Duration = Duration::from_secs(30);
+
+/// The same address is not dialled again within this time, whatever the
+/// address book says (it would only waste a circuit on a peer that just
+/// failed or left).
+pub const REDIAL_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long a peer that misbehaved past the limit stays discouraged.
+pub const DISCOURAGE_FOR: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Discouraged addresses remembered at most (oldest forgotten first).
+pub const MAX_DISCOURAGED: usize = 10_000;
+
+/// Address-book picks tried per connection before giving up for this round.
+pub const SELECT_TRIES: usize = 16;
+
+/// Share (percent) of picks that look at onion addresses first when onion
+/// is reachable: onion peers cost an observer more to watch and never use an
+/// exit, so we lean on them, but not only, so a Sybil of cheap onion names
+/// cannot take every slot.
+pub const ONION_PREFERENCE_PERCENT: u8 = 70;
+
+/// The parts of the engine a connection-manager call may use.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// The configuration.
+    pub config: &'a EngineConfig,
+    /// The address book.
+    pub addrman: &'a mut AddrMan,
+    /// The connections.
+    pub peers: &'a mut PeerTable,
+    /// The isolation policy.
+    pub isolation: &'a mut IsolationPolicy,
+    /// The seeded RNG.
+    pub rng: &'a mut StdRng,
+    /// Where outputs go.
+    pub out: &'a mut VecDeque<Output>,
+}
+
+/// Why no connection was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoDial {
+    /// The address book had nothing suitable.
+    NoAddress,
+}
+
+/// The connection manager's own state.
+#[derive(Debug)]
+pub struct ConnManager {
+    manual: ManualPeers,
+    /// Only the `--connect` peer(s): no automatic connections at all.
+    only_manual: bool,
+    seeding: Seeding,
+    next_conn: u64,
+    next_feeler: Option<Instant>,
+    recent: BTreeMap<NetAddr, Instant>,
+    discouraged: BTreeMap<NetAddr, Instant>,
+}
+
+impl ConnManager {
+    /// Policy state for `config`; user-named peers that the policy refuses
+    /// (a clearnet peer under `--privacy`) are dropped here, with a warning.
+    pub fn new(config: &EngineConfig) -> Self {
+        let named = config
+            .connect
+            .iter()
+            .map(|t| ("connect", t))
+            .chain(config.addnodes.iter().map(|t| ("addnode", t)));
+        let mut keep = Vec::new();
+        for (option, target) in named {
+            match config.refuses(target) {
+                Some(why) => tracing::warn!("{option} {target} ignored: {why}"),
+                None => keep.push(target.clone()),
+            }
+        }
+        ConnManager {
+            manual: ManualPeers::new(keep),
+            only_manual: config.connect.is_some(),
+            seeding: Seeding::new(),
+            next_conn: 1,
+            next_feeler: None,
+            recent: BTreeMap::new(),
+            discouraged: BTreeMap::new(),
+        }
+    }
+
+    // === OPENING CONNECTIONS ===
+
+    /// The seeds' `maybe_open_connection`: run after every input while Tor
+    /// is ready.
+    pub fn maybe_open_connections(&mut self, cx: &mut Ctx<'_>, now: Now) {
+        for index in self.manual.due(now.mono) {
+            self.open_manual(cx, now, index);
+        }
+        if self.only_manual {
+            return;
+        }
+        self.maybe_seed(cx, now);
+        while cx.peers.regular_count() < cx.config.target_outbound
+            && cx.peers.regular_dialing() < DIAL_BATCH
+        {
+            let kind = ConnectionKind::Regular(regular_services());
+            if self.create_connection(cx, now, kind).is_err() {
+                break;
+            }
+        }
+        self.maybe_feeler(cx, now);
+    }
+
+    fn open_manual(&mut self, cx: &mut Ctx<'_>, now: Now, index: usize) {
+        let Some(peer) = self.manual.get(index) else {
+            return;
+        };
+        let (target, addr) = (peer.target.clone(), peer.addr);
+        if cx.peers.has_target(&target, addr.as_ref()) {
+            // Already connected some other way (say, as a regular peer).
+            return;
+        }
+        let conn = self.open_connection(cx, now, ConnectionKind::Manual, target, addr);
+        self.manual.dialled(index, conn);
+    }
+
+    /// Add addresses when the book runs dry: DNS seeds through Tor, or the
+    /// fixed seeds.
+    fn maybe_seed(&mut self, cx: &mut Ctx<'_>, now: Now) {
+        let reachable = cx.config.reachable_networks();
+        if !cx.addrman.is_starved(reachable) {
+            return;
+        }
+        let seeds = dns_seeds(cx.config.network);
+        let dns_allowed = cx.config.may_use_dns_seeds() && !seeds.is_empty();
+        match self.seeding.next(now.mono, dns_allowed) {
+            SeedAction::Wait => {}
+            SeedAction::AskDns => {
+                tracing::info!("few known peers: asking {} DNS seeds through Tor", seeds.len());
+                for seed in seeds {
+                    // Each lookup on its own circuit: one exit should not
+                    // see us ask every seed.
+                    let (isolation, _) = cx.isolation.assign(ConnectionKind::Feeler, now.mono);
+                    cx.out.push_back(Output::ResolveSeed {
+                        host: (*seed).to_owned(),
+                        group: isolation.group,
+                    });
+                }
+            }
+            SeedAction::AddFixed => {
+                let added = cx.addrman.add_fixed_seeds(reachable, now.unix, cx.rng);
+                if added > 0 {
+                    tracing::info!(added, "few known peers: added the fixed seeds");
+                }
+            }
+        }
+    }
+
+    /// Feelers test addresses nobody confirmed yet, on a randomized timer,
+    /// once the regular slots are full (before that, regular dials test
+    /// addresses anyway).
+    fn maybe_feeler(&mut self, cx: &mut Ctx<'_>, now: Now) {
+        let Some(due) = self.next_feeler else {
+            self.schedule_feeler(cx, now);
+            return;
+        };
+        if now.mono < due {
+            return;
+        }
+        self.schedule_feeler(cx, now);
+        let full = cx.peers.regular_count() >= cx.config.target_outbound;
+        let busy = cx.peers.count(|k| k == ConnectionKind::Feeler) > 0;
+        if full && !busy {
+            cx.addrman.resolve_collisions(now.unix);
+            let _ = self.create_connection(cx, now, ConnectionKind::Feeler);
+        }
+    }
+
+    fn schedule_feeler(&mut self, cx: &mut Ctx<'_>, now: Now) {
+        // Exponential gaps (a Poisson process, as Core does), capped at
+        // ten means so one unlucky draw does not stop feelers for hours.
+        let mean = cx.config.feeler_interval.as_secs_f64().max(0.001);
+        let u: f64 = cx.rng.random_range(f64::EPSILON..1.0);
+        let gap = (-u.ln() * mean).min(10.0 * mean);
+        self.next_feeler = Some(now.mono + Duration::from_secs_f64(gap));
+    }
+
+    /// The stale-tip defence: one `Extra` connection, from a netgroup we
+    /// have no peer in.
+    pub fn open_extra(&mut self, cx: &mut Ctx<'_>, now: Now) {
+        if self.only_manual {
+            return;
+        }
+        let _ = self.create_connection(cx, now, ConnectionKind::Extra);
+    }
+
+    /// The seeds' `create_connection`: pick an address for `kind` that is
+    /// not connected, not just tried and not discouraged, then open it.
+    fn create_connection(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        now: Now,
+        kind: ConnectionKind,
+    ) -> Result<ConnId, NoDial> {
+        let mut want = Want::new(cx.config.reachable_networks())
+            .prefer_onion(ONION_PREFERENCE_PERCENT)
+            .require(kind.required_services());
+        if matches!(kind, ConnectionKind::Regular(_) | ConnectionKind::Extra) {
+            want = want.exclude(cx.peers.outbound_netgroups());
+        }
+        for _ in 0..SELECT_TRIES {
+            let picked = if kind == ConnectionKind::Feeler {
+                cx.addrman
+                    .select_tried_collision(cx.rng)
+                    .or_else(|| cx.addrman.select_feeler(&want, now.unix, cx.rng))
+            } else {
+                cx.addrman.select(&want, now.unix, cx.rng)
+            };
+            let Some(picked) = picked else {
+                return Err(NoDial::NoAddress);
+            };
+            let addr = picked.addr;
+            let Some(target) = addr_to_target(&addr) else {
+                continue;
+            };
+            if cx.peers.has_target(&target, Some(&addr))
+                || self.recent.contains_key(&addr)
+                || self.discouraged.contains_key(&addr)
+                || !cx.config.reachable_networks().contains(addr.network())
+            {
+                continue;
+            }
+            return Ok(self.open_connection(cx, now, kind, target, Some(addr)));
+        }
+        Err(NoDial::NoAddress)
+    }
+
+    /// The seeds' `open_connection`: allocate the id, fix isolation and
+    /// transport policy, record the attempt, emit the dial.
+    fn open_connection(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        now: Now,
+        kind: ConnectionKind,
+        target: Target,
+        addr: Option<NetAddr>,
+    ) -> ConnId {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let (isolation, retired) = cx.isolation.assign(kind, now.mono);
+        if let Some(old) = retired.filter(|g| !cx.peers.uses_group(*g)) {
+            cx.out.push_back(Output::ReleaseGroup(old));
+        }
+        // v1 only where policy allows it, and never under --privacy: a v1
+        // session is readable by every relay operator on the path... and by
+        // the exit for clearnet peers.
+        let v1 = if !cx.config.privacy
+            && (kind == ConnectionKind::Manual || cx.config.v1_fallback)
+        {
+            V1Fallback::Allowed
+        } else {
+            V1Fallback::Forbidden
+        };
+        let nonce = loop {
+            let n: u64 = cx.rng.random();
+            if n != 0 && !cx.peers.is_our_nonce(n, conn) {
+                break n;
+            }
+        };
+        let peer = PeerConfig {
+            kind,
+            our_version: our_version(&target, nonce, now.unix, &cx.config.user_agent),
+            ping_seed: cx.rng.random(),
+        };
+        if let Some(a) = addr {
+            self.recent.insert(a, now.mono);
+        }
+        tracing::debug!(%conn, kind = %kind_label(kind), %target, %isolation, "dialling");
+        cx.peers.insert(PeerEntry {
+            conn,
+            kind,
+            target: target.clone(),
+            addr,
+            isolation,
+            v1,
+            nonce,
+            opened: now.mono,
+            opened_unix: now.unix,
+            state: PeerState::Dialing {
+                deadline: now.mono + DIAL_TIMEOUT,
+            },
+            transport: None,
+            circuit: None,
+            last_rtt: None,
+            min_rtt: None,
+            feeler_deadline: None,
+            answered_getaddr: false,
+        });
+        cx.out.push_back(Output::Dial(DialRequest {
+            conn,
+            target,
+            kind,
+            isolation,
+            v1,
+            peer,
+        }));
+        conn
+    }
+
+    // === WHAT HAPPENS TO A CONNECTION ===
+
+    /// Tor readiness changed: schedule the first feeler from now.
+    pub fn tor_ready_changed(&mut self, cx: &mut Ctx<'_>, now: Now, ready: bool) {
+        if ready && self.next_feeler.is_none() {
+            self.schedule_feeler(cx, now);
+        }
+    }
+
+    /// A dial completed: the transport is up and the handshake starts.
+    pub fn connected(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        conn: ConnId,
+        transport: TransportKind,
+        circuit: Option<CircuitLabel>,
+    ) {
+        match cx.peers.get_mut(conn) {
+            Some(e) if matches!(e.state, PeerState::Dialing { .. }) => {
+                e.state = PeerState::Handshaking;
+                e.transport = Some(transport);
+                e.circuit = circuit;
+            }
+            // We gave up on it (timeout, shutdown): close what arrived late.
+            _ => cx.out.push_back(Output::Disconnect {
+                conn,
+                reason: "dial no longer wanted".into(),
+            }),
+        }
+    }
+
+    /// A dial failed.
+    pub fn dial_failed(&mut self, cx: &mut Ctx<'_>, now: Now, conn: ConnId, failure: &DialFailure) {
+        let Some(entry) = cx.peers.remove(conn) else {
+            return;
+        };
+        if let Some(addr) = entry.addr {
+            cx.addrman.attempt(&addr, failure.peer_at_fault, now.unix);
+            // The redial pause counts from the failure, not the attempt.
+            self.recent.insert(addr, now.mono);
+        }
+        let manual = self.manual.owns(conn);
+        if manual {
+            self.manual.ended(conn, now.mono);
+            tracing::info!(
+                %conn,
+                target = %entry.target,
+                reason = %failure.reason,
+                "could not reach added peer; will retry"
+            );
+        } else {
+            tracing::debug!(%conn, kind = %kind_label(entry.kind), target = %entry.target, reason = %failure.reason, "dial failed");
+        }
+        release_if_unused(cx, &entry);
+    }
+
+    /// A peer task reported.
+    pub fn peer_report(&mut self, cx: &mut Ctx<'_>, now: Now, update: PeerUpdate) {
+        let conn = update.conn;
+        match update.report {
+            PeerReport::Closed(reason) => {
+                let Some(entry) = cx.peers.remove(conn) else {
+                    return;
+                };
+                if let Some(addr) = entry.addr {
+                    if entry.is_ready() {
+                        cx.addrman.connected(&addr, now.unix);
+                    }
+                    self.recent.insert(addr, now.mono);
+                }
+                if self.manual.owns(conn) {
+                    self.manual.ended(conn, now.mono);
+                } else if reason.weight() >= crate::peer::reason::MISBEHAVIOR_LIMIT
+                    && let Some(addr) = entry.addr
+                {
+                    // Manual peers are never discouraged: the user vouched.
+                    self.discourage(addr, now.mono);
+                }
+                let kind = kind_label(entry.kind);
+                let addr = &entry.target;
+                if entry.kind == ConnectionKind::Feeler || !entry.is_ready() {
+                    tracing::debug!(%conn, %kind, %addr, %reason, "peer disconnected");
+                } else {
+                    tracing::info!(%conn, %kind, %addr, %reason, "peer disconnected");
+                }
+                release_if_unused(cx, &entry);
+            }
+            PeerReport::Event(event) => self.peer_event(cx, now, conn, event),
+        }
+    }
+
+    fn peer_event(&mut self, cx: &mut Ctx<'_>, now: Now, conn: ConnId, event: PeerEvent) {
+        match event {
+            PeerEvent::VersionNonce(nonce) => {
+                if cx.peers.is_our_nonce(nonce, conn) {
+                    // One of our dials reached ourselves (our own onion
+                    // service, gossiped back to us).
+                    disconnect(cx, conn, "connected to ourselves");
+                    if let Some(addr) = cx.peers.get(conn).and_then(|e| e.addr) {
+                        cx.addrman.forget(&addr);
+                    }
+                }
+            }
+            PeerEvent::HandshakeComplete(info) => self.handshake_complete(cx, now, conn, info),
+            PeerEvent::Addresses { addrs, dropped } => {
+                let Some(entry) = cx.peers.get(conn) else {
+                    return;
+                };
+                let source = match (&entry.addr, &entry.target, entry.kind) {
+                    (_, _, ConnectionKind::Inbound) => AddrSource::InboundOnion,
+                    (Some(a), _, _) => AddrSource::Peer(*a),
+                    (None, target, _) => {
+                        AddrSource::Internal(InternalSource::named(&target.to_string()))
+                    }
+                };
+                let records: Vec<AddrRecord> = addrs
+                    .iter()
+                    .filter_map(|m| AddrRecord::from_addrv2(m).ok())
+                    .collect();
+                let learned = cx.addrman.add(&records, &source, now.unix, cx.rng);
+                tracing::debug!(%conn, received = addrs.len(), learned, dropped, "addresses");
+                if entry.kind == ConnectionKind::Feeler {
+                    tracing::info!(%conn, addr = %entry.target, learned, "feeler done");
+                    disconnect(cx, conn, "feeler done");
+                }
+            }
+            PeerEvent::Rtt(rtt) => {
+                if let Some(e) = cx.peers.get_mut(conn) {
+                    e.last_rtt = Some(rtt);
+                    e.min_rtt = Some(e.min_rtt.map_or(rtt, |m| m.min(rtt)));
+                }
+            }
+            PeerEvent::Misbehaved { points, total, what } => {
+                tracing::debug!(%conn, points, total, what, "peer misbehaved");
+            }
+            PeerEvent::Message(NetworkMessage::GetAddr) => self.answer_getaddr(cx, now, conn),
+            // Other messages (headers, inventory) belong to later parts of
+            // the node; the peer machine already enforced the protocol.
+            PeerEvent::Message(_) => {}
+            // The peer task turns this into `Closed`.
+            PeerEvent::Disconnect(_) => {}
+        }
+    }
+
+    fn handshake_complete(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        now: Now,
+        conn: ConnId,
+        info: crate::peer::PeerInfo,
+    ) {
+        let Some(entry) = cx.peers.get_mut(conn) else {
+            return;
+        };
+        let services = info.services;
+        entry.state = PeerState::Ready(info);
+        let entry = entry.clone();
+        if let Some(addr) = entry.addr {
+            if entry.kind != ConnectionKind::Manual || cx.addrman.contains(&addr) {
+                cx.addrman.good(&addr, now.unix);
+            }
+            cx.addrman.set_services(&addr, services);
+        }
+        self.manual.succeeded(conn);
+        log_connected(&entry);
+        if entry.kind == ConnectionKind::Feeler
+            && let Some(e) = cx.peers.get_mut(conn)
+        {
+            e.feeler_deadline = Some(now.mono + FEELER_ADDR_WAIT);
+        }
+        if entry.kind.is_outbound() {
+            // Ask for addresses once; the peer machine opens the address
+            // budget for the reply.
+            cx.out.push_back(Output::Send {
+                conn,
+                msg: NetworkMessage::GetAddr,
+            });
+        }
+    }
+
+    /// Answer a `getaddr` once per inbound connection (Core answers only
+    /// inbound peers: an outbound peer asking is unusual, and answering
+    /// would let anyone we dial scrape the table).
+    fn answer_getaddr(&mut self, cx: &mut Ctx<'_>, now: Now, conn: ConnId) {
+        let Some(entry) = cx.peers.get_mut(conn) else {
+            return;
+        };
+        if entry.kind != ConnectionKind::Inbound || entry.answered_getaddr {
+            return;
+        }
+        entry.answered_getaddr = true;
+        let wants_v2 = entry.info().is_some_and(|i| i.addrv2);
+        let sample =
+            cx.addrman
+                .gossip_sample(MAX_ADDRS_PER_MESSAGE, cx.config.reachable_networks(), now.unix, cx.rng);
+        let msg = if wants_v2 {
+            NetworkMessage::AddrV2(sample.iter().map(AddrRecord::to_addrv2).collect())
+        } else {
+            // v1 `addr` carries IP only; onion entries cannot be sent.
+            let entries = sample
+                .iter()
+                .filter_map(|r| match r.addr.host {
+                    crate::netaddr::Host::Ipv4(ip) => Some((r, IpAddr::V4(ip))),
+                    crate::netaddr::Host::Ipv6(ip) => Some((r, IpAddr::V6(ip))),
+                    _ => None,
+                })
+                .map(|(r, ip)| {
+                    (
+                        u32::try_from(r.last_seen).unwrap_or(u32::MAX),
+                        crate::wire::Address::new(&SocketAddr::new(ip, r.addr.port), r.services),
+                    )
+                })
+                .collect();
+            NetworkMessage::Addr(entries)
+        };
+        cx.out.push_back(Output::Send { conn, msg });
+    }
+
+    /// A DNS seed answered: its addresses go to the book under the seed's
+    /// own source group.
+    pub fn seed_resolved(&mut self, cx: &mut Ctx<'_>, now: Now, seed: &str, addrs: &[IpAddr]) {
+        let port = default_port(cx.config.network);
+        let records: Vec<AddrRecord> = addrs
+            .iter()
+            .map(|ip| AddrRecord {
+                addr: NetAddr::from(SocketAddr::new(*ip, port)),
+                services: regular_services(),
+                last_seen: now.unix,
+            })
+            .collect();
+        let source = AddrSource::Internal(InternalSource::named(seed));
+        let added = cx.addrman.add(&records, &source, now.unix, cx.rng);
+        tracing::debug!(%seed, answered = addrs.len(), added, "DNS seed");
+    }
+
+    /// Deadlines: dials that took too long, feelers that got no reply; and
+    /// forgetting old backoff records.
+    pub fn expire(&mut self, cx: &mut Ctx<'_>, now: Now) {
+        let mut overdue = Vec::new();
+        for e in cx.peers.iter() {
+            match (&e.state, e.feeler_deadline) {
+                (PeerState::Dialing { deadline }, _) if now.mono >= *deadline => {
+                    overdue.push((e.conn, true));
+                }
+                (PeerState::Ready(_), Some(d)) if now.mono >= d => overdue.push((e.conn, false)),
+                _ => {}
+            }
+        }
+        for (conn, dialing) in overdue {
+            if dialing {
+                cx.out.push_back(Output::Disconnect {
+                    conn,
+                    reason: "dial timed out".into(),
+                });
+                let failure = DialFailure {
+                    reason: "timed out".into(),
+                    peer_at_fault: true,
+                };
+                self.dial_failed(cx, now, conn, &failure);
+            } else {
+                if let Some(e) = cx.peers.get_mut(conn) {
+                    e.feeler_deadline = None;
+                    tracing::info!(%conn, addr = %e.target, learned = 0, "feeler done");
+                }
+                disconnect(cx, conn, "feeler: no address reply");
+            }
+        }
+        self.recent
+            .retain(|_, at| now.mono.saturating_duration_since(*at) < REDIAL_INTERVAL);
+        self.discouraged.retain(|_, until| now.mono < *until);
+    }
+
+    fn discourage(&mut self, addr: NetAddr, now: Instant) {
+        if self.discouraged.len() >= MAX_DISCOURAGED
+            && let Some(oldest) = self
+                .discouraged
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(a, _)| *a)
+        {
+            self.discouraged.remove(&oldest);
+        }
+        self.discouraged.insert(addr, now + DISCOURAGE_FOR);
+    }
+
+    /// Whether `addr` is discouraged (misbehaved recently).
+    pub fn is_discouraged(&self, addr: &NetAddr) -> bool {
+        self.discouraged.contains_key(addr)
+    }
+}
+
+fn disconnect(cx: &mut Ctx<'_>, conn: ConnId, reason: &str) {
+    cx.out.push_back(Output::Disconnect {
+        conn,
+        reason: reason.to_owned(),
+    });
+}
+
+/// A closed connection's group may go once nobody uses it and it takes no
+/// new connections.
+fn release_if_unused(cx: &mut Ctx<'_>, entry: &PeerEntry) {
+    let group = entry.isolation.group;
+    if !cx.isolation.is_current(group) && !cx.peers.uses_group(group) {
+        cx.out.push_back(Output::ReleaseGroup(group));
+    }
+}
+
+fn log_connected(e: &PeerEntry) {
+    // `%` (Display) keeps plain words unquoted in the log line; the circuit
+    // label has a space, so it stays quoted (Debug).
+    let kind = kind_label(e.kind);
+    let transport = e.transport.as_ref().map_or("-", TransportKind::core_name);
+    let session_id = e
+        .transport
+        .as_ref()
+        .map(TransportKind::session_id_hex)
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "-".into());
+    let circuit = e.circuit.as_ref().map_or("-", |c| c.id.as_str());
+    let subver = e.info().map(|i| i.user_agent.as_str()).unwrap_or_default();
+    if e.kind == ConnectionKind::Feeler {
+        tracing::debug!(conn = %e.conn, kind = %kind, addr = %e.target, transport = %transport, circuit, isolation = %e.isolation, session_id = %session_id, "peer connected");
+    } else {
+        tracing::info!(conn = %e.conn, kind = %kind, addr = %e.target, transport = %transport, circuit, isolation = %e.isolation, session_id = %session_id, subver, "peer connected");
+    }
+}
+
+/// The chain's default P2P port (for DNS seed answers, which carry none).
+pub fn default_port(network: bitcoin::Network) -> u16 {
+    match network {
+        bitcoin::Network::Bitcoin => 8333,
+        bitcoin::Network::Testnet => 18333,
+        bitcoin::Network::Testnet4 => 48333,
+        bitcoin::Network::Signet => 38333,
+        _ => 18444,
+    }
+}

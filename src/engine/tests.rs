@@ -1,0 +1,336 @@
+//! Scenario tests of the engine, with hand-made time and a seeded RNG.
+
+use std::time::{Duration, Instant};
+
+use nightjar_tor::Target;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::*;
+use crate::addrman::{AddrManKey, AddrRecord, AddrSource, InternalSource};
+use crate::netaddr::NetAddr;
+use crate::peer::{DisconnectReason, PeerEvent, PeerInfo, PeerReport};
+use crate::wire::ServiceFlags;
+
+const ONION_A: &str = "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion:18444";
+
+struct Harness {
+    engine: Engine,
+    base: Instant,
+    now: Duration,
+}
+
+impl Harness {
+    fn new(config: EngineConfig) -> Self {
+        let mut rng = StdRng::seed_from_u64(7);
+        let addrman = AddrMan::new(config.network, AddrManKey::generate(&mut rng));
+        Harness {
+            engine: Engine::new(config, addrman, [9; 32]),
+            base: Instant::now(),
+            now: Duration::ZERO,
+        }
+    }
+
+    fn t(&self) -> Now {
+        Now {
+            mono: self.base + self.now,
+            unix: 1_700_000_000 + self.now.as_secs(),
+        }
+    }
+
+    fn input(&mut self, input: Input) -> Vec<Output> {
+        let t = self.t();
+        self.engine.handle(t, input);
+        std::iter::from_fn(|| self.engine.poll_output()).collect()
+    }
+
+    fn advance(&mut self, by: Duration) -> Vec<Output> {
+        let mut out = Vec::new();
+        let end = self.now + by;
+        while self.now < end {
+            self.now += Duration::from_secs(1);
+            out.extend(self.input(Input::Tick));
+        }
+        out
+    }
+
+    fn learn(&mut self, addrs: &[NetAddr]) {
+        let records: Vec<AddrRecord> = addrs
+            .iter()
+            .map(|a| AddrRecord {
+                addr: *a,
+                services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
+                last_seen: 1_700_000_000,
+            })
+            .collect();
+        let mut rng = StdRng::seed_from_u64(1);
+        let src = AddrSource::Internal(InternalSource::named("test"));
+        self.engine
+            .addrman
+            .add(&records, &src, 1_700_000_000, &mut rng);
+    }
+
+    fn handshake(&mut self, conn: ConnId) -> Vec<Output> {
+        let mut out = self.input(Input::Connected {
+            conn,
+            transport: TransportKind::V2 { session_id: [1; 32] },
+            circuit: None,
+        });
+        out.extend(self.input(Input::Peer(PeerUpdate {
+            conn,
+            report: PeerReport::Event(PeerEvent::HandshakeComplete(info(conn.0))),
+        })));
+        out
+    }
+}
+
+fn info(nonce: u64) -> PeerInfo {
+    PeerInfo {
+        version: 70016,
+        services: ServiceFlags::NETWORK | ServiceFlags::WITNESS,
+        user_agent: "/test/".into(),
+        start_height: 0,
+        nonce: nonce + 1_000_000,
+        relay: false,
+        wtxid_relay: true,
+        addrv2: true,
+    }
+}
+
+fn dials(out: &[Output]) -> Vec<DialRequest> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Dial(d) => Some(d.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Routable IPv4 addresses in distinct /16s.
+fn ipv4_addrs(n: u8) -> Vec<NetAddr> {
+    (0..n)
+        .map(|i| format!("{}.{}.1.1:18444", 20 + i, i).parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn nothing_is_dialled_until_tor_is_ready() {
+    let mut config = EngineConfig::new(bitcoin::Network::Regtest);
+    config.addnodes = vec![ONION_A.parse().unwrap()];
+    let mut h = Harness::new(config);
+    h.learn(&ipv4_addrs(20));
+    let out = h.advance(Duration::from_secs(30));
+    assert!(dials(&out).is_empty(), "{out:?}");
+    let out = h.input(Input::TorReady(true));
+    assert!(!dials(&out).is_empty());
+}
+
+#[test]
+fn regular_dials_fill_the_target_in_batches_and_never_exceed_it() {
+    let mut config = EngineConfig::new(bitcoin::Network::Regtest);
+    config.target_outbound = 6;
+    let mut h = Harness::new(config);
+    h.learn(&ipv4_addrs(40));
+    let first = dials(&h.input(Input::TorReady(true)));
+    assert_eq!(first.len(), conn_manager::DIAL_BATCH);
+    assert!(first.iter().all(|d| matches!(d.kind, ConnectionKind::Regular(_))));
+    // As dials complete, the batch frees up and the rest of the slots fill.
+    let mut more = Vec::new();
+    for d in &first {
+        more.extend(dials(&h.handshake(d.conn)));
+    }
+    more.extend(dials(&h.advance(Duration::from_secs(2))));
+    assert_eq!(more.len(), 2, "only up to the target");
+    for d in &more {
+        h.handshake(d.conn);
+    }
+    assert!(dials(&h.advance(Duration::from_secs(60))).iter().all(|d| d.kind == ConnectionKind::Feeler));
+    assert_eq!(h.engine.peers().regular_count(), 6);
+    // Every regular peer shares the per-kind group; addresses are distinct.
+    let all: Vec<_> = first.iter().chain(&more).collect();
+    assert!(all.iter().all(|d| d.isolation == all[0].isolation));
+    let mut targets: Vec<_> = all.iter().map(|d| d.target.to_string()).collect();
+    targets.sort();
+    targets.dedup();
+    assert_eq!(targets.len(), 6);
+    // v2 only for automatic peers.
+    assert!(all.iter().all(|d| d.v1 == V1Fallback::Forbidden));
+}
+
+#[test]
+fn connect_dials_only_the_fixed_peer_as_manual_with_v1_allowed() {
+    let mut config = EngineConfig::new(bitcoin::Network::Regtest);
+    let fixed: Target = "127.0.0.1:18444".parse().unwrap();
+    config.connect = Some(fixed.clone());
+    let mut h = Harness::new(config);
+    h.learn(&ipv4_addrs(20));
+    let out = h.input(Input::TorReady(true));
+    let d = dials(&out);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].target, fixed);
+    assert_eq!(d[0].kind, ConnectionKind::Manual);
+    assert_eq!(d[0].v1, V1Fallback::Allowed);
+    h.handshake(d[0].conn);
+    assert!(dials(&h.advance(Duration::from_secs(600))).is_empty());
+}
+
+#[test]
+fn privacy_refuses_clearnet_peers_v1_and_shared_circuits() {
+    let mut config = EngineConfig::new(bitcoin::Network::Regtest);
+    config.privacy = true;
+    config.v1_fallback = true;
+    config.addnodes = vec!["127.0.0.1:18444".parse().unwrap(), ONION_A.parse().unwrap()];
+    let mut h = Harness::new(config);
+    h.learn(&ipv4_addrs(20));
+    let onions: Vec<NetAddr> = (0u8..8)
+        .map(|i| NetAddr::new(crate::netaddr::Host::TorV3([i * 16 + 1; 32]), 18444))
+        .collect();
+    h.learn(&onions);
+    let mut all = dials(&h.input(Input::TorReady(true)));
+    all.extend(dials(&h.advance(Duration::from_secs(5))));
+    assert!(all.len() >= 2);
+    for d in &all {
+        assert!(matches!(d.target, Target::Onion { .. }), "{}", d.target);
+        assert_eq!(d.v1, V1Fallback::Forbidden);
+    }
+    let mut groups: Vec<_> = all.iter().map(|d| d.isolation.group).collect();
+    groups.sort();
+    groups.dedup();
+    assert_eq!(groups.len(), all.len(), "a circuit group per connection");
+}
+
+#[test]
+fn a_dial_that_hangs_is_abandoned_and_the_address_not_retried_at_once() {
+    let mut config = EngineConfig::new(bitcoin::Network::Regtest);
+    config.target_outbound = 1;
+    let mut h = Harness::new(config);
+    h.learn(&ipv4_addrs(1));
+    let d = dials(&h.input(Input::TorReady(true)));
+    assert_eq!(d.len(), 1);
+    let out = h.advance(conn_manager::DIAL_TIMEOUT);
+    assert!(out.iter().any(
+        |o| matches!(o, Output::Disconnect { conn, .. } if *conn == d[0].conn)
+    ));
+    assert!(h.engine.peers().is_empty());
+    // The only address just failed: not dialled again within the redial interval.
+    assert!(dials(&out).is_empty());
+}
+
+#[test]
+fn a_feeler_asks_for_addresses_and_leaves_after_the_reply() {
+    let mut config = EngineConfig::new(bitcoin::Network::Regtest);
+    config.target_outbound = 1;
+    config.feeler_interval = Duration::from_secs(5);
+    let mut h = Harness::new(config);
+    h.learn(&ipv4_addrs(10));
+    let d = dials(&h.input(Input::TorReady(true)));
+    h.handshake(d[0].conn);
+    let mut feeler = None;
+    for _ in 0..120 {
+        if let Some(f) = dials(&h.advance(Duration::from_secs(1)))
+            .into_iter()
+            .find(|d| d.kind == ConnectionKind::Feeler)
+        {
+            feeler = Some(f);
+            break;
+        }
+    }
+    let feeler = feeler.expect("a feeler within two minutes");
+    assert_ne!(feeler.isolation.group, d[0].isolation.group);
+    let out = h.handshake(feeler.conn);
+    assert!(out.iter().any(|o| matches!(o, Output::Send { conn, msg: NetworkMessage::GetAddr } if *conn == feeler.conn)));
+    let out = h.input(Input::Peer(PeerUpdate {
+        conn: feeler.conn,
+        report: PeerReport::Event(PeerEvent::Addresses {
+            addrs: vec![],
+            dropped: 0,
+        }),
+    }));
+    assert!(out.iter().any(|o| matches!(o, Output::Disconnect { conn, .. } if *conn == feeler.conn)));
+    assert_eq!(h.engine.peers().regular_count(), 1, "feelers never count");
+}
+
+#[test]
+fn a_connection_to_ourselves_is_dropped() {
+    let mut config = EngineConfig::new(bitcoin::Network::Regtest);
+    config.target_outbound = 2;
+    let mut h = Harness::new(config);
+    h.learn(&ipv4_addrs(5));
+    let d = dials(&h.input(Input::TorReady(true)));
+    assert_eq!(d.len(), 2);
+    // conn B receives the version we sent on conn A.
+    h.input(Input::Connected {
+        conn: d[1].conn,
+        transport: TransportKind::V1,
+        circuit: None,
+    });
+    let out = h.input(Input::Peer(PeerUpdate {
+        conn: d[1].conn,
+        report: PeerReport::Event(PeerEvent::VersionNonce(d[0].peer.our_version.nonce)),
+    }));
+    assert!(out.iter().any(|o| matches!(o, Output::Disconnect { conn, .. } if *conn == d[1].conn)));
+}
+
+#[test]
+fn manual_peers_are_retried_with_backoff_and_never_discouraged() {
+    let mut config = EngineConfig::new(bitcoin::Network::Regtest);
+    config.addnodes = vec![ONION_A.parse().unwrap()];
+    config.connect = None;
+    config.target_outbound = 0;
+    let mut h = Harness::new(config);
+    let d = dials(&h.input(Input::TorReady(true)));
+    assert_eq!(d.len(), 1);
+    h.handshake(d[0].conn);
+    let out = h.input(Input::Peer(PeerUpdate {
+        conn: d[0].conn,
+        report: PeerReport::Closed(DisconnectReason::Misbehaving(100)),
+    }));
+    assert!(dials(&out).is_empty(), "not at once");
+    let again = dials(&h.advance(manual::MANUAL_RETRY_MIN));
+    assert_eq!(again.len(), 1, "retried after the backoff");
+    let fail = DialFailure {
+        reason: "unreachable".into(),
+        peer_at_fault: true,
+    };
+    h.input(Input::DialFailed {
+        conn: again[0].conn,
+        failure: fail,
+    });
+    assert!(dials(&h.advance(manual::MANUAL_RETRY_MIN)).is_empty(), "backs off");
+    assert_eq!(dials(&h.advance(manual::MANUAL_RETRY_MIN)).len(), 1);
+}
+
+#[test]
+fn same_seed_and_inputs_give_the_same_outputs() {
+    let run = || {
+        let mut config = EngineConfig::new(bitcoin::Network::Regtest);
+        config.feeler_interval = Duration::from_secs(3);
+        let mut h = Harness::new(config);
+        h.learn(&ipv4_addrs(30));
+        let mut out = h.input(Input::TorReady(true));
+        for d in dials(&out) {
+            out.extend(h.handshake(d.conn));
+        }
+        out.extend(h.advance(Duration::from_secs(300)));
+        format!("{out:?}")
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn shutdown_disconnects_everyone_and_persists() {
+    let mut h = Harness::new(EngineConfig::new(bitcoin::Network::Regtest));
+    h.learn(&ipv4_addrs(10));
+    let d = dials(&h.input(Input::TorReady(true)));
+    let out = h.input(Input::Shutdown);
+    for dial in &d {
+        assert!(out.iter().any(|o| matches!(o, Output::Disconnect { conn, .. } if *conn == dial.conn)));
+    }
+    let Some(Output::PersistAddresses(bytes)) = out.last() else {
+        panic!("persist last: {out:?}");
+    };
+    let back = AddrMan::from_bytes(bytes, bitcoin::Network::Regtest).unwrap();
+    assert_eq!(back.len(), 10);
+    assert!(dials(&h.advance(Duration::from_secs(60))).is_empty());
+    assert_eq!(h.engine.poll_timeout(), None);
+}
