@@ -186,10 +186,9 @@ impl Driver {
                         .handle(now(), Input::DialFailed { conn, failure });
                 }
             }
-            DriverEvent::Seed { host, addrs } => self.engine.handle(
-                now(),
-                Input::SeedResolved { seed: host, addrs },
-            ),
+            DriverEvent::Seed { host, addrs } => self
+                .engine
+                .handle(now(), Input::SeedResolved { seed: host, addrs }),
         }
     }
 
@@ -258,7 +257,11 @@ impl Driver {
 
 /// Resolve a DNS seed through a Tor exit (the system resolver only when Tor
 /// is explicitly off); an empty list on failure.
-async fn resolve_seed(network: Network, host: &str, group: nightjar_tor::IsolationGroup) -> Vec<IpAddr> {
+async fn resolve_seed(
+    network: Network,
+    host: &str,
+    group: nightjar_tor::IsolationGroup,
+) -> Vec<IpAddr> {
     let lookup = async {
         match network {
             Network::Tor(tor) => tor.resolve(host, group).await.map_err(|e| e.to_string()),

@@ -267,6 +267,16 @@ impl Engine {
                     }
                     cx.out
                         .push_back(Output::PersistAddresses(cx.addrman.to_bytes()));
+                    // Abandoned dials report nothing more: forget them now.
+                    let dialing: Vec<ConnId> = cx
+                        .peers
+                        .iter()
+                        .filter(|e| matches!(e.state, PeerState::Dialing { .. }))
+                        .map(|e| e.conn)
+                        .collect();
+                    for conn in dialing {
+                        cx.peers.remove(conn);
+                    }
                 }
             }
         }

@@ -120,9 +120,10 @@ fn daemon_connects_to_an_onion_peer_over_v2() {
     let peer = rt.spawn(async move {
         let listener = support::test_peer_listener();
         let (stream, _) = listener.accept().await.unwrap();
-        let mut peer = nightjar_testpeer::TestPeer::accept(stream, nightjar_testpeer::REGTEST, false)
-            .await
-            .unwrap();
+        let mut peer =
+            nightjar_testpeer::TestPeer::accept(stream, nightjar_testpeer::REGTEST, false)
+                .await
+                .unwrap();
         let theirs = peer
             .answer_handshake(nightjar_testpeer::version_message(5, 0, "/onion-peer/"))
             .await
@@ -170,9 +171,8 @@ fn daemon_connects_to_an_onion_peer_over_v2() {
     };
     // Both ends saw the handshake complete before we stop the daemon (its
     // last bytes may still be in Tor when it exits).
-    let handshake = rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(60), shook_rx).await
-    });
+    let handshake =
+        rt.block_on(async { tokio::time::timeout(Duration::from_secs(60), shook_rx).await });
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -183,11 +183,20 @@ fn daemon_connects_to_an_onion_peer_over_v2() {
     assert!(line.contains("kind=manual"), "{line}");
     assert!(line.contains("transport=v2"), "{line}");
     assert!(line.contains(&onion), "{line}");
-    assert!(!line.contains("circuit=\"-\""), "an onion connection has a circuit: {line}");
+    assert!(
+        !line.contains("circuit=\"-\""),
+        "an onion connection has a circuit: {line}"
+    );
     assert!(exit.success(), "exit status {exit}");
     let (theirs, kind) = handshake.unwrap().unwrap();
-    assert!(matches!(kind, nightjar::transport::TransportKind::V2 { .. }));
+    assert!(matches!(
+        kind,
+        nightjar::transport::TransportKind::V2 { .. }
+    ));
     peer.abort();
-    assert_eq!(theirs.sender.socket_addr().unwrap(), "0.0.0.0:0".parse().unwrap());
+    assert_eq!(
+        theirs.sender.socket_addr().unwrap(),
+        "0.0.0.0:0".parse().unwrap()
+    );
     assert!(datadir.path().join("regtest").join("peers.dat").is_file());
 }

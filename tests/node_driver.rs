@@ -75,8 +75,14 @@ async fn driver_connects_over_v2_learns_addresses_and_saves_them_at_shutdown() {
         .expect("the driver stops within its grace period");
 
     let (transport, theirs, _reason) = peer.await.unwrap();
-    assert!(matches!(transport, TransportKind::V2 { .. }), "{transport:?}");
-    assert_eq!(theirs.sender.socket_addr().unwrap(), "0.0.0.0:0".parse().unwrap());
+    assert!(
+        matches!(transport, TransportKind::V2 { .. }),
+        "{transport:?}"
+    );
+    assert_eq!(
+        theirs.sender.socket_addr().unwrap(),
+        "0.0.0.0:0".parse().unwrap()
+    );
     assert!(theirs.user_agent.starts_with("/nightjar:"));
     let saved = AddrMan::load_file(&file, bitcoin::Network::Regtest).unwrap();
     for a in gossip() {

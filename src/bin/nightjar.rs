@@ -88,7 +88,11 @@ impl Args {
         c.addnodes = self.addnode.clone();
         c.privacy = self.privacy;
         c.v1_fallback = self.v1_fallback;
-        c.reach = if self.no_tor { Reach::Direct } else { Reach::Tor };
+        c.reach = if self.no_tor {
+            Reach::Direct
+        } else {
+            Reach::Tor
+        };
         c.dns_seeds = !self.no_dnsseed;
         c.feeler_interval = Duration::from_secs(self.feeler_interval);
         c

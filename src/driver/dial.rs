@@ -55,7 +55,12 @@ pub enum Network {
 }
 
 /// Dial `req` and report the outcome on `events`.
-pub async fn dial(network: Network, magic: Magic, req: DialRequest, events: mpsc::Sender<DriverEvent>) {
+pub async fn dial(
+    network: Network,
+    magic: Magic,
+    req: DialRequest,
+    events: mpsc::Sender<DriverEvent>,
+) {
     let conn = req.conn;
     let outcome = match network {
         Network::Tor(tor) => {

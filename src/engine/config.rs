@@ -48,7 +48,9 @@ pub struct EngineConfig {
     pub network: bitcoin::Network,
     /// Regular outbound connections to keep.
     pub target_outbound: usize,
-    /// `--connect`: dial only this peer (as a manual peer), nothing else.
+    /// `--connect`: dial this peer (as a manual peer) and no automatic
+    /// connections at all: no regular peers, feelers, extras or seeds. The
+    /// user's `addnode` peers are still kept, as Bitcoin Core does.
     pub connect: Option<Target>,
     /// `--addnode`: peers to keep connected (manual: never banned, not
     /// counted toward the outbound target).

@@ -25,9 +25,9 @@ use super::version::our_version;
 use super::{DialFailure, DialRequest, Now, Output};
 use crate::addrman::{AddrMan, AddrRecord, AddrSource, InternalSource, Want};
 use crate::netaddr::NetAddr;
+use crate::peer::limits::MAX_ADDRS_PER_MESSAGE;
 use crate::peer::{ConnId, ConnectionKind, PeerConfig, PeerEvent, PeerReport, PeerUpdate};
 use crate::transport::{TransportKind, V1Fallback};
-use crate::peer::limits::MAX_ADDRS_PER_MESSAGE;
 use crate::wire::NetworkMessage;
 
 /// Regular dials in flight at once: the seeds' connection batch. Small, so
@@ -176,7 +176,10 @@ impl ConnManager {
         match self.seeding.next(now.mono, dns_allowed) {
             SeedAction::Wait => {}
             SeedAction::AskDns => {
-                tracing::info!("few known peers: asking {} DNS seeds through Tor", seeds.len());
+                tracing::info!(
+                    "few known peers: asking {} DNS seeds through Tor",
+                    seeds.len()
+                );
                 for seed in seeds {
                     // Each lookup on its own circuit: one exit should not
                     // see us ask every seed.
@@ -294,8 +297,7 @@ impl ConnManager {
         // v1 only where policy allows it, and never under --privacy: a v1
         // session is readable by every relay operator on the path... and by
         // the exit for clearnet peers.
-        let v1 = if !cx.config.privacy
-            && (kind == ConnectionKind::Manual || cx.config.v1_fallback)
+        let v1 = if !cx.config.privacy && (kind == ConnectionKind::Manual || cx.config.v1_fallback)
         {
             V1Fallback::Allowed
         } else {
@@ -479,7 +481,11 @@ impl ConnManager {
                     e.min_rtt = Some(e.min_rtt.map_or(rtt, |m| m.min(rtt)));
                 }
             }
-            PeerEvent::Misbehaved { points, total, what } => {
+            PeerEvent::Misbehaved {
+                points,
+                total,
+                what,
+            } => {
                 tracing::debug!(%conn, points, total, what, "peer misbehaved");
             }
             PeerEvent::Message(NetworkMessage::GetAddr) => self.answer_getaddr(cx, now, conn),
@@ -510,7 +516,7 @@ impl ConnManager {
             }
             cx.addrman.set_services(&addr, services);
         }
-        self.manual.succeeded(conn);
+        self.manual.succeeded(conn, now.mono);
         log_connected(&entry);
         if entry.kind == ConnectionKind::Feeler
             && let Some(e) = cx.peers.get_mut(conn)
@@ -539,9 +545,12 @@ impl ConnManager {
         }
         entry.answered_getaddr = true;
         let wants_v2 = entry.info().is_some_and(|i| i.addrv2);
-        let sample =
-            cx.addrman
-                .gossip_sample(MAX_ADDRS_PER_MESSAGE, cx.config.reachable_networks(), now.unix, cx.rng);
+        let sample = cx.addrman.gossip_sample(
+            MAX_ADDRS_PER_MESSAGE,
+            cx.config.reachable_networks(),
+            now.unix,
+            cx.rng,
+        );
         let msg = if wants_v2 {
             NetworkMessage::AddrV2(sample.iter().map(AddrRecord::to_addrv2).collect())
         } else {

@@ -12,6 +12,10 @@ use crate::peer::ConnId;
 /// First retry delay after a manual peer fails or drops.
 pub const MANUAL_RETRY_MIN: Duration = Duration::from_secs(5);
 
+/// A connection that lasted this long resets the backoff; one that ends
+/// sooner (a peer that accepts and then drops us) keeps it growing.
+pub const MANUAL_STABLE_AFTER: Duration = Duration::from_secs(60);
+
 /// Longest retry delay. Core retries added nodes every 60 s without
 /// backoff; over Tor a dead onion costs a rendezvous attempt each time, so
 /// we back off, but not so far that a returning peer waits long.
@@ -30,6 +34,8 @@ pub struct ManualPeer {
     pub next_attempt: Option<Instant>,
     /// Consecutive failures (for the backoff).
     pub failures: u32,
+    /// When the current connection completed its handshake.
+    pub ready_since: Option<Instant>,
 }
 
 /// The user-named peers.
@@ -52,6 +58,7 @@ impl ManualPeers {
                 conn: None,
                 next_attempt: None,
                 failures: 0,
+                ready_since: None,
             });
         }
         ManualPeers { peers }
@@ -84,17 +91,24 @@ impl ManualPeers {
         }
     }
 
-    /// The handshake with `conn` succeeded: the backoff starts over.
-    pub fn succeeded(&mut self, conn: ConnId) {
+    /// The handshake with `conn` succeeded at `now`.
+    pub fn succeeded(&mut self, conn: ConnId, now: Instant) {
         if let Some(p) = self.peers.iter_mut().find(|p| p.conn == Some(conn)) {
-            p.failures = 0;
+            p.ready_since = Some(now);
         }
     }
 
-    /// `conn` ended (or never connected): schedule the next attempt.
+    /// `conn` ended (or never connected): schedule the next attempt. The
+    /// backoff starts over only after a connection that lasted.
     pub fn ended(&mut self, conn: ConnId, now: Instant) {
         if let Some(p) = self.peers.iter_mut().find(|p| p.conn == Some(conn)) {
             p.conn = None;
+            if p.ready_since
+                .take()
+                .is_some_and(|t| now.saturating_duration_since(t) >= MANUAL_STABLE_AFTER)
+            {
+                p.failures = 0;
+            }
             let shift = p.failures.min(10);
             let delay = MANUAL_RETRY_MIN
                 .saturating_mul(1 << shift)
@@ -116,5 +130,48 @@ impl ManualPeers {
     /// Whether `conn` belongs to a manual peer.
     pub fn owns(&self, conn: ConnId) -> bool {
         self.peers.iter().any(|p| p.conn == Some(conn))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> ManualPeers {
+        ManualPeers::new(["127.0.0.1:18444".parse::<Target>().unwrap()])
+    }
+
+    #[test]
+    fn a_peer_that_drops_us_at_once_is_retried_ever_more_slowly() {
+        let t0 = Instant::now();
+        let mut m = peer();
+        let mut now = t0;
+        let mut delays = Vec::new();
+        for n in 0..8 {
+            assert_eq!(m.due(now), vec![0]);
+            m.dialled(0, ConnId(n));
+            m.succeeded(ConnId(n), now);
+            m.ended(ConnId(n), now + Duration::from_secs(1));
+            let next = m.next_retry().unwrap();
+            delays.push(next.saturating_duration_since(now));
+            now = next;
+        }
+        assert!(delays.windows(2).all(|w| w[1] >= w[0]), "{delays:?}");
+        assert!(delays.last().unwrap() >= &MANUAL_RETRY_MAX);
+    }
+
+    #[test]
+    fn a_connection_that_lasted_resets_the_backoff() {
+        let t0 = Instant::now();
+        let mut m = peer();
+        for n in 0..4 {
+            m.dialled(0, ConnId(n));
+            m.ended(ConnId(n), t0);
+        }
+        m.dialled(0, ConnId(9));
+        m.succeeded(ConnId(9), t0);
+        let later = t0 + MANUAL_STABLE_AFTER;
+        m.ended(ConnId(9), later);
+        assert_eq!(m.next_retry(), Some(later + MANUAL_RETRY_MIN));
     }
 }

@@ -73,7 +73,8 @@ impl Seeding {
             self.dns_asked = Some(now);
             return SeedAction::AskDns;
         }
-        let dns_had_its_chance = !dns_allowed || since(self.dns_asked).is_some_and(|d| d >= DNS_SEED_GRACE);
+        let dns_had_its_chance =
+            !dns_allowed || since(self.dns_asked).is_some_and(|d| d >= DNS_SEED_GRACE);
         if dns_had_its_chance && since(self.fixed_added).is_none_or(|d| d >= FIXED_SEED_RETRY) {
             self.fixed_added = Some(now);
             return SeedAction::AddFixed;

@@ -11,7 +11,9 @@ use crate::netaddr::{Host, NetAddr};
 pub fn target_to_addr(target: &Target) -> Option<NetAddr> {
     match target {
         Target::Ip(sa) => Some(NetAddr::from(*sa)),
-        Target::Onion { address, port } => Some(NetAddr::new(Host::TorV3(*address.pubkey()), *port)),
+        Target::Onion { address, port } => {
+            Some(NetAddr::new(Host::TorV3(*address.pubkey()), *port))
+        }
         Target::Host { .. } => None,
     }
 }

@@ -73,7 +73,9 @@ impl Harness {
     fn handshake(&mut self, conn: ConnId) -> Vec<Output> {
         let mut out = self.input(Input::Connected {
             conn,
-            transport: TransportKind::V2 { session_id: [1; 32] },
+            transport: TransportKind::V2 {
+                session_id: [1; 32],
+            },
             circuit: None,
         });
         out.extend(self.input(Input::Peer(PeerUpdate {
@@ -133,7 +135,11 @@ fn regular_dials_fill_the_target_in_batches_and_never_exceed_it() {
     h.learn(&ipv4_addrs(40));
     let first = dials(&h.input(Input::TorReady(true)));
     assert_eq!(first.len(), conn_manager::DIAL_BATCH);
-    assert!(first.iter().all(|d| matches!(d.kind, ConnectionKind::Regular(_))));
+    assert!(
+        first
+            .iter()
+            .all(|d| matches!(d.kind, ConnectionKind::Regular(_)))
+    );
     // As dials complete, the batch frees up and the rest of the slots fill.
     let mut more = Vec::new();
     for d in &first {
@@ -144,7 +150,11 @@ fn regular_dials_fill_the_target_in_batches_and_never_exceed_it() {
     for d in &more {
         h.handshake(d.conn);
     }
-    assert!(dials(&h.advance(Duration::from_secs(60))).iter().all(|d| d.kind == ConnectionKind::Feeler));
+    assert!(
+        dials(&h.advance(Duration::from_secs(60)))
+            .iter()
+            .all(|d| d.kind == ConnectionKind::Feeler)
+    );
     assert_eq!(h.engine.peers().regular_count(), 6);
     // Every regular peer shares the per-kind group; addresses are distinct.
     let all: Vec<_> = first.iter().chain(&more).collect();
@@ -208,9 +218,10 @@ fn a_dial_that_hangs_is_abandoned_and_the_address_not_retried_at_once() {
     let d = dials(&h.input(Input::TorReady(true)));
     assert_eq!(d.len(), 1);
     let out = h.advance(conn_manager::DIAL_TIMEOUT);
-    assert!(out.iter().any(
-        |o| matches!(o, Output::Disconnect { conn, .. } if *conn == d[0].conn)
-    ));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Disconnect { conn, .. } if *conn == d[0].conn))
+    );
     assert!(h.engine.peers().is_empty());
     // The only address just failed: not dialled again within the redial interval.
     assert!(dials(&out).is_empty());
@@ -238,7 +249,9 @@ fn a_feeler_asks_for_addresses_and_leaves_after_the_reply() {
     let feeler = feeler.expect("a feeler within two minutes");
     assert_ne!(feeler.isolation.group, d[0].isolation.group);
     let out = h.handshake(feeler.conn);
-    assert!(out.iter().any(|o| matches!(o, Output::Send { conn, msg: NetworkMessage::GetAddr } if *conn == feeler.conn)));
+    assert!(out.iter().any(
+        |o| matches!(o, Output::Send { conn, msg: NetworkMessage::GetAddr } if *conn == feeler.conn)
+    ));
     let out = h.input(Input::Peer(PeerUpdate {
         conn: feeler.conn,
         report: PeerReport::Event(PeerEvent::Addresses {
@@ -246,7 +259,10 @@ fn a_feeler_asks_for_addresses_and_leaves_after_the_reply() {
             dropped: 0,
         }),
     }));
-    assert!(out.iter().any(|o| matches!(o, Output::Disconnect { conn, .. } if *conn == feeler.conn)));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Disconnect { conn, .. } if *conn == feeler.conn))
+    );
     assert_eq!(h.engine.peers().regular_count(), 1, "feelers never count");
 }
 
@@ -268,7 +284,10 @@ fn a_connection_to_ourselves_is_dropped() {
         conn: d[1].conn,
         report: PeerReport::Event(PeerEvent::VersionNonce(d[0].peer.our_version.nonce)),
     }));
-    assert!(out.iter().any(|o| matches!(o, Output::Disconnect { conn, .. } if *conn == d[1].conn)));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Disconnect { conn, .. } if *conn == d[1].conn))
+    );
 }
 
 #[test]
@@ -296,7 +315,10 @@ fn manual_peers_are_retried_with_backoff_and_never_discouraged() {
         conn: again[0].conn,
         failure: fail,
     });
-    assert!(dials(&h.advance(manual::MANUAL_RETRY_MIN)).is_empty(), "backs off");
+    assert!(
+        dials(&h.advance(manual::MANUAL_RETRY_MIN)).is_empty(),
+        "backs off"
+    );
     assert_eq!(dials(&h.advance(manual::MANUAL_RETRY_MIN)).len(), 1);
 }
 
@@ -324,7 +346,10 @@ fn shutdown_disconnects_everyone_and_persists() {
     let d = dials(&h.input(Input::TorReady(true)));
     let out = h.input(Input::Shutdown);
     for dial in &d {
-        assert!(out.iter().any(|o| matches!(o, Output::Disconnect { conn, .. } if *conn == dial.conn)));
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Disconnect { conn, .. } if *conn == dial.conn))
+        );
     }
     let Some(Output::PersistAddresses(bytes)) = out.last() else {
         panic!("persist last: {out:?}");

@@ -46,8 +46,14 @@ mod tests {
             .parse()
             .unwrap();
         let v = our_version(&onion, 7, 1_700_000_000, "/nightjar:0.1.0/");
-        assert_eq!(v.sender.socket_addr().unwrap(), "0.0.0.0:0".parse().unwrap());
-        assert_eq!(v.receiver.socket_addr().unwrap(), "0.0.0.0:0".parse().unwrap());
+        assert_eq!(
+            v.sender.socket_addr().unwrap(),
+            "0.0.0.0:0".parse().unwrap()
+        );
+        assert_eq!(
+            v.receiver.socket_addr().unwrap(),
+            "0.0.0.0:0".parse().unwrap()
+        );
         assert_eq!(v.services, ServiceFlags::NONE);
         assert!(!v.relay);
         assert_eq!(v.nonce, 7);

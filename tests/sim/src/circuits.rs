@@ -58,7 +58,12 @@ impl Circuits {
     }
 
     /// The circuit a stream to `target` in `group` opened at `now` rides.
-    pub fn stream(&mut self, group: IsolationGroup, target: &Target, now: Duration) -> CircuitLabel {
+    pub fn stream(
+        &mut self,
+        group: IsolationGroup,
+        target: &Target,
+        now: Duration,
+    ) -> CircuitLabel {
         let key = (group, CircuitClass::of(target));
         let reusable = self
             .open

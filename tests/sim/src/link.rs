@@ -4,11 +4,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use nightjar::peer::{ConnectionKind, DisconnectReason, PeerConfig, PeerEvent, PeerMachine};
 use nightjar::peer::machine::MIN_PROTOCOL_VERSION;
+use nightjar::peer::{ConnectionKind, DisconnectReason, PeerConfig, PeerEvent, PeerMachine};
 use nightjar::transport::TransportKind;
 use nightjar::wire::{
-    Address, AddrV2Message, Magic, NetworkMessage, ServiceFlags, V1Decoder, VersionMessage,
+    AddrV2Message, Address, Magic, NetworkMessage, ServiceFlags, V1Decoder, VersionMessage,
     WireError, decode_v2_contents, encode_v1, encode_v2_contents,
 };
 
@@ -229,7 +229,8 @@ impl Link {
 
     /// The remote closes its end.
     pub fn close_remote(&mut self) {
-        self.remote.close(DisconnectReason::Local("scripted drop".into()));
+        self.remote
+            .close(DisconnectReason::Local("scripted drop".into()));
     }
 
     /// Frames arrive at `to`.

@@ -7,7 +7,7 @@ use nightjar::addrman::{AddrMan, AddrManKey, AddrRecord, AddrSource, InternalSou
 use nightjar::engine::conn_manager::default_port;
 use nightjar::engine::targets::target_to_addr;
 use nightjar::engine::{
-    DialFailure, DialRequest, Engine, EngineConfig, Input, Output, Reach,
+    DialFailure, DialRequest, Engine, EngineConfig, Input, Output, Reach, kind_label,
 };
 use nightjar::peer::{ConnId, ConnectionKind, DisconnectReason, PeerReport, PeerUpdate};
 use nightjar::transport::{TransportKind, V1Fallback};
@@ -112,6 +112,7 @@ pub struct Sim {
     persisted: Vec<Duration>,
     last_persisted: Option<Vec<u8>>,
     stalled: bool,
+    shut_down: bool,
 }
 
 impl Sim {
@@ -160,6 +161,7 @@ impl Sim {
             persisted: Vec::new(),
             last_persisted: None,
             stalled: false,
+            shut_down: false,
         }
     }
 
@@ -179,10 +181,7 @@ impl Sim {
         let mut last = self.clock.offset();
         let mut steps_here = 0u32;
         while !self.stalled {
-            let tick_at = self
-                .engine
-                .poll_timeout()
-                .map(|t| self.clock.offset_of(t));
+            let tick_at = self.engine.poll_timeout().map(|t| self.clock.offset_of(t));
             let event_at = self.queue.next_time();
             let Some(next) = [tick_at, event_at].into_iter().flatten().min() else {
                 break;
@@ -241,6 +240,7 @@ impl Sim {
 
     /// Tells the engine to shut down.
     pub fn shutdown(&mut self) {
+        self.shut_down = true;
         self.inputs.push_back(Input::Shutdown);
         self.settle();
     }
@@ -250,6 +250,11 @@ impl Sim {
     /// Simulated time since the start.
     pub fn now(&self) -> Duration {
         self.clock.offset()
+    }
+
+    /// Whether [`Sim::shutdown`] was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down
     }
 
     /// The engine under test.
@@ -317,6 +322,16 @@ impl Sim {
                 ready,
             }
         })
+    }
+
+    /// Connections the driver holds, grouped by kind (`regular`,
+    /// `feeler`, ... as the engine labels them).
+    pub fn connections_by_kind(&self) -> BTreeMap<&'static str, Vec<ConnView>> {
+        let mut by_kind: BTreeMap<&'static str, Vec<ConnView>> = BTreeMap::new();
+        for c in self.connections() {
+            by_kind.entry(kind_label(c.kind)).or_default().push(c);
+        }
+        by_kind
     }
 
     /// Connections (dialling or open) whose kind matches `pred`.
@@ -405,8 +420,7 @@ impl Sim {
                 None => self.anomaly(format!("Disconnect for unknown {conn}")),
             },
             Output::ResolveSeed { host, .. } => {
-                self.queue
-                    .push(now + DNS_DELAY, Event::SeedAnswer { host });
+                self.queue.push(now + DNS_DELAY, Event::SeedAnswer { host });
             }
             Output::PersistAddresses(bytes) => {
                 self.persisted.push(now);
@@ -448,7 +462,10 @@ impl Sim {
                     let legs = p.latency * CONNECT_LEGS;
                     if p.speaks_v2 {
                         let session_id: [u8; 32] = self.rng.random();
-                        Some((now + legs, DialOutcome::Connected(TransportKind::V2 { session_id })))
+                        Some((
+                            now + legs,
+                            DialOutcome::Connected(TransportKind::V2 { session_id }),
+                        ))
                     } else if request.v1 == V1Fallback::Allowed {
                         // The v2 attempt is refused, then a fresh stream
                         // carries v1.
@@ -549,6 +566,7 @@ impl Sim {
             .get(&request.target)
             .and_then(|p| p.behaviour.profile());
         let Some(profile) = profile else {
+            self.anomaly(format!("{conn} connected to a peer that accepts nothing"));
             return;
         };
         let (latency, drop_after) = (profile.latency, profile.drop_after);
@@ -562,15 +580,18 @@ impl Sim {
             services: profile.services,
         };
         let circuit = (self.engine.config().reach == Reach::Tor).then(|| {
-            self.circuits
-                .stream(request.isolation.group, &request.target, self.clock.offset())
+            self.circuits.stream(
+                request.isolation.group,
+                &request.target,
+                self.clock.offset(),
+            )
         });
         let now = self.clock.now();
         let link = Link::new(
             LinkSetup {
                 local: request.peer.clone(),
                 remote,
-                transport: transport.clone(),
+                transport,
                 magic: self.engine.config().network.magic(),
                 latency,
                 script,
@@ -615,7 +636,10 @@ impl Sim {
                 self.queue.push(w, Event::Wake { conn });
             }
         }
-        for (to, frames) in [(Side::Remote, flush.to_remote), (Side::Local, flush.to_local)] {
+        for (to, frames) in [
+            (Side::Remote, flush.to_remote),
+            (Side::Local, flush.to_local),
+        ] {
             if !frames.is_empty() {
                 self.queue
                     .push(at + latency, Event::Deliver { conn, to, frames });

@@ -285,12 +285,18 @@ mod tests {
             .add_unknown(b, Behaviour::Hang)
             .add(o.clone(), Behaviour::Misbehave);
         assert_eq!(w.len(), 3);
-        assert_eq!(w.dns_answer(8333), vec![IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4))]);
+        assert_eq!(
+            w.dns_answer(8333),
+            vec![IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4))]
+        );
         assert!(w.get(&ipv4(Ipv4Addr::new(9, 9, 9, 9), 8333)).is_none());
         w.add(a.clone(), Behaviour::Hang);
         assert_eq!(w.len(), 3);
         assert_eq!(w.get(&a).map(|p| &p.behaviour), Some(&Behaviour::Hang));
-        assert!(w.get(&o).is_some_and(|p| p.behaviour.profile().is_some_and(|p| p.misbehave)));
+        assert!(
+            w.get(&o)
+                .is_some_and(|p| p.behaviour.profile().is_some_and(|p| p.misbehave))
+        );
         assert!(gossip_entry(&o, full_node(), 1).is_some());
     }
 }
