@@ -13,6 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::driver::{self, DriverOptions, addr_file};
 use crate::engine::{Engine, EngineConfig, Reach};
 use crate::paths::DataPaths;
+use crate::rpc::RpcSettings;
 use crate::wire::Magic;
 
 /// How long shutdown may take before we stop waiting for Arti's tasks.
@@ -30,6 +31,8 @@ pub struct DaemonOptions {
     pub tor_network: Option<PathBuf>,
     /// The connection policy (peers, privacy, limits).
     pub engine: EngineConfig,
+    /// The RPC server.
+    pub rpc: RpcSettings,
 }
 
 /// Run until a termination signal arrives.
@@ -39,6 +42,7 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
         paths,
         tor_network,
         engine,
+        rpc: _rpc,
     } = options;
     std::fs::create_dir_all(&paths.chain_dir)
         .with_context(|| format!("creating data directory {}", paths.chain_dir.display()))?;

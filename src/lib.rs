@@ -21,5 +21,6 @@ pub mod logging;
 pub mod netaddr;
 pub mod paths;
 pub mod peer;
+pub mod rpc;
 pub mod transport;
 pub mod wire;

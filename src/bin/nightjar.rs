@@ -123,6 +123,15 @@ fn main() -> ExitCode {
     let options = DaemonOptions {
         network,
         engine: args.engine_config(network),
+        rpc: nightjar::rpc::RpcSettings {
+            binds: vec![std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                nightjar::rpc::default_rpc_port(network),
+            ))],
+            cookie_file: paths.chain_dir.join(".cookie"),
+            max_body: nightjar::rpc::DEFAULT_MAX_BODY,
+            request_timeout: nightjar::rpc::DEFAULT_REQUEST_TIMEOUT,
+        },
         paths,
         tor_network: args.tor_network,
     };

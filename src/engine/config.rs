@@ -65,6 +65,13 @@ pub struct EngineConfig {
     pub dns_seeds: bool,
     /// Mean feeler interval.
     pub feeler_interval: Duration,
+    /// `onlynet`: networks automatic outbound connections may use (further
+    /// narrowed by `--privacy` and by what the transport can reach).
+    pub onlynet: NetworkSet,
+    /// `fixedseeds`: add the compiled-in seeds when addresses run low.
+    pub fixed_seeds: bool,
+    /// A Tor circuit per connection even without `--privacy`.
+    pub isolate_every_connection: bool,
     /// Our user agent (BIP14).
     pub user_agent: String,
 }
@@ -82,6 +89,9 @@ impl EngineConfig {
             reach: Reach::Tor,
             dns_seeds: true,
             feeler_interval: DEFAULT_FEELER_INTERVAL,
+            onlynet: NetworkSet::all(),
+            fixed_seeds: true,
+            isolate_every_connection: false,
             user_agent: format!("/nightjar:{}/", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -90,14 +100,17 @@ impl EngineConfig {
     /// onion; through Tor also IPv4 and IPv6 (via exits); direct TCP cannot
     /// reach onion services. I2P and CJDNS need their own transports.
     pub fn reachable_networks(&self) -> NetworkSet {
-        if self.privacy {
-            return NetworkSet::only(NetworkId::Onion);
-        }
         let ip = NetworkSet::only(NetworkId::Ipv4).with(NetworkId::Ipv6);
-        match self.reach {
+        let reach = match self.reach {
             Reach::Tor => ip.with(NetworkId::Onion),
             Reach::Direct => ip,
-        }
+        };
+        let wanted = if self.privacy {
+            NetworkSet::only(NetworkId::Onion)
+        } else {
+            self.onlynet
+        };
+        reach.iter().filter(|n| wanted.contains(*n)).collect()
     }
 
     /// Whether a user-given target may be dialled at all, and if not why.
@@ -111,7 +124,7 @@ impl EngineConfig {
 
     /// The isolation scope: per connection under `--privacy`.
     pub fn isolation_scope(&self) -> IsolationScope {
-        if self.privacy {
+        if self.privacy || self.isolate_every_connection {
             IsolationScope::PerConnection
         } else {
             IsolationScope::PerKind

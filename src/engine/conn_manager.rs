@@ -190,12 +190,14 @@ impl ConnManager {
                     });
                 }
             }
-            SeedAction::AddFixed => {
+            SeedAction::AddFixed if cx.config.fixed_seeds => {
                 let added = cx.addrman.add_fixed_seeds(reachable, now.unix, cx.rng);
                 if added > 0 {
                     tracing::info!(added, "few known peers: added the fixed seeds");
                 }
             }
+            // `fixedseeds = false`: the user supplies peers.
+            SeedAction::AddFixed => {}
         }
     }
 
