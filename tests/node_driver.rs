@@ -57,7 +57,7 @@ async fn driver_connects_over_v2_learns_addresses_and_saves_them_at_shutdown() {
     let file = addr_file::addrman_path(dir.path());
     let mut config = EngineConfig::new(bitcoin::Network::Regtest);
     config.reach = Reach::Direct;
-    config.connect = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    config.connect = vec![format!("127.0.0.1:{port}").parse().unwrap()];
     let addrman = addr_file::load(&file, bitcoin::Network::Regtest);
     let engine = Engine::new(config, addrman, [3; 32]);
     let options = DriverOptions {

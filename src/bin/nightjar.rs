@@ -84,7 +84,7 @@ impl Args {
     fn engine_config(&self, network: bitcoin::Network) -> EngineConfig {
         let mut c = EngineConfig::new(network);
         c.target_outbound = self.max_outbound;
-        c.connect = self.connect.clone();
+        c.connect = self.connect.iter().cloned().collect();
         c.addnodes = self.addnode.clone();
         c.privacy = self.privacy;
         c.v1_fallback = self.v1_fallback;

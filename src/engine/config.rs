@@ -48,10 +48,10 @@ pub struct EngineConfig {
     pub network: bitcoin::Network,
     /// Regular outbound connections to keep.
     pub target_outbound: usize,
-    /// `--connect`: dial this peer (as a manual peer) and no automatic
+    /// `connect`: dial these peers (as manual peers) and make no automatic
     /// connections at all: no regular peers, feelers, extras or seeds. The
     /// user's `addnode` peers are still kept, as Bitcoin Core does.
-    pub connect: Option<Target>,
+    pub connect: Vec<Target>,
     /// `--addnode`: peers to keep connected (manual: never banned, not
     /// counted toward the outbound target).
     pub addnodes: Vec<Target>,
@@ -82,7 +82,7 @@ impl EngineConfig {
         EngineConfig {
             network,
             target_outbound: DEFAULT_TARGET_OUTBOUND,
-            connect: None,
+            connect: Vec::new(),
             addnodes: Vec::new(),
             privacy: false,
             v1_fallback: false,
@@ -137,7 +137,7 @@ impl EngineConfig {
     pub fn may_use_dns_seeds(&self) -> bool {
         self.dns_seeds
             && !self.privacy
-            && self.connect.is_none()
+            && self.connect.is_empty()
             && self.reachable_networks().contains(NetworkId::Ipv4)
     }
 }

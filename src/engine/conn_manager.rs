@@ -119,7 +119,7 @@ impl ConnManager {
         }
         ConnManager {
             manual: ManualPeers::new(keep),
-            only_manual: config.connect.is_some(),
+            only_manual: !config.connect.is_empty(),
             seeding: Seeding::new(),
             next_conn: 1,
             next_feeler: None,

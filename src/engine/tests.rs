@@ -171,7 +171,7 @@ fn regular_dials_fill_the_target_in_batches_and_never_exceed_it() {
 fn connect_dials_only_the_fixed_peer_as_manual_with_v1_allowed() {
     let mut config = EngineConfig::new(bitcoin::Network::Regtest);
     let fixed: Target = "127.0.0.1:18444".parse().unwrap();
-    config.connect = Some(fixed.clone());
+    config.connect = vec![fixed.clone()];
     let mut h = Harness::new(config);
     h.learn(&ipv4_addrs(20));
     let out = h.input(Input::TorReady(true));
@@ -294,7 +294,6 @@ fn a_connection_to_ourselves_is_dropped() {
 fn manual_peers_are_retried_with_backoff_and_never_discouraged() {
     let mut config = EngineConfig::new(bitcoin::Network::Regtest);
     config.addnodes = vec![ONION_A.parse().unwrap()];
-    config.connect = None;
     config.target_outbound = 0;
     let mut h = Harness::new(config);
     let d = dials(&h.input(Input::TorReady(true)));

@@ -177,7 +177,7 @@ fn build_config(spec: &ConfigSpec, world: &World) -> EngineConfig {
     config.feeler_interval = Duration::from_secs(spec.feeler_secs);
     config.addnodes = (0..spec.addnodes).map(|_| pick()).collect();
     if spec.connect {
-        config.connect = Some(pick());
+        config.connect = vec![pick()];
     }
     config
 }
@@ -313,15 +313,16 @@ impl Checker {
                         req.kind
                     );
                 }
-                if let Some(only) = &self.config.connect {
+                if !self.config.connect.is_empty() {
                     // `--connect` turns automatic connections off; the
                     // user's own `addnode` peers are still kept, as in
                     // Bitcoin Core and Floresta.
                     prop_assert!(
                         req.kind == ConnectionKind::Manual
-                            && (&req.target == only || self.config.addnodes.contains(&req.target)),
-                        "dial besides --connect {} and the addnodes: {:?}",
-                        only,
+                            && (self.config.connect.contains(&req.target)
+                                || self.config.addnodes.contains(&req.target)),
+                        "dial besides --connect {:?} and the addnodes: {:?}",
+                        self.config.connect,
                         entry
                     );
                 }
@@ -738,7 +739,7 @@ fn a_hung_dial_is_abandoned_at_the_dial_timeout_and_retried() {
     let mut world = World::new();
     world.add(hang.clone(), Behaviour::Hang);
     let mut config = EngineConfig::new(NETWORK);
-    config.connect = Some(hang.clone());
+    config.connect = vec![hang.clone()];
     let mut sim = Sim::new(2, config.clone(), world);
     sim.set_tor_ready(true);
     sim.run_for(mins(5));
@@ -798,7 +799,7 @@ fn a_v1_only_peer_is_reached_only_when_v1_is_allowed() {
     // A manual peer may fall back to v1; the v1 framing then carries the
     // whole handshake through the real codec.
     let mut config = EngineConfig::new(NETWORK);
-    config.connect = Some(peer.clone());
+    config.connect = vec![peer.clone()];
     let mut sim = Sim::new(3, config, world.clone());
     sim.set_tor_ready(true);
     sim.run_for(mins(1));
@@ -825,7 +826,7 @@ fn a_misbehaving_peer_is_disconnected_for_its_duplicate_version() {
     let mut world = World::new();
     world.add(bad.clone(), Behaviour::Misbehave);
     let mut config = EngineConfig::new(NETWORK);
-    config.connect = Some(bad);
+    config.connect = vec![bad];
     let mut sim = Sim::new(5, config, world);
     sim.set_tor_ready(true);
     sim.run_for(mins(1));
