@@ -96,7 +96,10 @@ fn main() {
         let datadir = tempfile::tempdir().unwrap();
         let started = Instant::now();
         let mut child = Command::new(&bin)
-            .args(["--network", "regtest", "--max-outbound", "2", "--datadir"])
+            .args(["--network", "regtest", "--max-outbound", "2", "--log-sensitive"])
+            .arg("--rpcport")
+            .arg(nightjar_testpeer::free_port().unwrap().to_string())
+            .arg("--datadir")
             .arg(datadir.path())
             .arg("--tor-network")
             .arg(net.arti_network_file())

@@ -187,6 +187,10 @@ fn run() -> Result<bool> {
             exit_addr.as_str(),
         ])
         .args(["--max-outbound", "2", "--feeler-interval", "15"])
+        // The demo shows which peer is which: addresses in the log.
+        .arg("--log-sensitive")
+        .arg("--rpcport")
+        .arg(nightjar_testpeer::free_port()?.to_string())
         // A throwaway HOME: nothing is written outside the temporary datadir.
         .env("HOME", home.path())
         .env("RUST_LOG", nightjar::logging::DEFAULT_FILTER);

@@ -3,6 +3,7 @@
 //! within a bounded time.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -10,7 +11,8 @@ use bitcoin::Network;
 use nightjar_tor::{TorNetwork, TorSettings, TorTransport};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::driver::{self, DriverOptions, addr_file};
+use crate::driver::{self, DriverOptions, NodeRpc, addr_file};
+use crate::rpc;
 use crate::engine::{Engine, EngineConfig, Reach};
 use crate::paths::DataPaths;
 use crate::rpc::RpcSettings;
@@ -42,7 +44,7 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
         paths,
         tor_network,
         engine,
-        rpc: _rpc,
+        rpc,
     } = options;
     std::fs::create_dir_all(&paths.chain_dir)
         .with_context(|| format!("creating data directory {}", paths.chain_dir.display()))?;
@@ -64,6 +66,21 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
             None
         }
     };
+    // RPC answers from the start (getnetworkinfo shows the bootstrap);
+    // calls wait for the engine task, which starts right below.
+    let (dispatch, rpc_calls) = NodeRpc::new();
+    let rpc_server = match rpc::server::serve(rpc, Arc::new(dispatch)).await {
+        Ok(server) => server,
+        Err(e) => {
+            drop(tor);
+            return Err(e).context("starting the RPC server");
+        }
+    };
+    tracing::info!(
+        listen = ?rpc_server.local_addrs(),
+        cookie = %rpc_server.cookie_file().display(),
+        "RPC server ready"
+    );
     let addrman_file = addr_file::addrman_path(&paths.chain_dir);
     let addrman = addr_file::load(&addrman_file, network);
     let seed: [u8; 32] = rand::random();
@@ -82,7 +99,9 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
             _ = sigint.recv() => tracing::info!("SIGINT received"),
         }
     };
-    driver::run(node, options, stop).await;
+    driver::run(node, options, rpc_calls, stop).await;
+    // Removes the cookie: a client must not find a stale one.
+    rpc_server.shutdown().await;
     // Dropping the last handle stops the Tor client's tasks.
     drop(tor);
     tracing::info!("stopped");

@@ -9,6 +9,7 @@
 
 pub mod addr_file;
 pub mod dial;
+pub mod rpc_bridge;
 pub mod tor_watch;
 
 use std::collections::HashMap;
@@ -21,10 +22,12 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::engine::{DialFailure, Engine, Input, Now, Output};
+use crate::rpc::methods::{self, NodeView, TorStatus};
 use crate::peer::task::PeerHandle;
 use crate::peer::{ConnId, PeerCommand, PeerConfig, PeerMachine, PeerReport, PeerUpdate};
 use crate::wire::Magic;
 pub use dial::Network;
+pub use rpc_bridge::{NodeRpc, RpcCall};
 
 /// Driver events that may wait for the engine task.
 pub const EVENT_QUEUE: usize = 64;
@@ -43,8 +46,8 @@ pub const SEED_LOOKUP_LIMIT: Duration = Duration::from_secs(60);
 /// What the tasks around the engine tell it.
 #[derive(Debug)]
 pub enum DriverEvent {
-    /// Tor's readiness changed.
-    TorReady(bool),
+    /// Tor's bootstrap state changed.
+    Tor(TorStatus),
     /// A dial finished with a running transport.
     Dialed(dial::Dialed),
     /// A dial failed.
@@ -96,11 +99,21 @@ struct Driver {
     peers: HashMap<ConnId, PeerHandle>,
     tasks: JoinSet<()>,
     saves: JoinSet<()>,
+    tor: TorStatus,
+    started_unix: u64,
+    /// Set by the `stop` RPC.
+    stop_requested: bool,
 }
 
-/// Run the node until `shutdown` completes, then disconnect every peer,
-/// save the address book and return.
-pub async fn run(engine: Engine, options: DriverOptions, shutdown: impl Future<Output = ()>) {
+/// Run the node until `shutdown` completes or the `stop` RPC arrives on
+/// `rpc_calls`, then disconnect every peer, save the address book and
+/// return.
+pub async fn run(
+    engine: Engine,
+    options: DriverOptions,
+    mut rpc_calls: mpsc::Receiver<RpcCall>,
+    shutdown: impl Future<Output = ()>,
+) {
     let (events_tx, mut events_rx) = mpsc::channel(EVENT_QUEUE);
     let (peer_tx, mut peer_rx) = mpsc::channel(PEER_QUEUE);
     let mut d = Driver {
@@ -112,14 +125,22 @@ pub async fn run(engine: Engine, options: DriverOptions, shutdown: impl Future<O
         peers: HashMap::new(),
         tasks: JoinSet::new(),
         saves: JoinSet::new(),
+        tor: TorStatus::default(),
+        started_unix: now().unix,
+        stop_requested: false,
     };
     match &d.options.network {
         Network::Tor(tor) => {
+            d.tor.enabled = true;
+            d.tor.summary = "starting".into();
             d.tasks
                 .spawn(tor_watch::watch(tor.clone(), d.events_tx.clone()));
             d.engine.handle(now(), Input::Tick);
         }
-        Network::Direct => d.engine.handle(now(), Input::TorReady(true)),
+        Network::Direct => {
+            d.tor.summary = "Tor is turned off".into();
+            d.engine.handle(now(), Input::TorReady(true));
+        }
     }
     tokio::pin!(shutdown);
     loop {
@@ -129,7 +150,12 @@ pub async fn run(engine: Engine, options: DriverOptions, shutdown: impl Future<O
             () = &mut shutdown => break,
             Some(event) = events_rx.recv() => d.on_event(event),
             Some(update) = peer_rx.recv() => d.on_peer(update),
+            Some(call) = rpc_calls.recv() => d.on_rpc(call),
             () = sleep_until(deadline) => d.engine.handle(now(), Input::Tick),
+        }
+        if d.stop_requested {
+            tracing::info!("stop requested over RPC");
+            break;
         }
     }
     tracing::info!("shutting down: disconnecting peers and saving the address book");
@@ -161,7 +187,14 @@ pub async fn run(engine: Engine, options: DriverOptions, shutdown: impl Future<O
 impl Driver {
     fn on_event(&mut self, event: DriverEvent) {
         match event {
-            DriverEvent::TorReady(ready) => self.engine.handle(now(), Input::TorReady(ready)),
+            DriverEvent::Tor(status) => {
+                let changed = status.ready != self.tor.ready;
+                self.tor = status;
+                if changed {
+                    self.engine
+                        .handle(now(), Input::TorReady(self.tor.ready));
+                }
+            }
             DriverEvent::Dialed(dialed) => {
                 // A dial the engine abandoned is dropped (and so closed).
                 let Some((_, config)) = self.dials.remove(&dialed.conn) else {
@@ -190,6 +223,20 @@ impl Driver {
                 .engine
                 .handle(now(), Input::SeedResolved { seed: host, addrs }),
         }
+    }
+
+    fn on_rpc(&mut self, call: RpcCall) {
+        let mut view = NodeView {
+            engine: &mut self.engine,
+            now: now(),
+            started_unix: self.started_unix,
+            tor: &self.tor,
+        };
+        let result = methods::answer(&mut view, &call.method, &call.params);
+        if call.method == "stop" && result.is_ok() {
+            self.stop_requested = true;
+        }
+        let _ = call.reply.send(result);
     }
 
     fn on_peer(&mut self, update: PeerUpdate) {

@@ -15,6 +15,7 @@
 //! connection manager ([`conn_manager`]), which holds the policy state
 //! (manual peers, seeding, feeler timer, backoff).
 
+pub mod commands;
 pub mod config;
 pub mod conn_manager;
 pub mod isolation;
@@ -38,7 +39,7 @@ use crate::transport::{TransportKind, V1Fallback};
 use crate::wire::NetworkMessage;
 
 pub use config::{EngineConfig, IsolationScope, Reach};
-pub use conn_manager::ConnManager;
+pub use conn_manager::{CommandError, ConnManager};
 pub use isolation::{Isolation, kind_label};
 pub use peers::{PeerEntry, PeerState, PeerTable};
 

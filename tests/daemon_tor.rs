@@ -29,6 +29,8 @@ fn daemon_bootstraps_tor_and_stops_on_sigterm() {
         .arg(datadir.path())
         .arg("--tor-network")
         .arg(net.arti_network_file())
+        .arg("--rpcport")
+        .arg(nightjar_testpeer::free_port().unwrap().to_string())
         // A throwaway HOME proves nothing is written outside the datadir.
         .env("HOME", home.path())
         .env("RUST_LOG", "info")
@@ -141,6 +143,10 @@ fn daemon_connects_to_an_onion_peer_over_v2() {
         .arg(net.arti_network_file())
         .arg("--connect")
         .arg(format!("{onion}:{}", support::ONION_PEER_PORT))
+        .arg("--rpcport")
+        .arg(nightjar_testpeer::free_port().unwrap().to_string())
+        // The test reads the peer's address from the log.
+        .arg("--log-sensitive")
         .env("HOME", datadir.path())
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())

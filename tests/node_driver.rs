@@ -70,7 +70,11 @@ async fn driver_connects_over_v2_learns_addresses_and_saves_them_at_shutdown() {
         // Let the engine take in the addresses before stopping.
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    tokio::time::timeout(Duration::from_secs(30), driver::run(engine, options, stop))
+    let (_rpc, rpc_calls) = driver::NodeRpc::new();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        driver::run(engine, options, rpc_calls, stop),
+    )
         .await
         .expect("the driver stops within its grace period");
 

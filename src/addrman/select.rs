@@ -201,7 +201,33 @@ impl AddrMan {
     ) -> Vec<AddrRecord> {
         let n = self.random.len();
         let limit = max.min(GETADDR_MAX).min(n * GETADDR_MAX_PCT / 100);
-        let mut out = Vec::with_capacity(limit);
+        self.sample_up_to(limit, networks, now, rng)
+    }
+
+    /// Up to `max` addresses (all when `max` is 0), uniformly sampled, for
+    /// the user (`getnodeaddresses`): the share limit of
+    /// [`AddrMan::gossip_sample`] does not apply, since the user may see
+    /// their own table. Terrible entries are still skipped.
+    pub fn sample<R: Rng + ?Sized>(
+        &mut self,
+        max: usize,
+        networks: NetworkSet,
+        now: u64,
+        rng: &mut R,
+    ) -> Vec<AddrRecord> {
+        let limit = if max == 0 { self.random.len() } else { max };
+        self.sample_up_to(limit, networks, now, rng)
+    }
+
+    fn sample_up_to<R: Rng + ?Sized>(
+        &mut self,
+        limit: usize,
+        networks: NetworkSet,
+        now: u64,
+        rng: &mut R,
+    ) -> Vec<AddrRecord> {
+        let n = self.random.len();
+        let mut out = Vec::with_capacity(limit.min(n));
         // A partial Fisher–Yates shuffle of `random`: the first i positions
         // are the ones examined so far.
         for i in 0..n {

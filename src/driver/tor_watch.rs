@@ -6,15 +6,18 @@ use nightjar_tor::TorTransport;
 use tokio::sync::mpsc;
 
 use super::DriverEvent;
+use crate::rpc::methods::TorStatus;
 
-/// Log each distinct percentage or blockage once, and tell the engine when
-/// readiness changes; ends when the client goes away.
+/// Log each distinct percentage or blockage once, and report every change
+/// to the engine task (readiness gates dialling; the rest is for
+/// `getnetworkinfo`); ends when the client goes away.
 pub async fn watch(tor: TorTransport, events: mpsc::Sender<DriverEvent>) {
     let mut progress = tor.progress();
     let mut last: Option<(u8, Option<String>)> = None;
     let mut ready = false;
     while let Some(p) = progress.next().await {
         let key = (p.percent, p.blocked.clone());
+        let news = last.as_ref() != Some(&key) || p.ready != ready;
         if last.as_ref() != Some(&key) {
             match &p.blocked {
                 Some(why) => tracing::warn!(percent = p.percent, "Tor bootstrap blocked: {why}"),
@@ -30,7 +33,16 @@ pub async fn watch(tor: TorTransport, events: mpsc::Sender<DriverEvent>) {
             } else {
                 tracing::warn!("Tor is no longer ready; not dialling until it is");
             }
-            if events.send(DriverEvent::TorReady(ready)).await.is_err() {
+        }
+        if news {
+            let status = TorStatus {
+                enabled: true,
+                percent: p.percent,
+                ready: p.ready,
+                summary: p.summary.clone(),
+                blocked: p.blocked.clone(),
+            };
+            if events.send(DriverEvent::Tor(status)).await.is_err() {
                 return;
             }
         }

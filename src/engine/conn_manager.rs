@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use nightjar_tor::{CircuitLabel, Target};
 use rand::Rng;
+use safelog::sensitive;
 use rand::rngs::StdRng;
 
 use super::config::{EngineConfig, regular_services};
@@ -88,6 +89,23 @@ pub enum NoDial {
     NoAddress,
 }
 
+/// Why a user command was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The policy forbids the peer (e.g. clearnet under `--privacy`).
+    #[error("refused: {0}")]
+    Refused(&'static str),
+    /// `addnode add` for a peer already added.
+    #[error("node already added")]
+    AlreadyAdded,
+    /// `addnode remove` for a peer never added.
+    #[error("node has not been added")]
+    NotAdded,
+    /// `onetry` for a peer we are already connected to.
+    #[error("already connected to this peer")]
+    AlreadyConnected,
+}
+
 /// The connection manager's own state.
 #[derive(Debug)]
 pub struct ConnManager {
@@ -113,7 +131,7 @@ impl ConnManager {
         let mut keep = Vec::new();
         for (option, target) in named {
             match config.refuses(target) {
-                Some(why) => tracing::warn!("{option} {target} ignored: {why}"),
+                Some(why) => tracing::warn!("{option} {} ignored: {why}", sensitive(target)),
                 None => keep.push(target.clone()),
             }
         }
@@ -319,7 +337,7 @@ impl ConnManager {
         if let Some(a) = addr {
             self.recent.insert(a, now.mono);
         }
-        tracing::debug!(%conn, kind = %kind_label(kind), %target, %isolation, "dialling");
+        tracing::debug!(%conn, kind = %kind_label(kind), target = %sensitive(&target), %isolation, "dialling");
         cx.peers.insert(PeerEntry {
             conn,
             kind,
@@ -349,6 +367,51 @@ impl ConnManager {
             peer,
         }));
         conn
+    }
+
+    // === USER COMMANDS ===
+
+    /// `addnode add`: keep `target` connected from now on.
+    pub fn add_node(&mut self, cx: &Ctx<'_>, target: Target) -> Result<(), CommandError> {
+        if let Some(why) = cx.config.refuses(&target) {
+            return Err(CommandError::Refused(why));
+        }
+        if self.manual.add(target) {
+            Ok(())
+        } else {
+            Err(CommandError::AlreadyAdded)
+        }
+    }
+
+    /// `addnode remove`: stop keeping `target` connected.
+    pub fn remove_node(&mut self, target: &Target) -> Result<(), CommandError> {
+        if self.manual.remove(target) {
+            Ok(())
+        } else {
+            Err(CommandError::NotAdded)
+        }
+    }
+
+    /// `addnode onetry`: one manual connection attempt, not retried.
+    pub fn one_try(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        now: Now,
+        target: Target,
+    ) -> Result<ConnId, CommandError> {
+        if let Some(why) = cx.config.refuses(&target) {
+            return Err(CommandError::Refused(why));
+        }
+        let addr = super::targets::target_to_addr(&target);
+        if cx.peers.has_target(&target, addr.as_ref()) {
+            return Err(CommandError::AlreadyConnected);
+        }
+        Ok(self.open_connection(cx, now, ConnectionKind::Manual, target, addr))
+    }
+
+    /// The user-named peers.
+    pub fn manual_peers(&self) -> &ManualPeers {
+        &self.manual
     }
 
     // === WHAT HAPPENS TO A CONNECTION ===
@@ -397,12 +460,12 @@ impl ConnManager {
             self.manual.ended(conn, now.mono);
             tracing::info!(
                 %conn,
-                target = %entry.target,
+                target = %sensitive(&entry.target),
                 reason = %failure.reason,
                 "could not reach added peer; will retry"
             );
         } else {
-            tracing::debug!(%conn, kind = %kind_label(entry.kind), target = %entry.target, reason = %failure.reason, "dial failed");
+            tracing::debug!(%conn, kind = %kind_label(entry.kind), target = %sensitive(&entry.target), reason = %failure.reason, "dial failed");
         }
         release_if_unused(cx, &entry);
     }
@@ -430,7 +493,7 @@ impl ConnManager {
                     self.discourage(addr, now.mono);
                 }
                 let kind = kind_label(entry.kind);
-                let addr = &entry.target;
+                let addr = sensitive(&entry.target);
                 if entry.kind == ConnectionKind::Feeler || !entry.is_ready() {
                     tracing::debug!(%conn, %kind, %addr, %reason, "peer disconnected");
                 } else {
@@ -473,7 +536,7 @@ impl ConnManager {
                 let learned = cx.addrman.add(&records, &source, now.unix, cx.rng);
                 tracing::debug!(%conn, received = addrs.len(), learned, dropped, "addresses");
                 if entry.kind == ConnectionKind::Feeler {
-                    tracing::info!(%conn, addr = %entry.target, learned, "feeler done");
+                    tracing::info!(%conn, addr = %sensitive(&entry.target), learned, "feeler done");
                     disconnect(cx, conn, "feeler done");
                 }
             }
@@ -620,7 +683,7 @@ impl ConnManager {
             } else {
                 if let Some(e) = cx.peers.get_mut(conn) {
                     e.feeler_deadline = None;
-                    tracing::info!(%conn, addr = %e.target, learned = 0, "feeler done");
+                    tracing::info!(%conn, addr = %sensitive(&e.target), learned = 0, "feeler done");
                 }
                 disconnect(cx, conn, "feeler: no address reply");
             }
@@ -679,9 +742,9 @@ fn log_connected(e: &PeerEntry) {
     let circuit = e.circuit.as_ref().map_or("-", |c| c.id.as_str());
     let subver = e.info().map(|i| i.user_agent.as_str()).unwrap_or_default();
     if e.kind == ConnectionKind::Feeler {
-        tracing::debug!(conn = %e.conn, kind = %kind, addr = %e.target, transport = %transport, circuit, isolation = %e.isolation, session_id = %session_id, "peer connected");
+        tracing::debug!(conn = %e.conn, kind = %kind, addr = %sensitive(&e.target), transport = %transport, circuit, isolation = %e.isolation, session_id = %session_id, "peer connected");
     } else {
-        tracing::info!(conn = %e.conn, kind = %kind, addr = %e.target, transport = %transport, circuit, isolation = %e.isolation, session_id = %session_id, subver, "peer connected");
+        tracing::info!(conn = %e.conn, kind = %kind, addr = %sensitive(&e.target), transport = %transport, circuit, isolation = %e.isolation, session_id = %session_id, subver, "peer connected");
     }
 }
 

@@ -64,6 +64,30 @@ impl ManualPeers {
         ManualPeers { peers }
     }
 
+    /// Adds a peer to keep connected; `false` if it is already there.
+    pub fn add(&mut self, target: Target) -> bool {
+        if self.peers.iter().any(|p| p.target == target) {
+            return false;
+        }
+        self.peers.push(ManualPeer {
+            addr: target_to_addr(&target),
+            target,
+            conn: None,
+            next_attempt: None,
+            failures: 0,
+            ready_since: None,
+        });
+        true
+    }
+
+    /// Stops keeping `target` connected (a live connection stays, as in
+    /// Core); `false` if it was not added.
+    pub fn remove(&mut self, target: &Target) -> bool {
+        let before = self.peers.len();
+        self.peers.retain(|p| &p.target != target);
+        self.peers.len() != before
+    }
+
     /// All of them.
     pub fn iter(&self) -> impl Iterator<Item = &ManualPeer> {
         self.peers.iter()

@@ -1,1 +1,262 @@
-//! (being written)
+//! What each RPC method answers, computed from the engine's state. Pure:
+//! the driver calls [`answer`] inside the engine task, with the time, so
+//! replies are consistent with the engine and testable without sockets.
+
+mod info;
+
+use nightjar_tor::Target;
+use serde_json::{Value, json};
+
+use super::{Params, RpcError, codes};
+use crate::engine::{CommandError, Engine, Now};
+use crate::netaddr::{NetworkId, NetworkSet};
+use crate::peer::ConnId;
+
+pub use info::{
+    EMBEDDED_TOR, VERSION_NUMBER, addrman_info, network_info, node_address, peer_info, service_names,
+};
+
+/// The state of the embedded Tor client, for `getnetworkinfo`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TorStatus {
+    /// Whether Tor is used at all (`false` only when the user turned it off).
+    pub enabled: bool,
+    /// Bootstrap progress in percent.
+    pub percent: u8,
+    /// Whether it is ready for traffic.
+    pub ready: bool,
+    /// What it is doing.
+    pub summary: String,
+    /// Why it is stuck, if it is.
+    pub blocked: Option<String>,
+}
+
+/// What a method call may read and change.
+#[derive(Debug)]
+pub struct NodeView<'a> {
+    /// The engine.
+    pub engine: &'a mut Engine,
+    /// The time of the call.
+    pub now: Now,
+    /// When the node started (unix seconds), for `uptime`.
+    pub started_unix: u64,
+    /// The Tor client's state.
+    pub tor: &'a TorStatus,
+}
+
+/// The methods, with their one-line help, in `help` order.
+pub const METHODS: &[(&str, &str, &str)] = &[
+    ("Control", "help", "help ( \"command\" )"),
+    ("Control", "stop", "stop"),
+    ("Control", "uptime", "uptime"),
+    ("Network", "addnode", "addnode \"node\" \"command\" ( v2transport )"),
+    (
+        "Network",
+        "disconnectnode",
+        "disconnectnode ( \"address\" nodeid )",
+    ),
+    ("Network", "getaddrmaninfo", "getaddrmaninfo"),
+    ("Network", "getconnectioncount", "getconnectioncount"),
+    ("Network", "getnetworkinfo", "getnetworkinfo"),
+    (
+        "Network",
+        "getnodeaddresses",
+        "getnodeaddresses ( count \"network\" )",
+    ),
+    ("Network", "getpeerinfo", "getpeerinfo"),
+];
+
+/// Answer one call. `stop` only answers here: the driver stops the node
+/// after sending the reply.
+pub fn answer(view: &mut NodeView<'_>, method: &str, params: &Params) -> Result<Value, RpcError> {
+    match method {
+        "help" => help(params),
+        "stop" => Ok(json!("nightjar stopping")),
+        "uptime" => Ok(json!(
+            view.now.unix.saturating_sub(view.started_unix)
+        )),
+        "getnetworkinfo" => Ok(network_info(view.engine, view.tor)),
+        "getpeerinfo" => Ok(peer_info(view.engine)),
+        "getconnectioncount" => Ok(json!(connection_count(view.engine))),
+        "getaddrmaninfo" => Ok(addrman_info(view.engine)),
+        "getnodeaddresses" => node_addresses(view, params),
+        "addnode" => add_node(view, params),
+        "disconnectnode" => disconnect_node(view, params),
+        _ => Err(RpcError::new(codes::METHOD_NOT_FOUND, "Method not found")),
+    }
+}
+
+/// Peers past the transport handshake (dials in progress are not peers yet).
+fn connection_count(engine: &Engine) -> usize {
+    engine
+        .peers()
+        .iter()
+        .filter(|e| e.transport.is_some())
+        .count()
+}
+
+fn help(params: &Params) -> Result<Value, RpcError> {
+    match params.get(0, "command") {
+        None => {
+            let mut text = String::new();
+            let mut section = "";
+            for (group, _, usage) in METHODS {
+                if *group != section {
+                    if !section.is_empty() {
+                        text.push('\n');
+                    }
+                    text.push_str(&format!("== {group} ==\n"));
+                    section = group;
+                }
+                text.push_str(usage);
+                text.push('\n');
+            }
+            Ok(json!(text.trim_end()))
+        }
+        Some(Value::String(name)) => METHODS
+            .iter()
+            .find(|(_, m, _)| m == name)
+            .map(|(_, _, usage)| json!(usage))
+            .ok_or_else(|| {
+                RpcError::new(codes::MISC_ERROR, format!("help: unknown command: {name}"))
+            }),
+        Some(_) => Err(type_error("command", "a string")),
+    }
+}
+
+fn node_addresses(view: &mut NodeView<'_>, params: &Params) -> Result<Value, RpcError> {
+    let count = match params.get(0, "count") {
+        None => 1,
+        Some(v) => v
+            .as_i64()
+            .ok_or_else(|| type_error("count", "a number"))?,
+    };
+    let count = usize::try_from(count)
+        .map_err(|_| RpcError::new(codes::INVALID_PARAMETER, "Address count out of range"))?;
+    let networks = match params.get(1, "network") {
+        None => NetworkSet::all(),
+        Some(Value::String(name)) => {
+            let id: NetworkId = name.parse().map_err(|_| {
+                RpcError::new(
+                    codes::INVALID_PARAMETER,
+                    format!("Network not recognized: {name}"),
+                )
+            })?;
+            NetworkSet::only(id)
+        }
+        Some(_) => return Err(type_error("network", "a string")),
+    };
+    let records = view.engine.node_addresses(count, networks, view.now.unix);
+    Ok(Value::Array(
+        records.iter().map(node_address).collect(),
+    ))
+}
+
+fn parse_target(v: Option<&Value>, name: &str) -> Result<Target, RpcError> {
+    let text = match v {
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(type_error(name, "a string")),
+        None => {
+            return Err(RpcError::new(
+                codes::INVALID_PARAMS,
+                format!("missing required parameter {name}"),
+            ));
+        }
+    };
+    text.parse().map_err(|e| {
+        RpcError::new(
+            codes::INVALID_PARAMETER,
+            format!("invalid peer address {text:?}: {e}"),
+        )
+    })
+}
+
+fn add_node(view: &mut NodeView<'_>, params: &Params) -> Result<Value, RpcError> {
+    let target = parse_target(params.get(0, "node"), "node")?;
+    let command = match params.get(1, "command") {
+        Some(Value::String(c)) => c.as_str(),
+        _ => {
+            return Err(RpcError::new(
+                codes::INVALID_PARAMS,
+                "addnode \"node\" \"command\": command is one of add, remove, onetry",
+            ));
+        }
+    };
+    if let Some(v) = params.get(2, "v2transport") {
+        match v.as_bool() {
+            Some(true) => {}
+            Some(false) => {
+                return Err(RpcError::new(
+                    codes::INVALID_PARAMETER,
+                    "v2transport=false is not supported: nightjar always tries BIP324 v2 first \
+                     (added peers may fall back to v1 unless --privacy is on)",
+                ));
+            }
+            None => return Err(type_error("v2transport", "a boolean")),
+        }
+    }
+    let result = match command {
+        "add" => view.engine.add_node(target),
+        "remove" => view.engine.remove_node(&target),
+        "onetry" => view.engine.one_try(view.now, target).map(|_| ()),
+        other => {
+            return Err(RpcError::new(
+                codes::INVALID_PARAMETER,
+                format!("unknown command {other:?}: use add, remove or onetry"),
+            ));
+        }
+    };
+    result.map(|()| Value::Null).map_err(|e| match e {
+        CommandError::AlreadyAdded => {
+            RpcError::new(codes::NODE_ALREADY_ADDED, "Error: Node already added")
+        }
+        CommandError::NotAdded => RpcError::new(
+            codes::NODE_NOT_ADDED,
+            "Error: Node could not be removed. It has not been added previously.",
+        ),
+        CommandError::AlreadyConnected => RpcError::new(
+            codes::MISC_ERROR,
+            "Error: Already connected to this peer",
+        ),
+        CommandError::Refused(why) => {
+            RpcError::new(codes::INVALID_PARAMETER, format!("Error: refused: {why}"))
+        }
+    })
+}
+
+fn disconnect_node(view: &mut NodeView<'_>, params: &Params) -> Result<Value, RpcError> {
+    let address = params.get(0, "address");
+    let nodeid = params.get(1, "nodeid");
+    let conn = match (address, nodeid) {
+        (Some(Value::String(a)), None) => view
+            .engine
+            .peers()
+            .iter()
+            .find(|e| e.target.to_string() == *a)
+            .map(|e| e.conn),
+        (None, Some(id)) => {
+            let id = id.as_u64().ok_or_else(|| type_error("nodeid", "a number"))?;
+            Some(ConnId(id))
+        }
+        _ => {
+            return Err(RpcError::new(
+                codes::INVALID_PARAMETER,
+                "Only one of address and nodeid should be provided.",
+            ));
+        }
+    };
+    match conn {
+        Some(c) if view.engine.disconnect(c, "disconnectnode") => Ok(Value::Null),
+        _ => Err(RpcError::new(
+            codes::NODE_NOT_CONNECTED,
+            "Node not found in connected nodes",
+        )),
+    }
+}
+
+fn type_error(name: &str, want: &str) -> RpcError {
+    RpcError::new(codes::TYPE_ERROR, format!("{name} must be {want}"))
+}
+
+#[cfg(test)]
+mod tests;

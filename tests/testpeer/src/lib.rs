@@ -284,3 +284,12 @@ pub fn version_message(nonce: u64, start_height: i32, user_agent: &str) -> Versi
         relay: false,
     }
 }
+
+/// A loopback TCP port nobody listens on right now, for a daemon's RPC
+/// server in tests (another process could take it before the daemon binds
+/// it; on a test machine that is rare, and the daemon then fails loudly).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}

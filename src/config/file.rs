@@ -1,0 +1,554 @@
+//! The config file: TOML with Bitcoin Core's key names.
+//!
+//! The file is read in three steps, so every error can name the key:
+//! 1. as a plain TOML table (syntax errors: line and column);
+//! 2. key by key against the schema, which is the [`FileConfig`] struct
+//!    itself (unknown keys: a "did you mean" from the struct's field names);
+//! 3. each key's value on its own through serde (bad values: the key, the
+//!    value as written and what to write instead). The struct keeps
+//!    `deny_unknown_fields` as a second guard for any other caller.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use nightjar_tor::Target;
+
+use super::ConfigError;
+use super::layer::{Layer, Source, Sourced};
+use super::types::{self, BindSpec, Chain, Isolation, ListVisitor, RpcBind};
+use crate::logging::DebugCategory;
+use crate::netaddr::NetworkId;
+
+/// The config file's top level.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    #[serde(default, deserialize_with = "de_chain")]
+    chain: Option<Chain>,
+    datadir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "de_networks")]
+    onlynet: Option<Vec<NetworkId>>,
+    #[serde(default, deserialize_with = "de_targets")]
+    connect: Option<Vec<Target>>,
+    #[serde(default, deserialize_with = "de_targets")]
+    addnode: Option<Vec<Target>>,
+    listen: Option<bool>,
+    #[serde(default, deserialize_with = "de_binds")]
+    bind: Option<Vec<BindSpec>>,
+    maxconnections: Option<u32>,
+    v2transport: Option<bool>,
+    dnsseed: Option<bool>,
+    fixedseeds: Option<bool>,
+    #[serde(default, deserialize_with = "de_rpcbinds")]
+    rpcbind: Option<Vec<RpcBind>>,
+    rpcport: Option<u16>,
+    rpccookiefile: Option<PathBuf>,
+    privacy: Option<bool>,
+    v1fallback: Option<bool>,
+    maxoutbound: Option<u16>,
+    feeler_interval_secs: Option<u64>,
+    tor: Option<TorSection>,
+    log: Option<LogSection>,
+}
+
+/// The `[tor]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TorSection {
+    network_file: Option<PathBuf>,
+    enabled: Option<bool>,
+    #[serde(default, deserialize_with = "de_isolation")]
+    isolation: Option<Isolation>,
+}
+
+/// The `[log]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogSection {
+    #[serde(default, deserialize_with = "de_categories")]
+    debug: Option<Vec<DebugCategory>>,
+    sensitive: Option<bool>,
+}
+
+fn de_chain<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Chain>, D::Error> {
+    types::from_text(d, types::parse_display::<Chain>).map(Some)
+}
+
+fn de_isolation<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Isolation>, D::Error> {
+    types::from_text(d, types::parse_display::<Isolation>).map(Some)
+}
+
+fn de_networks<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<NetworkId>>, D::Error> {
+    d.deserialize_any(ListVisitor::new(types::parse_network))
+        .map(Some)
+}
+
+fn de_targets<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Target>>, D::Error> {
+    d.deserialize_any(ListVisitor::new(|s| {
+        types::parse_display::<Target>(s).map_err(|e| format!("{s:?}: {e}"))
+    }))
+    .map(Some)
+}
+
+fn de_binds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<BindSpec>>, D::Error> {
+    d.deserialize_any(ListVisitor::new(types::parse_display::<BindSpec>))
+        .map(Some)
+}
+
+fn de_rpcbinds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<RpcBind>>, D::Error> {
+    d.deserialize_any(ListVisitor::new(types::parse_display::<RpcBind>))
+        .map(Some)
+}
+
+fn de_categories<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<DebugCategory>>, D::Error> {
+    d.deserialize_any(ListVisitor::new(types::parse_display::<DebugCategory>))
+        .map(Some)
+}
+
+/// A deserializer that only records the field names a derived struct asks
+/// for, so the schema has one source of truth: the structs above.
+struct FieldNames(&'static [&'static str]);
+
+impl<'de> Deserializer<'de> for &mut FieldNames {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(de::Error::custom("field names only"))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0 = fields;
+        Err(de::Error::custom("field names only"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
+}
+
+/// The field names of a struct deriving `Deserialize`.
+fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    let mut names = FieldNames(&[]);
+    // The error is the point: the names were recorded on the way.
+    let _ = T::deserialize(&mut names);
+    names.0
+}
+
+/// The keys of the top level, in the file's documented order.
+pub fn top_level_keys() -> &'static [&'static str] {
+    field_names::<FileConfig>()
+}
+
+/// The keys of a table (`tor`, `log`), or `None` for a plain key.
+pub fn table_keys(table: &str) -> Option<&'static [&'static str]> {
+    match table {
+        "tor" => Some(field_names::<TorSection>()),
+        "log" => Some(field_names::<LogSection>()),
+        _ => None,
+    }
+}
+
+/// Every key, qualified (`tor.isolation`), tables themselves left out.
+pub fn all_keys() -> Vec<String> {
+    let mut out = Vec::new();
+    for key in top_level_keys() {
+        match table_keys(key) {
+            Some(inner) => out.extend(inner.iter().map(|k| format!("{key}.{k}"))),
+            None => out.push((*key).to_owned()),
+        }
+    }
+    out
+}
+
+/// What a key's value must look like, for type errors (`listen = "yes"`).
+pub fn expected(key: &str) -> &'static str {
+    match key {
+        "chain" => "one of \"main\", \"testnet4\", \"signet\", \"regtest\"",
+        "datadir" | "rpccookiefile" | "tor.network_file" => "a path in quotes",
+        "onlynet" => "a list of networks, e.g. [\"onion\"]",
+        "connect" | "addnode" => "a list of peers, e.g. [\"<56 chars>.onion:8333\"]",
+        "bind" => "a list of addresses, e.g. [\"127.0.0.1:8334=onion\"]",
+        "rpcbind" => "a list of addresses, e.g. [\"127.0.0.1\"]",
+        "listen" | "v2transport" | "dnsseed" | "fixedseeds" | "privacy" | "v1fallback"
+        | "tor.enabled" | "log.sensitive" => "true or false",
+        "maxconnections" => "a whole number from 0 to 4294967295",
+        "rpcport" => "a port number from 1 to 65535",
+        "maxoutbound" => "a whole number from 0 to 64",
+        "feeler_interval_secs" => "a whole number of seconds, at least 1",
+        "tor.isolation" => "\"per-kind\" or \"per-connection\"",
+        "log.debug" => "a list of categories, e.g. [\"net\", \"tor\"]",
+        "tor" | "log" => "a table",
+        _ => "a valid value",
+    }
+}
+
+/// Line and column (both from 1) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
+/// Parse `text` (read from `file`) into a layer of explicit settings.
+pub fn parse(text: &str, file: &Path) -> Result<Layer, ConfigError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map_or((0, 0), |s| line_column(text, s.start));
+        ConfigError::Syntax {
+            file: file.to_path_buf(),
+            line,
+            column,
+            // toml's messages may span lines ("expected ..."); one line.
+            message: e.message().trim().replace('\n', "; "),
+        }
+    })?;
+    check_keys(&table, file)?;
+    let config: FileConfig =
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                file: Some(file.to_path_buf()),
+                setting: "the file".to_owned(),
+                problem: e.message().trim().to_owned(),
+            })?;
+    Ok(config.into_layer(file))
+}
+
+/// Step 2 and 3: every key known, every value valid on its own.
+fn check_keys(table: &toml::Table, file: &Path) -> Result<(), ConfigError> {
+    for (key, value) in table {
+        if !top_level_keys().contains(&key.as_str()) {
+            return Err(unknown_key(key, file));
+        }
+        let Some(inner_keys) = table_keys(key) else {
+            check_value(key, key, single(key, value.clone()), value, file)?;
+            continue;
+        };
+        let Some(inner) = value.as_table() else {
+            return Err(bad_value(
+                key,
+                value,
+                &format!("expected a [{key}] table"),
+                file,
+            ));
+        };
+        for (inner_key, inner_value) in inner {
+            let qualified = format!("{key}.{inner_key}");
+            if !inner_keys.contains(&inner_key.as_str()) {
+                return Err(unknown_key(&qualified, file));
+            }
+            let doc = single(key, single(inner_key, inner_value.clone()));
+            check_value(&qualified, &qualified, doc, inner_value, file)?;
+        }
+    }
+    Ok(())
+}
+
+/// `{key = value}` as a table value.
+fn single(key: &str, value: toml::Value) -> toml::Value {
+    let mut t = toml::Table::new();
+    t.insert(key.to_owned(), value);
+    toml::Value::Table(t)
+}
+
+/// Deserialize a document holding only `key`, naming `key` if it fails.
+fn check_value(
+    key: &str,
+    shown: &str,
+    doc: toml::Value,
+    value: &toml::Value,
+    file: &Path,
+) -> Result<(), ConfigError> {
+    match doc.try_into::<FileConfig>() {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let message = e.message().trim();
+            // serde's own type errors ("invalid type: string \"yes\",
+            // expected a boolean") speak Rust; say what to write instead.
+            // Our parsers' messages already do.
+            let problem = if ["invalid type", "invalid value", "invalid length"]
+                .iter()
+                .any(|p| message.starts_with(p))
+            {
+                format!("expected {}", expected(key))
+            } else {
+                message.to_owned()
+            };
+            Err(bad_value(shown, value, &problem, file))
+        }
+    }
+}
+
+fn bad_value(key: &str, value: &toml::Value, problem: &str, file: &Path) -> ConfigError {
+    ConfigError::Invalid {
+        file: Some(file.to_path_buf()),
+        setting: format!("{key} = {value}"),
+        problem: problem.to_owned(),
+    }
+}
+
+fn unknown_key(key: &str, file: &Path) -> ConfigError {
+    let hint = match suggest(key) {
+        Some(s) => s,
+        None => {
+            let (scope, keys) = match key.split_once('.') {
+                Some((table, _)) => (
+                    format!(" in [{table}]"),
+                    table_keys(table).unwrap_or(&[]).join(", "),
+                ),
+                None => (String::new(), top_level_keys().join(", ")),
+            };
+            format!("known keys{scope}: {keys}")
+        }
+    };
+    ConfigError::UnknownKey {
+        file: file.to_path_buf(),
+        key: key.to_owned(),
+        hint,
+    }
+}
+
+/// A key with `-` and `_` dropped and lower-cased, so `max_outbound`,
+/// `max-outbound` and `maxOutbound` all meet `maxoutbound`.
+fn normalize(key: &str) -> String {
+    key.chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Levenshtein distance, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// How a qualified key is written in a file: `onlynet`, or `isolation` in
+/// the `[tor]` table.
+fn spelled(qualified: &str) -> String {
+    match qualified.split_once('.') {
+        Some((table, key)) => format!("`{key}` in the [{table}] table"),
+        None => format!("`{qualified}`"),
+    }
+}
+
+/// A hint for an unknown key: the key the user probably meant.
+pub fn suggest(unknown: &str) -> Option<String> {
+    let leaf = unknown.rsplit('.').next().unwrap_or(unknown);
+    let n = normalize(leaf);
+    // Names the user may know from nightjar's flags or from bitcoin.conf.
+    let alias = match n.as_str() {
+        "conf" | "includeconf" => {
+            return Some(
+                "the config file can only be chosen on the command line (--conf FILE), as in Bitcoin Core"
+                    .to_owned(),
+            );
+        }
+        "main" | "test" | "testnet4" | "signet" | "regtest" => {
+            return Some(
+                "nightjar has no per-chain sections; set chain = \"...\" and put the keys at the top level"
+                    .to_owned(),
+            );
+        }
+        "notor" => {
+            return Some("did you mean `enabled = false` in the [tor] table?".to_owned());
+        }
+        "network" | "testnet" => Some("chain"),
+        "tornetwork" | "networkfile" => Some("tor.network_file"),
+        "proxyrandomize" => Some("tor.isolation"),
+        "debug" | "logdebug" => Some("log.debug"),
+        "logsensitive" | "sensitive" | "logips" => Some("log.sensitive"),
+        "feelerinterval" => Some("feeler_interval_secs"),
+        _ => None,
+    };
+    if let Some(key) = alias {
+        return Some(format!("did you mean {}?", spelled(key)));
+    }
+    let keys = all_keys();
+    let leaf_of = |k: &String| normalize(k.rsplit('.').next().unwrap_or(k));
+    // The same name in another table (`isolation` at the top level).
+    if let Some(k) = keys.iter().find(|k| leaf_of(k) == n) {
+        return Some(format!("did you mean {}?", spelled(k)));
+    }
+    // A typo: the nearest key within a distance that grows with length.
+    let limit = if n.chars().count() >= 6 { 2 } else { 1 };
+    keys.iter()
+        .map(|k| (edit_distance(&n, &leaf_of(k)), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| format!("did you mean {}?", spelled(k)))
+}
+
+/// A value from the file.
+fn f<T>(value: T) -> Sourced<T> {
+    Sourced::new(value, Source::File)
+}
+
+impl FileConfig {
+    /// The layer this file gives. Relative `datadir` and `tor.network_file`
+    /// are taken relative to the file's directory, not to wherever nightjar
+    /// happens to be started from (`/` under systemd).
+    fn into_layer(self, file: &Path) -> Layer {
+        let base = file.parent().unwrap_or(Path::new(""));
+        let rel = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        let tor = self.tor.unwrap_or_default();
+        let log = self.log.unwrap_or_default();
+        Layer {
+            chain: self.chain.map(f),
+            datadir: self.datadir.map(rel).map(f),
+            onlynet: self.onlynet.map(f),
+            connect: self.connect.map(f),
+            addnode: self.addnode.map(f),
+            listen: self.listen.map(f),
+            bind: self.bind.map(f),
+            maxconnections: self.maxconnections.map(f),
+            v2transport: self.v2transport.map(f),
+            dnsseed: self.dnsseed.map(f),
+            fixedseeds: self.fixedseeds.map(f),
+            rpcbind: self.rpcbind.map(f),
+            rpcport: self.rpcport.map(f),
+            // Relative to the chain directory, as in Core: kept as written.
+            rpccookiefile: self.rpccookiefile.map(f),
+            privacy: self.privacy.map(f),
+            v1fallback: self.v1fallback.map(f),
+            maxoutbound: self.maxoutbound.map(f),
+            feeler_interval_secs: self.feeler_interval_secs.map(f),
+            tor_network_file: tor.network_file.map(rel).map(f),
+            tor_enabled: tor.enabled.map(f),
+            tor_isolation: tor.isolation.map(f),
+            log_debug: log.debug.map(f),
+            log_sensitive: log.sensitive.map(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> &'static Path {
+        Path::new("/etc/nightjar/nightjar.toml")
+    }
+
+    fn error(text: &str) -> String {
+        parse(text, file()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_schema_comes_from_the_structs() {
+        let keys = all_keys();
+        assert!(keys.contains(&"onlynet".to_owned()));
+        assert!(keys.contains(&"tor.isolation".to_owned()));
+        assert!(keys.contains(&"log.sensitive".to_owned()));
+        assert!(!keys.contains(&"tor".to_owned()));
+        assert_eq!(keys.len(), 23, "{keys:?}");
+    }
+
+    #[test]
+    fn every_key_says_what_it_expects() {
+        for key in all_keys() {
+            assert_ne!(expected(&key), "a valid value", "{key} has no hint");
+        }
+    }
+
+    #[test]
+    fn typos_get_the_nearest_key() {
+        assert_eq!(
+            suggest("onlynett").as_deref(),
+            Some("did you mean `onlynet`?")
+        );
+        assert_eq!(
+            suggest("max_outbound").as_deref(),
+            Some("did you mean `maxoutbound`?")
+        );
+        assert_eq!(
+            suggest("isolation").as_deref(),
+            Some("did you mean `isolation` in the [tor] table?")
+        );
+        assert_eq!(
+            suggest("tor.enabeld").as_deref(),
+            Some("did you mean `enabled` in the [tor] table?")
+        );
+        assert_eq!(suggest("network").as_deref(), Some("did you mean `chain`?"));
+        assert!(suggest("conf").unwrap().contains("--conf"));
+        assert_eq!(suggest("zzzzzzzz"), None);
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("dnsseed", "dnsseed"), 0);
+    }
+
+    #[test]
+    fn syntax_errors_have_line_and_column() {
+        let e = parse("chain = \"main\"\nlisten = \n", file()).unwrap_err();
+        match e {
+            ConfigError::Syntax { line, column, .. } => {
+                assert_eq!((line, column), (2, 10));
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn type_errors_say_what_to_write() {
+        let e = error("listen = \"yes\"");
+        assert_eq!(
+            e,
+            "config error in /etc/nightjar/nightjar.toml: listen = \"yes\": expected true or false"
+        );
+        let e = error("[tor]\nisolation = 3");
+        assert!(
+            e.contains("tor.isolation = 3") && e.contains("per-connection"),
+            "{e}"
+        );
+        let e = error("tor = 3");
+        assert!(e.contains("tor = 3: expected a [tor] table"), "{e}");
+    }
+
+    #[test]
+    fn a_single_string_is_a_one_element_list() {
+        let layer = parse("onlynet = \"onion\"", file()).unwrap();
+        assert_eq!(layer.onlynet.unwrap().value, vec![NetworkId::Onion]);
+    }
+
+    #[test]
+    fn relative_paths_are_taken_from_the_files_directory() {
+        let layer = parse(
+            "datadir = \"data\"\nrpccookiefile = \"c\"\n[tor]\nnetwork_file = \"net.toml\"",
+            file(),
+        )
+        .unwrap();
+        assert_eq!(
+            layer.datadir.unwrap().value,
+            Path::new("/etc/nightjar/data")
+        );
+        assert_eq!(
+            layer.tor_network_file.unwrap().value,
+            Path::new("/etc/nightjar/net.toml")
+        );
+        assert_eq!(layer.rpccookiefile.unwrap().value, Path::new("c"));
+    }
+}

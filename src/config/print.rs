@@ -1,0 +1,101 @@
+//! `nightjar print-config`: the effective settings as a TOML file that
+//! nightjar reads back to the same settings, every key annotated with where
+//! its value came from.
+
+use std::fmt::Display;
+use std::fmt::Write as _;
+
+use super::Config;
+use super::layer::{Source, Sourced};
+use super::resolve::{toml_list, toml_str};
+
+/// One `key = value  # source` line.
+fn line<T>(out: &mut String, key: &str, s: &Sourced<T>, value: &str) {
+    let _ = writeln!(out, "{key} = {value}  # {}", s.source.describe());
+}
+
+fn display<T: Display>(out: &mut String, key: &str, s: &Sourced<T>) {
+    line(out, key, s, &s.value.to_string());
+}
+
+fn string<T: Display>(out: &mut String, key: &str, s: &Sourced<T>) {
+    line(out, key, s, &toml_str(&s.value.to_string()));
+}
+
+fn list<T: Display>(out: &mut String, key: &str, s: &Sourced<Vec<T>>) {
+    line(out, key, s, &toml_list(&s.value));
+}
+
+/// Render the configuration (see the module documentation).
+pub(super) fn render(config: &Config) -> String {
+    let s = &config.settings;
+    let dirs = &config.dirs;
+    let mut out = String::new();
+    let _ = writeln!(out, "# nightjar: effective configuration");
+    let _ = writeln!(out, "# config file: {}", config.describe_file());
+    let _ = writeln!(out, "# chain directory: {}", dirs.paths.chain_dir.display());
+    let _ = writeln!(out, "# Tor state: {}", dirs.paths.tor_state.display());
+    let _ = writeln!(out, "# Tor cache: {}", dirs.paths.tor_cache.display());
+    out.push('\n');
+
+    string(&mut out, "chain", &s.chain);
+    // The directory actually used; when nightjar chose it, say how.
+    let datadir = toml_str(&dirs.datadir.to_string_lossy());
+    match s.datadir.source {
+        Source::Default => {
+            let _ = writeln!(
+                out,
+                "datadir = {datadir}  # default ({})",
+                dirs.origin.describe()
+            );
+        }
+        _ => line(&mut out, "datadir", &s.datadir, &datadir),
+    }
+    list(&mut out, "onlynet", &s.onlynet);
+    list(&mut out, "connect", &s.connect);
+    list(&mut out, "addnode", &s.addnode);
+    display(&mut out, "listen", &s.listen);
+    list(&mut out, "bind", &s.bind);
+    display(&mut out, "maxconnections", &s.maxconnections);
+    display(&mut out, "v2transport", &s.v2transport);
+    display(&mut out, "dnsseed", &s.dnsseed);
+    display(&mut out, "fixedseeds", &s.fixedseeds);
+    list(&mut out, "rpcbind", &s.rpcbind);
+    display(&mut out, "rpcport", &s.rpcport);
+    let cookie = toml_str(&s.rpccookiefile.value.to_string_lossy());
+    let _ = writeln!(
+        out,
+        "rpccookiefile = {cookie}  # {} ({})",
+        s.rpccookiefile.source.describe(),
+        s.cookie_path(&dirs.paths.chain_dir).display()
+    );
+    display(&mut out, "privacy", &s.privacy);
+    display(&mut out, "v1fallback", &s.v1fallback);
+    display(&mut out, "maxoutbound", &s.maxoutbound);
+    display(&mut out, "feeler_interval_secs", &s.feeler_interval_secs);
+
+    out.push_str("\n[tor]\n");
+    match &s.tor_network_file.value {
+        Some(path) => line(
+            &mut out,
+            "network_file",
+            &s.tor_network_file,
+            &toml_str(&path.to_string_lossy()),
+        ),
+        // TOML has no null: an unset key can only be shown as a comment.
+        None => {
+            let _ = writeln!(
+                out,
+                "# network_file: not set, the public Tor network  # {}",
+                s.tor_network_file.source.describe()
+            );
+        }
+    }
+    display(&mut out, "enabled", &s.tor_enabled);
+    string(&mut out, "isolation", &s.tor_isolation);
+
+    out.push_str("\n[log]\n");
+    list(&mut out, "debug", &s.log_debug);
+    display(&mut out, "sensitive", &s.log_sensitive);
+    out
+}

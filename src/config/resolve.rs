@@ -1,0 +1,589 @@
+//! From layers to effective settings: defaults < (privacy preset) < file <
+//! command line, per key; then the `--privacy` contradiction check and the
+//! validation of values no parser can judge alone.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nightjar_tor::{Target, TargetKind};
+
+use super::ConfigError;
+use super::layer::{Layer, Source, Sourced};
+use super::types::{BindSpec, Chain, Isolation, RpcBind};
+use crate::engine::config::{DEFAULT_FEELER_INTERVAL, DEFAULT_TARGET_OUTBOUND};
+use crate::engine::{EngineConfig, Reach};
+use crate::logging::{DebugCategory, LogSettings};
+use crate::netaddr::{NetworkId, NetworkSet};
+use crate::paths::DataPaths;
+use crate::rpc::RpcSettings;
+
+/// Bitcoin Core's default `maxconnections`.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 125;
+
+/// The most regular outbound connections nightjar keeps (each one is a Tor
+/// circuit; more would load the Tor network for little gain).
+pub const MAX_OUTBOUND_LIMIT: u16 = 64;
+
+/// The default RPC cookie file name, relative to the chain directory.
+pub const DEFAULT_COOKIE_FILE: &str = ".cookie";
+
+/// Every effective setting, each with its source. Field names are the
+/// config file's keys (`tor_*`, `log_*`: the `[tor]` and `[log]` tables).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `chain`.
+    pub chain: Sourced<Chain>,
+    /// `datadir` as given (`None`: nightjar chooses, see `crate::paths`).
+    pub datadir: Sourced<Option<PathBuf>>,
+    /// `onlynet`.
+    pub onlynet: Sourced<Vec<NetworkId>>,
+    /// `connect`.
+    pub connect: Sourced<Vec<Target>>,
+    /// `addnode`.
+    pub addnode: Sourced<Vec<Target>>,
+    /// `listen`.
+    pub listen: Sourced<bool>,
+    /// `bind`.
+    pub bind: Sourced<Vec<BindSpec>>,
+    /// `maxconnections`.
+    pub maxconnections: Sourced<u32>,
+    /// `v2transport`.
+    pub v2transport: Sourced<bool>,
+    /// `dnsseed`.
+    pub dnsseed: Sourced<bool>,
+    /// `fixedseeds`.
+    pub fixedseeds: Sourced<bool>,
+    /// `rpcbind`.
+    pub rpcbind: Sourced<Vec<RpcBind>>,
+    /// `rpcport`.
+    pub rpcport: Sourced<u16>,
+    /// `rpccookiefile` as given (relative: under the chain directory).
+    pub rpccookiefile: Sourced<PathBuf>,
+    /// `privacy`.
+    pub privacy: Sourced<bool>,
+    /// `v1fallback`.
+    pub v1fallback: Sourced<bool>,
+    /// `maxoutbound`.
+    pub maxoutbound: Sourced<u16>,
+    /// `feeler_interval_secs`.
+    pub feeler_interval_secs: Sourced<u64>,
+    /// `[tor] network_file` (`None`: the public Tor network).
+    pub tor_network_file: Sourced<Option<PathBuf>>,
+    /// `[tor] enabled`.
+    pub tor_enabled: Sourced<bool>,
+    /// `[tor] isolation`.
+    pub tor_isolation: Sourced<Isolation>,
+    /// `[log] debug`.
+    pub log_debug: Sourced<Vec<DebugCategory>>,
+    /// `[log] sensitive`.
+    pub log_sensitive: Sourced<bool>,
+}
+
+/// The explicit value if any, else the preset's, else the default.
+fn pick<T>(explicit: Option<Sourced<T>>, preset: Option<Sourced<T>>, default: T) -> Sourced<T> {
+    explicit
+        .or(preset)
+        .unwrap_or_else(|| Sourced::new(default, Source::Default))
+}
+
+/// Like [`pick`] for keys whose default is "not set".
+fn pick_opt<T>(explicit: Option<Sourced<T>>) -> Sourced<Option<T>> {
+    match explicit {
+        Some(s) => Sourced::new(Some(s.value), s.source),
+        None => Sourced::new(None, Source::Default),
+    }
+}
+
+impl Settings {
+    /// Merge the explicit settings (file under command line) with the
+    /// preset (when `privacy` is on) and the defaults.
+    pub fn merge(explicit: Layer) -> Settings {
+        let privacy = pick(explicit.privacy, None, false);
+        let p = if privacy.value {
+            Layer::privacy_preset()
+        } else {
+            Layer::default()
+        };
+        let chain = pick(explicit.chain, None, Chain::Main);
+        let network = bitcoin::Network::from(chain.value);
+        Settings {
+            datadir: pick_opt(explicit.datadir),
+            onlynet: pick(explicit.onlynet, p.onlynet, NetworkId::ALL.to_vec()),
+            connect: pick(explicit.connect, p.connect, Vec::new()),
+            addnode: pick(explicit.addnode, p.addnode, Vec::new()),
+            listen: pick(explicit.listen, p.listen, false),
+            bind: pick(explicit.bind, p.bind, Vec::new()),
+            maxconnections: pick(
+                explicit.maxconnections,
+                p.maxconnections,
+                DEFAULT_MAX_CONNECTIONS,
+            ),
+            v2transport: pick(explicit.v2transport, p.v2transport, true),
+            dnsseed: pick(explicit.dnsseed, p.dnsseed, true),
+            fixedseeds: pick(explicit.fixedseeds, p.fixedseeds, true),
+            rpcbind: pick(explicit.rpcbind, p.rpcbind, vec![RpcBind::LOOPBACK]),
+            rpcport: pick(
+                explicit.rpcport,
+                p.rpcport,
+                crate::rpc::default_rpc_port(network),
+            ),
+            rpccookiefile: pick(
+                explicit.rpccookiefile,
+                p.rpccookiefile,
+                DEFAULT_COOKIE_FILE.into(),
+            ),
+            v1fallback: pick(explicit.v1fallback, p.v1fallback, false),
+            maxoutbound: pick(
+                explicit.maxoutbound,
+                p.maxoutbound,
+                u16::try_from(DEFAULT_TARGET_OUTBOUND).unwrap_or(8),
+            ),
+            feeler_interval_secs: pick(
+                explicit.feeler_interval_secs,
+                p.feeler_interval_secs,
+                DEFAULT_FEELER_INTERVAL.as_secs(),
+            ),
+            tor_network_file: pick_opt(explicit.tor_network_file),
+            tor_enabled: pick(explicit.tor_enabled, p.tor_enabled, true),
+            tor_isolation: pick(explicit.tor_isolation, p.tor_isolation, Isolation::PerKind),
+            log_debug: pick(explicit.log_debug, p.log_debug, Vec::new()),
+            log_sensitive: pick(explicit.log_sensitive, p.log_sensitive, false),
+            chain,
+            privacy,
+        }
+    }
+
+    /// The Bitcoin network of `chain`.
+    pub fn network(&self) -> bitcoin::Network {
+        self.chain.value.into()
+    }
+
+    /// The engine's configuration.
+    pub fn engine_config(&self) -> EngineConfig {
+        let mut c = EngineConfig::new(self.network());
+        let outbound = u32::from(self.maxoutbound.value).min(self.maxconnections.value);
+        c.target_outbound = usize::try_from(outbound).unwrap_or(DEFAULT_TARGET_OUTBOUND);
+        c.connect = self.connect.value.clone();
+        c.addnodes = self.addnode.value.clone();
+        c.privacy = self.privacy.value;
+        c.v1_fallback = self.v1fallback.value;
+        c.reach = if self.tor_enabled.value {
+            Reach::Tor
+        } else {
+            Reach::Direct
+        };
+        c.dns_seeds = self.dnsseed.value;
+        c.fixed_seeds = self.fixedseeds.value;
+        c.feeler_interval = Duration::from_secs(self.feeler_interval_secs.value);
+        c.onlynet = self.onlynet.value.iter().copied().collect::<NetworkSet>();
+        c.isolate_every_connection = self.tor_isolation.value == Isolation::PerConnection;
+        c
+    }
+
+    /// The RPC server's settings, for the chain directory of `paths`.
+    pub fn rpc_settings(&self, paths: &DataPaths) -> RpcSettings {
+        RpcSettings {
+            binds: self
+                .rpcbind
+                .value
+                .iter()
+                .map(|b| b.socket_addr(self.rpcport.value))
+                .collect::<Vec<SocketAddr>>(),
+            cookie_file: self.cookie_path(&paths.chain_dir),
+            max_body: crate::rpc::DEFAULT_MAX_BODY,
+            request_timeout: crate::rpc::DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+
+    /// The cookie file: absolute as given, or under the chain directory.
+    pub fn cookie_path(&self, chain_dir: &Path) -> PathBuf {
+        chain_dir.join(&self.rpccookiefile.value)
+    }
+
+    /// The log settings.
+    pub fn log_settings(&self) -> LogSettings {
+        LogSettings {
+            debug: self.log_debug.value.clone(),
+            sensitive: self.log_sensitive.value,
+        }
+    }
+}
+
+/// Names a setting for a message: `key = value` from the file or a
+/// default, the flag (and its value) from the command line.
+fn shown(key: &str, value: &str, source: Source, flag_takes_value: bool) -> String {
+    match source {
+        Source::CommandLine(flag) if flag_takes_value => format!("{flag} {value}"),
+        Source::CommandLine(flag) => flag.to_owned(),
+        _ => format!("{key} = {value}"),
+    }
+}
+
+/// A bad-value error for a setting.
+fn invalid(
+    file: Option<&Path>,
+    key: &str,
+    value: &str,
+    source: Source,
+    flag_takes_value: bool,
+    problem: &str,
+) -> ConfigError {
+    ConfigError::Invalid {
+        file: (source == Source::File)
+            .then(|| file.map(Path::to_path_buf))
+            .flatten(),
+        setting: shown(key, value, source, flag_takes_value),
+        problem: problem.to_owned(),
+    }
+}
+
+/// TOML spelling of a list of displayable values: `["a", "b"]`.
+pub(crate) fn toml_list<T: std::fmt::Display>(items: &[T]) -> String {
+    let values: Vec<toml::Value> = items
+        .iter()
+        .map(|i| toml::Value::String(i.to_string()))
+        .collect();
+    toml::Value::Array(values).to_string()
+}
+
+/// TOML spelling of a string.
+pub(crate) fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// Join with " and ", for lists inside one item of a comma-separated list.
+fn and_list<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// The peers in `targets` that are not onion services.
+fn clearnet(targets: &[Target]) -> Vec<&Target> {
+    targets
+        .iter()
+        .filter(|t| t.kind() != TargetKind::Onion)
+        .collect()
+}
+
+/// Every explicitly set option that contradicts the privacy preset, as
+/// `what (source)`.
+pub fn privacy_contradictions(explicit: &Layer) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut add = |what: String, source: Source| out.push(format!("{what} ({source})"));
+    if let Some(s) = &explicit.onlynet {
+        let other: Vec<NetworkId> = s
+            .value
+            .iter()
+            .copied()
+            .filter(|n| *n != NetworkId::Onion)
+            .collect();
+        if !other.is_empty() {
+            add(format!("onlynet includes {}", and_list(&other)), s.source);
+        }
+    }
+    for (key, layer) in [
+        ("connect", &explicit.connect),
+        ("addnode", &explicit.addnode),
+    ] {
+        if let Some(s) = layer {
+            let bad = clearnet(&s.value);
+            if !bad.is_empty() {
+                let what = if bad.len() == 1 {
+                    "is not an onion peer"
+                } else {
+                    "are not onion peers"
+                };
+                add(format!("{key} {} {what}", and_list(&bad)), s.source);
+            }
+        }
+    }
+    if let Some(s) = explicit.listen.as_ref().filter(|s| s.value) {
+        add("listen = true".to_owned(), s.source);
+    }
+    if let Some(s) = explicit.bind.as_ref().filter(|s| !s.value.is_empty()) {
+        add(format!("bind = {}", toml_list(&s.value)), s.source);
+    }
+    if let Some(s) = explicit.v2transport.as_ref().filter(|s| !s.value) {
+        add("v2transport = false".to_owned(), s.source);
+    }
+    if let Some(s) = explicit.v1fallback.as_ref().filter(|s| s.value) {
+        add("v1fallback = true".to_owned(), s.source);
+    }
+    if let Some(s) = explicit.dnsseed.as_ref().filter(|s| s.value) {
+        add("dnsseed = true".to_owned(), s.source);
+    }
+    if let Some(s) = &explicit.rpcbind {
+        let open: Vec<&RpcBind> = s.value.iter().filter(|b| !b.ip.is_loopback()).collect();
+        if !open.is_empty() {
+            add(
+                format!("rpcbind includes {}, not loopback", and_list(&open)),
+                s.source,
+            );
+        }
+    }
+    if let Some(s) = explicit.tor_enabled.as_ref().filter(|s| !s.value) {
+        add("tor.enabled = false".to_owned(), s.source);
+    }
+    if let Some(s) = explicit
+        .tor_isolation
+        .as_ref()
+        .filter(|s| s.value == Isolation::PerKind)
+    {
+        add("tor.isolation = \"per-kind\"".to_owned(), s.source);
+    }
+    if let Some(s) = explicit.log_sensitive.as_ref().filter(|s| s.value) {
+        add("log.sensitive = true".to_owned(), s.source);
+    }
+    out
+}
+
+/// Check values no parser can judge alone: ranges, combinations, and the
+/// options this version accepts by name but cannot honour. Returns the
+/// warnings for settings that work but deserve a word.
+pub fn validate(s: &Settings, file: Option<&Path>) -> Result<Vec<String>, ConfigError> {
+    let mut warnings = Vec::new();
+    if s.listen.value {
+        return Err(invalid(
+            file,
+            "listen",
+            "true",
+            s.listen.source,
+            false,
+            "inbound connections are not available in this version (nightjar has no listener yet); remove it",
+        ));
+    }
+    if !s.bind.value.is_empty() {
+        return Err(invalid(
+            file,
+            "bind",
+            &toml_list(&s.bind.value),
+            s.bind.source,
+            true,
+            "bind only applies to listening, and inbound connections are not available in this version; remove it",
+        ));
+    }
+    if !s.v2transport.value {
+        return Err(invalid(
+            file,
+            "v2transport",
+            "false",
+            s.v2transport.source,
+            false,
+            "nightjar always tries BIP324 v2 first; to let peers without v2 connect over unencrypted v1, set v1fallback = true (--v1-fallback) instead",
+        ));
+    }
+    if s.onlynet.value.is_empty() {
+        return Err(invalid(
+            file,
+            "onlynet",
+            "[]",
+            s.onlynet.source,
+            true,
+            "name at least one network (ipv4, ipv6, onion, i2p, cjdns), or remove the key to allow them all",
+        ));
+    }
+    if s.rpcbind.value.is_empty() {
+        return Err(invalid(
+            file,
+            "rpcbind",
+            "[]",
+            s.rpcbind.source,
+            true,
+            "name at least one address, or remove the key for 127.0.0.1",
+        ));
+    }
+    if s.maxoutbound.value > MAX_OUTBOUND_LIMIT {
+        return Err(invalid(
+            file,
+            "maxoutbound",
+            &s.maxoutbound.value.to_string(),
+            s.maxoutbound.source,
+            true,
+            &format!(
+                "at most {MAX_OUTBOUND_LIMIT} outbound connections; use a number from 0 to {MAX_OUTBOUND_LIMIT}"
+            ),
+        ));
+    }
+    if s.feeler_interval_secs.value == 0 {
+        return Err(invalid(
+            file,
+            "feeler_interval_secs",
+            "0",
+            s.feeler_interval_secs.source,
+            true,
+            "the interval must be at least 1 second",
+        ));
+    }
+    if s.rpcport.value == 0 {
+        return Err(invalid(
+            file,
+            "rpcport",
+            "0",
+            s.rpcport.source,
+            true,
+            "use a port number from 1 to 65535",
+        ));
+    }
+    if s.rpccookiefile.value.as_os_str().is_empty() {
+        return Err(invalid(
+            file,
+            "rpccookiefile",
+            "\"\"",
+            s.rpccookiefile.source,
+            true,
+            "name a file, e.g. \".cookie\"",
+        ));
+    }
+    if let Some(dir) = &s.datadir.value
+        && dir.as_os_str().is_empty()
+    {
+        return Err(invalid(
+            file,
+            "datadir",
+            "\"\"",
+            s.datadir.source,
+            true,
+            "name a directory, or remove the key for the default",
+        ));
+    }
+    if let Some(net_file) = &s.tor_network_file.value {
+        let value = toml_str(&net_file.to_string_lossy());
+        if !s.tor_enabled.value {
+            return Err(invalid(
+                file,
+                "tor.network_file",
+                &value,
+                s.tor_network_file.source,
+                true,
+                &format!(
+                    "a custom Tor network needs Tor, which tor.enabled = false ({}) turns off; remove one of them",
+                    s.tor_enabled.source
+                ),
+            ));
+        }
+        if !net_file.is_file() {
+            return Err(invalid(
+                file,
+                "tor.network_file",
+                &value,
+                s.tor_network_file.source,
+                true,
+                "no such file; give the path of an Arti-format Tor network file (see config/tor-network.example.toml)",
+            ));
+        }
+    }
+    if !s.tor_enabled.value {
+        for (key, peers) in [("connect", &s.connect), ("addnode", &s.addnode)] {
+            if let Some(onion) = peers.value.iter().find(|t| t.kind() == TargetKind::Onion) {
+                return Err(invalid(
+                    file,
+                    key,
+                    &onion.to_string(),
+                    peers.source,
+                    true,
+                    &format!(
+                        "onion peers need Tor, which tor.enabled = false ({}) turns off",
+                        s.tor_enabled.source
+                    ),
+                ));
+            }
+        }
+    }
+    let unreachable: Vec<NetworkId> = s
+        .onlynet
+        .value
+        .iter()
+        .copied()
+        .filter(|n| matches!(n, NetworkId::I2p | NetworkId::Cjdns))
+        .collect();
+    // Listing every network (as the shipped nightjar.toml does) is the
+    // default spelled out, not a wish for i2p or cjdns.
+    let all_listed = NetworkId::ALL.iter().all(|n| s.onlynet.value.contains(n));
+    if !unreachable.is_empty() && s.onlynet.source.is_explicit() && !all_listed {
+        warnings.push(format!(
+            "onlynet: nightjar cannot reach {} yet; automatic connections will not use it",
+            and_list(&unreachable)
+        ));
+    }
+    if s.engine_config().reachable_networks().is_empty()
+        && s.connect.value.is_empty()
+        && s.addnode.value.is_empty()
+    {
+        warnings.push(
+            "no network in onlynet is reachable (onion needs Tor; i2p and cjdns are not supported yet): nightjar will make no connections"
+                .to_owned(),
+        );
+    }
+    let open: Vec<&RpcBind> = s
+        .rpcbind
+        .value
+        .iter()
+        .filter(|b| !b.ip.is_loopback())
+        .collect();
+    if !open.is_empty() {
+        warnings.push(format!(
+            "rpcbind {}: the RPC server accepts connections from other machines there (cookie authentication, no encryption)",
+            and_list(&open)
+        ));
+    }
+    Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_cores_where_core_has_them() {
+        let s = Settings::merge(Layer::default());
+        assert_eq!(s.maxconnections.value, 125);
+        assert_eq!(s.rpcport.value, 8332);
+        assert_eq!(s.rpccookiefile.value, Path::new(".cookie"));
+        assert_eq!(s.onlynet.value, NetworkId::ALL.to_vec());
+        assert!(s.dnsseed.value && s.fixedseeds.value && s.v2transport.value);
+        assert_eq!(s.maxoutbound.value, 8);
+        assert_eq!(validate(&s, None).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_rpc_port_follows_the_chain() {
+        let s = Settings::merge(Layer {
+            chain: Some(Sourced::new(Chain::Regtest, Source::File)),
+            ..Layer::default()
+        });
+        assert_eq!(s.rpcport, Sourced::new(18443, Source::Default));
+    }
+
+    #[test]
+    fn outbound_is_capped_by_maxconnections() {
+        let s = Settings::merge(Layer {
+            maxconnections: Some(Sourced::new(3, Source::File)),
+            ..Layer::default()
+        });
+        assert_eq!(s.engine_config().target_outbound, 3);
+    }
+
+    #[test]
+    fn a_relative_cookie_lives_in_the_chain_directory() {
+        let s = Settings::merge(Layer {
+            chain: Some(Sourced::new(Chain::Signet, Source::File)),
+            ..Layer::default()
+        });
+        let paths = DataPaths::under(Path::new("/d"), bitcoin::Network::Signet);
+        let rpc = s.rpc_settings(&paths);
+        assert_eq!(rpc.cookie_file, Path::new("/d/signet/.cookie"));
+        assert_eq!(rpc.binds, vec!["127.0.0.1:38332".parse().unwrap()]);
+        let abs = Settings::merge(Layer {
+            rpccookiefile: Some(Sourced::new("/run/nj/cookie".into(), Source::File)),
+            ..Layer::default()
+        });
+        assert_eq!(
+            abs.rpc_settings(&paths).cookie_file,
+            Path::new("/run/nj/cookie")
+        );
+    }
+}

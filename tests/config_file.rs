@@ -1,0 +1,386 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The config file: every key parses, the shipped example is exactly the
+//! defaults and documents every key, and every kind of mistake gives one
+//! message naming the file, the key, the value and the fix.
+
+use std::path::{Path, PathBuf};
+
+use nightjar::config::{self, Chain, Cli, ConfigError, Environment, Isolation, Source};
+use nightjar::logging::DebugCategory;
+use nightjar::netaddr::NetworkId;
+use nightjar::paths::UserDirs;
+
+const ONION: &str = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion";
+
+fn repo_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name)
+}
+
+fn env() -> Environment {
+    Environment::new(
+        |_| None,
+        Some(UserDirs {
+            data: "/home/u/.local/share/nightjar".into(),
+            cache: "/home/u/.cache/nightjar".into(),
+            config: "/home/u/.config/nightjar".into(),
+        }),
+    )
+}
+
+fn cli(args: &[&str]) -> Cli {
+    let mut all = vec!["nightjar"];
+    all.extend_from_slice(args);
+    <Cli as clap::Parser>::try_parse_from(all).unwrap()
+}
+
+fn from_text(text: &str) -> Result<config::Config, ConfigError> {
+    config::resolve(
+        &cli(&[]).options,
+        Some((Path::new("/etc/nightjar/nightjar.toml"), text)),
+        &env(),
+    )
+}
+
+fn error(text: &str) -> String {
+    from_text(text).unwrap_err().to_string()
+}
+
+/// The effective values, one `key = value` line each, sources dropped:
+/// two configurations with equal lines behave the same.
+fn values(c: &config::Config) -> Vec<String> {
+    c.to_toml()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split("  #").next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_key_is_read_from_the_file() {
+    let net_file = tempfile::NamedTempFile::new().unwrap();
+    let text = format!(
+        r#"
+chain = "signet"
+datadir = "/srv/nightjar"
+onlynet = ["onion", "ipv6"]
+connect = ["{ONION}:38333"]
+addnode = ["10.0.0.1:38333", "{ONION}:1"]
+listen = false
+bind = []
+maxconnections = 40
+v2transport = true
+dnsseed = false
+fixedseeds = false
+rpcbind = ["127.0.0.1", "[::1]:1234"]
+rpcport = 4000
+rpccookiefile = "auth/cookie"
+privacy = false
+v1fallback = true
+maxoutbound = 12
+feeler_interval_secs = 30
+
+[tor]
+network_file = "{}"
+enabled = true
+isolation = "per-connection"
+
+[log]
+debug = ["net", "rpc"]
+sensitive = true
+"#,
+        net_file.path().display()
+    );
+    let c = from_text(&text).unwrap();
+    let s = &c.settings;
+    assert_eq!(s.chain.value, Chain::Signet);
+    assert_eq!(s.datadir.value.as_deref(), Some(Path::new("/srv/nightjar")));
+    assert_eq!(s.onlynet.value, vec![NetworkId::Onion, NetworkId::Ipv6]);
+    assert_eq!(s.connect.value[0].to_string(), format!("{ONION}:38333"));
+    assert_eq!(s.addnode.value.len(), 2);
+    assert!(!s.listen.value && s.bind.value.is_empty() && s.v2transport.value);
+    assert_eq!(s.maxconnections.value, 40);
+    assert!(!s.dnsseed.value && !s.fixedseeds.value);
+    assert_eq!(s.rpcbind.value.len(), 2);
+    assert_eq!(s.rpcport.value, 4000);
+    assert_eq!(s.rpccookiefile.value, Path::new("auth/cookie"));
+    assert!(!s.privacy.value && s.v1fallback.value);
+    assert_eq!(s.maxoutbound.value, 12);
+    assert_eq!(s.feeler_interval_secs.value, 30);
+    assert_eq!(s.tor_network_file.value.as_deref(), Some(net_file.path()));
+    assert!(s.tor_enabled.value);
+    assert_eq!(s.tor_isolation.value, Isolation::PerConnection);
+    assert_eq!(
+        s.log_debug.value,
+        vec![DebugCategory::Net, DebugCategory::Rpc]
+    );
+    assert!(s.log_sensitive.value);
+    // Every one of them is marked as coming from the file.
+    for line in c.to_toml().lines().filter(|l| l.contains(" = ")) {
+        assert!(line.contains("# file"), "{line}");
+    }
+
+    // And it reaches the daemon's types.
+    let d = c.daemon_options();
+    assert_eq!(d.network, bitcoin::Network::Signet);
+    assert_eq!(d.paths.chain_dir, Path::new("/srv/nightjar/signet"));
+    assert_eq!(d.tor_network.as_deref(), Some(net_file.path()));
+    assert_eq!(d.engine.target_outbound, 12);
+    assert_eq!(d.engine.connect.len(), 1);
+    assert_eq!(d.engine.addnodes.len(), 2);
+    assert!(d.engine.v1_fallback && !d.engine.dns_seeds && !d.engine.fixed_seeds);
+    assert_eq!(d.engine.feeler_interval.as_secs(), 30);
+    assert!(d.engine.isolate_every_connection);
+    assert!(d.engine.onlynet.contains(NetworkId::Ipv6));
+    assert!(!d.engine.onlynet.contains(NetworkId::Ipv4));
+    assert_eq!(
+        d.rpc.binds,
+        vec![
+            "127.0.0.1:4000".parse().unwrap(),
+            "[::1]:1234".parse().unwrap()
+        ]
+    );
+    assert_eq!(
+        d.rpc.cookie_file,
+        Path::new("/srv/nightjar/signet/auth/cookie")
+    );
+    assert_eq!(
+        c.log_settings().debug,
+        vec![DebugCategory::Net, DebugCategory::Rpc]
+    );
+}
+
+#[test]
+fn the_shipped_example_is_exactly_the_defaults() {
+    let path = repo_file("nightjar.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let from_file = config::resolve(&cli(&[]).options, Some((&path, &text)), &env()).unwrap();
+    let defaults = config::resolve(&cli(&[]).options, None, &env()).unwrap();
+    assert_eq!(values(&from_file), values(&defaults));
+    assert!(from_file.warnings.is_empty(), "{:?}", from_file.warnings);
+    // The file does set keys (it is not all comments).
+    assert_eq!(from_file.settings.maxconnections.source, Source::File);
+}
+
+#[test]
+fn the_shipped_example_documents_every_key() {
+    let text = std::fs::read_to_string(repo_file("nightjar.toml")).unwrap();
+    let mut table = String::new();
+    let mut seen = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            table = format!("{name}.");
+            continue;
+        }
+        // `key = value`, or `# key = value` for keys whose default
+        // depends on the system or the chain.
+        let body = line.strip_prefix("# ").unwrap_or(line);
+        if let Some((key, _)) = body.split_once(" = ")
+            && !key.contains(' ')
+        {
+            seen.push(format!("{table}{key}"));
+        }
+    }
+    for key in config::file::all_keys() {
+        assert!(
+            seen.contains(&key),
+            "config/nightjar.toml does not document {key}"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_are_named_with_a_suggestion() {
+    assert_eq!(
+        error("onlynett = [\"onion\"]"),
+        "config error in /etc/nightjar/nightjar.toml: unknown key `onlynett`; did you mean `onlynet`?"
+    );
+    assert_eq!(
+        error("[tor]\nisolaton = \"per-kind\""),
+        "config error in /etc/nightjar/nightjar.toml: unknown key `tor.isolaton`; did you mean `isolation` in the [tor] table?"
+    );
+    let e = error("max_outbound = 3");
+    assert!(
+        e.contains("`max_outbound`") && e.contains("`maxoutbound`"),
+        "{e}"
+    );
+    // Nothing close: the known keys are listed instead.
+    let e = error("[log]\nwhatever = 1");
+    assert!(
+        e.contains("unknown key `log.whatever`")
+            && e.contains("known keys in [log]: debug, sensitive"),
+        "{e}"
+    );
+    let e = error("[arti]\nx = 1");
+    assert!(e.contains("unknown key `arti`"), "{e}");
+}
+
+#[test]
+fn bad_values_name_the_key_the_value_and_the_fix() {
+    assert_eq!(
+        error("onlynet = [\"clearnet\"]"),
+        "config error in /etc/nightjar/nightjar.toml: onlynet = [\"clearnet\"]: unknown network \"clearnet\"; use one of ipv4, ipv6, onion, i2p, cjdns"
+    );
+    assert_eq!(
+        error("chain = \"mainnet\""),
+        "config error in /etc/nightjar/nightjar.toml: chain = \"mainnet\": unknown chain \"mainnet\"; use one of main, testnet4, signet, regtest"
+    );
+    assert_eq!(
+        error("dnsseed = 1"),
+        "config error in /etc/nightjar/nightjar.toml: dnsseed = 1: expected true or false"
+    );
+    let e = error("addnode = [\"example.test\"]");
+    assert!(
+        e.contains("addnode = [\"example.test\"]") && e.contains("missing port"),
+        "{e}"
+    );
+    let e = error("[tor]\nisolation = \"per-peer\"");
+    assert!(
+        e.contains("tor.isolation = \"per-peer\"") && e.contains("\"per-connection\""),
+        "{e}"
+    );
+    let e = error("[log]\ndebug = [\"mempool\"]");
+    assert!(
+        e.contains("log.debug = [\"mempool\"]") && e.contains("addrman"),
+        "{e}"
+    );
+    let e = error("rpcbind = [\"localhost\"]");
+    assert!(
+        e.contains("rpcbind = [\"localhost\"]") && e.contains("127.0.0.1"),
+        "{e}"
+    );
+    let e = error("rpcport = 70000");
+    assert!(
+        e.contains("rpcport = 70000") && e.contains("1 to 65535"),
+        "{e}"
+    );
+}
+
+#[test]
+fn values_out_of_range_or_unsupported_are_refused_by_name() {
+    assert_eq!(
+        error("maxoutbound = 65"),
+        "config error in /etc/nightjar/nightjar.toml: maxoutbound = 65: at most 64 outbound connections; use a number from 0 to 64"
+    );
+    let e = error("listen = true");
+    assert!(
+        e.contains("listen = true")
+            && e.contains("inbound connections are not available in this version"),
+        "{e}"
+    );
+    let e = error("bind = [\"127.0.0.1:8334=onion\"]");
+    assert!(
+        e.contains("bind = [\"127.0.0.1:8334=onion\"]") && e.contains("not available"),
+        "{e}"
+    );
+    let e = error("v2transport = false");
+    assert!(
+        e.contains("v2transport = false") && e.contains("v1fallback = true"),
+        "{e}"
+    );
+    let e = error("feeler_interval_secs = 0");
+    assert!(
+        e.contains("feeler_interval_secs = 0") && e.contains("at least 1"),
+        "{e}"
+    );
+    let e = error("onlynet = []");
+    assert!(
+        e.contains("onlynet = []") && e.contains("remove the key"),
+        "{e}"
+    );
+    let e = error("[tor]\nnetwork_file = \"/nonexistent/net.toml\"");
+    assert!(
+        e.contains("tor.network_file") && e.contains("no such file"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "addnode = [\"{ONION}:8333\"]\n[tor]\nenabled = false"
+    ));
+    assert!(
+        e.contains("addnode") && e.contains("onion peers need Tor"),
+        "{e}"
+    );
+}
+
+#[test]
+fn syntax_errors_give_file_line_and_column() {
+    let e = error("chain = \"main\"\n\nmaxoutbound = = 3\n");
+    assert!(
+        e.starts_with("config error in /etc/nightjar/nightjar.toml, line 3, column 15: "),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "one line: {e}");
+    let e = error("listen = true\nlisten = false\n");
+    assert!(e.contains("line 2") && e.contains("duplicate key"), "{e}");
+}
+
+#[test]
+fn the_default_file_is_found_in_the_config_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf_dir = dir.path().to_path_buf();
+    let lookup = conf_dir.clone();
+    let env = Environment::new(
+        move |name| (name == "CONFIGURATION_DIRECTORY").then(|| lookup.clone().into_os_string()),
+        None,
+    );
+    let datadir = dir.path().join("data");
+    let options = cli(&["--datadir", datadir.to_str().unwrap()]).options;
+
+    // Absent: defaults, no error.
+    let c = config::load(&options, &env).unwrap();
+    assert_eq!(c.file, None);
+    assert_eq!(c.describe_file(), "no file, defaults");
+
+    std::fs::write(conf_dir.join("nightjar.toml"), "maxoutbound = 3\n").unwrap();
+    let c = config::load(&options, &env).unwrap();
+    assert_eq!(c.file, Some(conf_dir.join("nightjar.toml")));
+    assert_eq!(c.settings.maxoutbound.value, 3);
+
+    // --conf replaces it, and must exist.
+    let other = dir.path().join("other.toml");
+    std::fs::write(&other, "maxoutbound = 5\n").unwrap();
+    let mut with_conf = options.clone();
+    with_conf.conf = Some(other.clone());
+    assert_eq!(
+        config::load(&with_conf, &env)
+            .unwrap()
+            .settings
+            .maxoutbound
+            .value,
+        5
+    );
+    with_conf.conf = Some(dir.path().join("missing.toml"));
+    let e = config::load(&with_conf, &env).unwrap_err().to_string();
+    assert!(
+        e.contains("cannot read") && e.contains("missing.toml"),
+        "{e}"
+    );
+}
+
+#[test]
+fn print_config_reads_back_to_the_same_settings() {
+    let args = [
+        "--privacy",
+        "--network",
+        "regtest",
+        "--max-outbound",
+        "3",
+        "--addnode",
+        "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion:18444",
+        "--debug",
+        "tor",
+    ];
+    let first = config::resolve(&cli(&args).options, None, &env()).unwrap();
+    let printed = first.to_toml();
+    let again = config::resolve(
+        &cli(&[]).options,
+        Some((Path::new("/tmp/printed.toml"), &printed)),
+        &env(),
+    )
+    .unwrap();
+    assert_eq!(values(&again), values(&first), "{printed}");
+    assert_eq!(again.dirs.paths.chain_dir, first.dirs.paths.chain_dir);
+    assert_eq!(again.settings.privacy.source, Source::File);
+}
