@@ -96,7 +96,13 @@ fn main() {
         let datadir = tempfile::tempdir().unwrap();
         let started = Instant::now();
         let mut child = Command::new(&bin)
-            .args(["--network", "regtest", "--max-outbound", "2", "--log-sensitive"])
+            .args([
+                "--network",
+                "regtest",
+                "--max-outbound",
+                "2",
+                "--log-sensitive",
+            ])
             .arg("--rpcport")
             .arg(nightjar_testpeer::free_port().unwrap().to_string())
             .arg("--datadir")

@@ -12,9 +12,9 @@ use nightjar_tor::{TorNetwork, TorSettings, TorTransport};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::driver::{self, DriverOptions, NodeRpc, addr_file};
-use crate::rpc;
 use crate::engine::{Engine, EngineConfig, Reach};
 use crate::paths::DataPaths;
+use crate::rpc;
 use crate::rpc::RpcSettings;
 use crate::wire::Magic;
 

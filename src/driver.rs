@@ -22,9 +22,9 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::engine::{DialFailure, Engine, Input, Now, Output};
-use crate::rpc::methods::{self, NodeView, TorStatus};
 use crate::peer::task::PeerHandle;
 use crate::peer::{ConnId, PeerCommand, PeerConfig, PeerMachine, PeerReport, PeerUpdate};
+use crate::rpc::methods::{self, NodeView, TorStatus};
 use crate::wire::Magic;
 pub use dial::Network;
 pub use rpc_bridge::{NodeRpc, RpcCall};
@@ -191,8 +191,7 @@ impl Driver {
                 let changed = status.ready != self.tor.ready;
                 self.tor = status;
                 if changed {
-                    self.engine
-                        .handle(now(), Input::TorReady(self.tor.ready));
+                    self.engine.handle(now(), Input::TorReady(self.tor.ready));
                 }
             }
             DriverEvent::Dialed(dialed) => {

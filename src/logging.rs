@@ -199,7 +199,9 @@ pub fn init(settings: &LogSettings) -> LogGuard {
     let unredacted = if settings.sensitive {
         match safelog::disable_safe_logging() {
             Ok(guard) => {
-                tracing::warn!("sensitive logging is on: peer addresses appear in the log");
+                // The user asked for it, so not a warning; but say it once,
+                // so a log shared later shows why it names peers.
+                tracing::info!("sensitive logging is on: peer addresses appear in the log");
                 Some(guard)
             }
             Err(e) => {

@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nightjar::rpc::cookie::read_cookie;
@@ -19,7 +20,10 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 /// A stand-in for the node's methods.
-struct TestDispatch;
+struct TestDispatch {
+    /// How many more calls of `warmingup` answer "still warming up".
+    warmup_left: AtomicU32,
+}
 
 impl Dispatch for TestDispatch {
     async fn call(&self, method: String, params: Params) -> Result<Value, RpcError> {
@@ -31,6 +35,15 @@ impl Dispatch for TestDispatch {
             "string" => Ok(json!("hello world")),
             "null" => Ok(Value::Null),
             "err" => Err(RpcError::new(codes::INVALID_PARAMETER, "bad param")),
+            "warmingup" => {
+                let left = self.warmup_left.load(Ordering::SeqCst);
+                if left > 0 {
+                    self.warmup_left.store(left - 1, Ordering::SeqCst);
+                    Err(RpcError::new(codes::IN_WARMUP, "Loading block index..."))
+                } else {
+                    Ok(json!("ready"))
+                }
+            }
             _ => Err(RpcError::new(codes::METHOD_NOT_FOUND, "Method not found")),
         }
     }
@@ -72,7 +85,14 @@ async fn start_server(datadir: &Path, port: u16) -> RpcServer {
         max_body: DEFAULT_MAX_BODY,
         request_timeout: DEFAULT_REQUEST_TIMEOUT,
     };
-    serve(settings, Arc::new(TestDispatch)).await.unwrap()
+    serve(
+        settings,
+        Arc::new(TestDispatch {
+            warmup_left: AtomicU32::new(2),
+        }),
+    )
+    .await
+    .unwrap()
 }
 
 /// Runs nightjar-cli (off the runtime, which keeps serving meanwhile).
@@ -145,16 +165,26 @@ async fn named_params_become_an_object() {
 
     let o = cli(d.args(&["-named", "echo", "a"])).await;
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).starts_with("error: No '=' in named argument 'a'"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("error: No '=' in named argument 'a'"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strings_print_raw_and_null_prints_nothing() {
     let d = Daemon::start().await;
     let o = cli(d.args(&["string"])).await;
-    assert_eq!((stdout(&o).as_str(), o.status.code()), ("hello world\n", Some(0)));
+    assert_eq!(
+        (stdout(&o).as_str(), o.status.code()),
+        ("hello world\n", Some(0))
+    );
     let o = cli(d.args(&["null"])).await;
-    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str(), o.status.code()), ("", "", Some(0)));
+    assert_eq!(
+        (stdout(&o).as_str(), stderr(&o).as_str(), o.status.code()),
+        ("", "", Some(0))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +196,10 @@ async fn rpc_errors_look_like_bitcoin_clis() {
     assert_eq!(o.status.code(), Some(8));
 
     let o = cli(d.args(&["nosuchmethod"])).await;
-    assert_eq!(stderr(&o), "error code: -32601\nerror message:\nMethod not found\n");
+    assert_eq!(
+        stderr(&o),
+        "error code: -32601\nerror message:\nMethod not found\n"
+    );
     // |−32601| truncated to 8 bits, as bitcoin-cli's exit status.
     assert_eq!(o.status.code(), Some(89));
 }
@@ -184,10 +217,15 @@ async fn daemon_down_says_so() {
     .await;
     let err = stderr(&o);
     assert!(
-        err.starts_with(&format!("error: Could not connect to the server 127.0.0.1:{port}")),
+        err.starts_with(&format!(
+            "error: Could not connect to the server 127.0.0.1:{port}"
+        )),
         "{err}"
     );
-    assert!(err.contains("Make sure the nightjar daemon is running"), "{err}");
+    assert!(
+        err.contains("Make sure the nightjar daemon is running"),
+        "{err}"
+    );
     assert!(err.contains("-chain=regtest"), "{err}");
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "");
@@ -213,14 +251,21 @@ async fn a_missing_or_unreadable_cookie_is_named() {
     let missing = elsewhere.path().join("nope").join(".cookie");
     let o = cli(d.args(&[&format!("-rpccookiefile={}", missing.display()), "string"])).await;
     let err = stderr(&o);
-    assert!(err.starts_with("error: Could not locate RPC credentials"), "{err}");
+    assert!(
+        err.starts_with("error: Could not locate RPC credentials"),
+        "{err}"
+    );
     assert!(err.contains(&missing.display().to_string()), "{err}");
     assert_eq!(o.status.code(), Some(1));
 
     // A cookie path that cannot be read.
     let unreadable = elsewhere.path().join("dir.cookie");
     std::fs::create_dir(&unreadable).unwrap();
-    let o = cli(d.args(&[&format!("-rpccookiefile={}", unreadable.display()), "string"])).await;
+    let o = cli(d.args(&[
+        &format!("-rpccookiefile={}", unreadable.display()),
+        "string",
+    ]))
+    .await;
     let err = stderr(&o);
     assert!(
         err.starts_with(&format!(
@@ -266,7 +311,12 @@ async fn wrong_credentials_are_an_auth_error() {
 
     // The right user and password work instead of the cookie file...
     let (user, password) = read_cookie(d.server.cookie_file()).unwrap();
-    let o = cli(d.args(&[&format!("-rpcuser={user}"), &format!("-rpcpassword={password}"), "string"])).await;
+    let o = cli(d.args(&[
+        &format!("-rpcuser={user}"),
+        &format!("-rpcpassword={password}"),
+        "string",
+    ]))
+    .await;
     assert_eq!(stdout(&o), "hello world\n", "{}", stderr(&o));
     // ...and so does a password on standard input.
     let o = cli_with_stdin(
@@ -280,8 +330,17 @@ async fn wrong_credentials_are_an_auth_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdin_supplies_more_params() {
     let d = Daemon::start().await;
-    let o = cli_with_stdin(d.args(&["-stdin", "echo", "x"]), Some("1\nfoo bar\n".to_owned())).await;
-    assert_eq!(stdout(&o), "[\n  \"x\",\n  1,\n  \"foo bar\"\n]\n", "{}", stderr(&o));
+    let o = cli_with_stdin(
+        d.args(&["-stdin", "echo", "x"]),
+        Some("1\nfoo bar\n".to_owned()),
+    )
+    .await;
+    assert_eq!(
+        stdout(&o),
+        "[\n  \"x\",\n  1,\n  \"foo bar\"\n]\n",
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,12 +374,28 @@ async fn rpcwait_waits_for_the_daemon() {
     ])
     .await;
     assert!(
-        stderr(&o).starts_with("error: timeout on transient error: Could not connect to the server"),
+        stderr(&o)
+            .starts_with("error: timeout on transient error: Could not connect to the server"),
         "{}",
         stderr(&o)
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warmup_is_an_error_unless_waiting() {
+    let d = Daemon::start().await;
+    let o = cli(d.args(&["warmingup"])).await;
+    assert_eq!(
+        stderr(&o),
+        "error code: -28\nerror message:\nLoading block index...\n"
+    );
+    assert_eq!(o.status.code(), Some(28));
+    // One warm-up answer left: -rpcwait waits it out.
+    let o = cli(d.args(&["-rpcwait", "warmingup"])).await;
+    assert_eq!(stdout(&o), "ready\n", "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,11 +419,20 @@ async fn options_are_checked_like_bitcoin_clis() {
     );
     assert_eq!(o.status.code(), Some(1));
 
-    let o = cli(vec!["-regtest".to_owned(), "-chain=signet".to_owned(), "x".to_owned()]).await;
+    let o = cli(vec![
+        "-regtest".to_owned(),
+        "-chain=signet".to_owned(),
+        "x".to_owned(),
+    ])
+    .await;
     assert!(stderr(&o).starts_with("Error: Invalid combination of -regtest, -signet"));
     assert_eq!(o.status.code(), Some(1));
 
-    let o = cli(vec!["-datadir=/nonexistent/nightjar".to_owned(), "x".to_owned()]).await;
+    let o = cli(vec![
+        "-datadir=/nonexistent/nightjar".to_owned(),
+        "x".to_owned(),
+    ])
+    .await;
     assert_eq!(
         stderr(&o),
         "Error: Specified data directory \"/nonexistent/nightjar\" does not exist.\n"
@@ -356,6 +440,9 @@ async fn options_are_checked_like_bitcoin_clis() {
     assert_eq!(o.status.code(), Some(1));
 
     let o = cli(vec!["-regtest".to_owned()]).await;
-    assert_eq!(stderr(&o), "error: too few parameters (need at least command)\n");
+    assert_eq!(
+        stderr(&o),
+        "error: too few parameters (need at least command)\n"
+    );
     assert_eq!(o.status.code(), Some(1));
 }

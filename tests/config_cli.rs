@@ -630,3 +630,20 @@ fn refused_options_stop_the_daemon_too() {
     );
     assert_eq!(std::fs::read_dir(data.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn log_sensitive_turns_redaction_off_for_as_long_as_the_guard_lives() {
+    // The only test in this process touching safelog's global state.
+    let shown = || format!("{}", safelog::sensitive("10.0.0.1:8333"));
+    assert_eq!(shown(), "[scrubbed]");
+    let c = config::resolve(&cli(&["--log-sensitive"]).options, None, &env()).unwrap();
+    let guard = nightjar::logging::init(&c.log_settings());
+    assert!(guard.shows_sensitive());
+    assert_eq!(shown(), "10.0.0.1:8333");
+    drop(guard);
+    assert_eq!(shown(), "[scrubbed]");
+
+    let guard = nightjar::logging::init(&nightjar::logging::LogSettings::default());
+    assert!(!guard.shows_sensitive());
+    assert_eq!(shown(), "[scrubbed]");
+}

@@ -75,8 +75,8 @@ async fn driver_connects_over_v2_learns_addresses_and_saves_them_at_shutdown() {
         Duration::from_secs(30),
         driver::run(engine, options, rpc_calls, stop),
     )
-        .await
-        .expect("the driver stops within its grace period");
+    .await
+    .expect("the driver stops within its grace period");
 
     let (transport, theirs, _reason) = peer.await.unwrap();
     assert!(

@@ -385,7 +385,13 @@ fn privacy_gives_every_connection_its_own_circuit_and_never_dials_clearnet() {
         fx,
         datadir.path(),
         home.path(),
-        &["--privacy", "--addnode", onion1.as_str(), "--addnode", exit_addr.as_str()],
+        &[
+            "--privacy",
+            "--addnode",
+            onion1.as_str(),
+            "--addnode",
+            exit_addr.as_str(),
+        ],
     );
     let status = (0..300)
         .find_map(|_| {

@@ -97,7 +97,13 @@ fn python_bitcoinlib_and_nightjar_cli_talk_to_a_running_daemon() {
     let datadir = tempfile::tempdir().unwrap();
     let port = nightjar_testpeer::free_port().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_nightjar"))
-        .args(["--network", "regtest", "--no-tor", "--no-dnsseed", "--datadir"])
+        .args([
+            "--network",
+            "regtest",
+            "--no-tor",
+            "--no-dnsseed",
+            "--datadir",
+        ])
         .arg(datadir.path())
         .arg("--connect")
         .arg(peer.addr().to_string())
@@ -137,7 +143,12 @@ fn python_bitcoinlib_and_nightjar_cli_talk_to_a_running_daemon() {
     );
     let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
     let net = &reply["networkinfo"];
-    assert!(net["subversion"].as_str().unwrap().starts_with("/nightjar:"));
+    assert!(
+        net["subversion"]
+            .as_str()
+            .unwrap()
+            .starts_with("/nightjar:")
+    );
     assert_eq!(net["connections"], 1);
     let peers = reply["peerinfo"].as_array().unwrap();
     assert_eq!(peers.len(), 1, "{peers:?}");
@@ -147,7 +158,7 @@ fn python_bitcoinlib_and_nightjar_cli_talk_to_a_running_daemon() {
     assert_eq!(p["transport_protocol_type"], "v2");
     assert_eq!(p["subver"], peer.user_agent());
     // Both ends of a v2 connection see the same session id.
-    let theirs = peer.stats().connections[0].transport.clone().unwrap();
+    let theirs = peer.stats().connections[0].transport.unwrap();
     assert_eq!(p["session_id"], theirs.session_id_hex());
 
     // nightjar-cli against the same daemon.
@@ -163,7 +174,10 @@ fn python_bitcoinlib_and_nightjar_cli_talk_to_a_running_daemon() {
 
     // `stop` ends the daemon cleanly and takes the cookie away.
     let stop = cli(datadir.path(), port, &["stop"]);
-    assert_eq!(String::from_utf8_lossy(&stop.stdout).trim(), "nightjar stopping");
+    assert_eq!(
+        String::from_utf8_lossy(&stop.stdout).trim(),
+        "nightjar stopping"
+    );
     let mut status = None;
     assert!(wait_until(Duration::from_secs(20), || {
         status = daemon.child.try_wait().unwrap();

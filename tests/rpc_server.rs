@@ -89,7 +89,10 @@ impl Fixture {
 
     fn auth(&self) -> String {
         let (user, password) = read_cookie(self.server.cookie_file()).unwrap();
-        format!("Basic {}", BASE64.encode(format!("{user}:{password}").as_bytes()))
+        format!(
+            "Basic {}",
+            BASE64.encode(format!("{user}:{password}").as_bytes())
+        )
     }
 
     async fn post(&self, body: &str) -> HttpReply {
@@ -176,7 +179,11 @@ async fn legacy_replies_match_core_byte_for_byte() {
             "{\"result\":null,\"error\":{\"code\":-32601,\"message\":\"Method not found\"},\"id\":2}\n",
         ),
         // No id in the request: none in the reply (Core 28+).
-        (r#"{"method":"echo"}"#, 200, "{\"result\":[],\"error\":null}\n"),
+        (
+            r#"{"method":"echo"}"#,
+            200,
+            "{\"result\":[],\"error\":null}\n",
+        ),
         (
             r#"{"jsonrpc":"1.0","method":"string","id":null}"#,
             200,
@@ -200,7 +207,11 @@ async fn legacy_replies_match_core_byte_for_byte() {
     ];
     for (request, status, reply) in cases {
         let r = f.post(request).await;
-        assert_eq!((r.status, r.body.as_str()), (status, reply), "request {request}");
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (status, reply),
+            "request {request}"
+        );
         assert_eq!(r.header("content-type"), Some("application/json"));
     }
 }
@@ -243,7 +254,11 @@ async fn json_rpc_2_replies_are_strict_and_http_200() {
     ];
     for (request, status, reply) in cases {
         let r = f.post(request).await;
-        assert_eq!((r.status, r.body.as_str()), (status, reply), "request {request}");
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (status, reply),
+            "request {request}"
+        );
     }
     // Named parameters reach the method as such.
     let r = f
@@ -260,7 +275,9 @@ async fn notifications_run_but_get_no_reply() {
     assert_eq!(r.body, "");
     assert_eq!(r.header("content-type"), None);
     // Even a failing notification stays silent.
-    let r = f.post(r#"{"jsonrpc":"2.0","method":"err","params":[]}"#).await;
+    let r = f
+        .post(r#"{"jsonrpc":"2.0","method":"err","params":[]}"#)
+        .await;
     assert_eq!((r.status, r.body.as_str()), (204, ""));
     assert_eq!(f.dispatch.counted.load(Ordering::SeqCst), 1);
     // A legacy request without id is not a notification.
@@ -275,7 +292,11 @@ async fn unparsable_bodies_are_parse_errors() {
         "{\"result\":null,\"error\":{\"code\":-32700,\"message\":\"Parse error\"},\"id\":null}\n";
     for body in ["this is bad", "", "{\"method\":", "{} {}"] {
         let r = f.post(body).await;
-        assert_eq!((r.status, r.body.as_str()), (500, parse_error), "body {body:?}");
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (500, parse_error),
+            "body {body:?}"
+        );
     }
     let r = f.post("5").await;
     assert_eq!(r.status, 500);
@@ -334,22 +355,34 @@ async fn wrong_or_missing_credentials_get_401() {
 
     let r = post(f.addr(), None, "/", body).await;
     assert_eq!(r.status, 401);
-    assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"jsonrpc\""));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"jsonrpc\"")
+    );
     assert_eq!(r.body, "");
 
     let (user, password) = read_cookie(f.server.cookie_file()).unwrap();
     let mut wrong = password.clone();
     wrong.replace_range(0..1, if password.starts_with('a') { "b" } else { "a" });
     for credentials in [
-        format!("Basic {}", BASE64.encode(format!("{user}:{wrong}").as_bytes())),
-        format!("Basic {}", BASE64.encode(format!("admin:{password}").as_bytes())),
+        format!(
+            "Basic {}",
+            BASE64.encode(format!("{user}:{wrong}").as_bytes())
+        ),
+        format!(
+            "Basic {}",
+            BASE64.encode(format!("admin:{password}").as_bytes())
+        ),
         format!("Bearer {password}"),
         "Basic not-base64!".to_owned(),
     ] {
         let started = Instant::now();
         let r = post(f.addr(), Some(&credentials), "/", body).await;
         assert_eq!(r.status, 401, "{credentials}");
-        assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"jsonrpc\""));
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Basic realm=\"jsonrpc\"")
+        );
         assert!(
             started.elapsed() >= Duration::from_millis(240),
             "a wrong guess must be slowed down"
@@ -365,9 +398,7 @@ async fn only_post_is_served_on_any_path() {
     let f = Fixture::start().await;
     for auth in [Some(f.auth()), None] {
         let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
-        let request = format!(
-            "GET / HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
-        );
+        let request = format!("GET / HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n");
         let r = raw(f.addr(), request.as_bytes()).await;
         assert_eq!(r.status, 405);
         assert_eq!(r.body, "JSONRPC server handles only POST requests");
@@ -435,13 +466,16 @@ async fn slow_requests_are_cut_off() {
     let elapsed = started.elapsed();
     let r = parse_reply(&bytes);
     assert_eq!(r.status, 408);
-    assert!(elapsed >= limit - Duration::from_millis(50), "{elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(450), "{elapsed:?}");
     assert!(elapsed < limit * 6, "{elapsed:?}");
 
     // Headers that never complete: the connection is closed.
     let started = Instant::now();
     let mut stream = TcpStream::connect(f.addr()).await.unwrap();
-    stream.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let mut bytes = Vec::new();
     let _ = stream.read_to_end(&mut bytes).await;
     assert!(started.elapsed() < limit * 6, "{:?}", started.elapsed());
@@ -451,6 +485,81 @@ async fn slow_requests_are_cut_off() {
         .post(r#"{"jsonrpc":"2.0","method":"sleep","params":[3000],"id":1}"#)
         .await;
     assert_eq!(r.status, 408);
+}
+
+/// Reads one reply from a keep-alive connection (by its Content-Length).
+async fn read_one_reply(stream: &mut TcpStream) -> HttpReply {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if bytes.len() >= end + 4 + length {
+                return parse_reply(&bytes[..end + 4 + length]);
+            }
+        }
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed before a full reply");
+        bytes.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn the_time_limit_counts_from_the_first_byte() {
+    let limit = Duration::from_millis(1000);
+    let f = Fixture::start_with(|s| s.request_timeout = limit).await;
+
+    // Slow headers, then a body that never completes: the 408 comes a limit
+    // after the first byte, not a limit after the headers were complete.
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(f.addr()).await.unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let rest = format!(
+        "Authorization: {}\r\nContent-Length: 100\r\n\r\n{{",
+        f.auth()
+    );
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(parse_reply(&bytes).status, 408);
+    assert!(elapsed >= Duration::from_millis(950), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1450), "{elapsed:?}");
+
+    // On a keep-alive connection, the clock of the next request starts at
+    // its own first byte, not at a late read of the previous body.
+    let mut stream = TcpStream::connect(f.addr()).await.unwrap();
+    let body = r#"{"jsonrpc":"2.0","method":"string","id":1}"#;
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: {}\r\n\r\n",
+        f.auth(),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stream.write_all(body.as_bytes()).await.unwrap();
+    assert_eq!(read_one_reply(&mut stream).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let body = r#"{"jsonrpc":"2.0","method":"sleep","params":[700],"id":2}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: {}\r\n\r\n{body}",
+        f.auth(),
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let r = read_one_reply(&mut stream).await;
+    assert_eq!(
+        (r.status, r.json()["result"].clone()),
+        (200, json!("slept"))
+    );
 }
 
 #[tokio::test]
@@ -496,12 +605,18 @@ async fn the_cookie_is_private_and_removed_at_shutdown() {
     assert_eq!(contents.len(), 75);
     let hex = contents.strip_prefix("__cookie__:").unwrap();
     assert_eq!(hex.len(), 64);
-    assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    assert!(
+        hex.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    );
 
     let addr = f.addr();
     f.server.shutdown().await;
     assert!(!path.exists(), "the cookie must be removed at shutdown");
-    assert!(TcpStream::connect(addr).await.is_err(), "nothing listens after shutdown");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "nothing listens after shutdown"
+    );
 }
 
 #[tokio::test]
@@ -543,7 +658,10 @@ async fn a_second_server_on_a_taken_port_fails_clearly() {
     assert!(message.contains(&f.addr().to_string()), "{message}");
     assert!(message.contains("already in use"), "{message}");
     // The running server's cookie was not touched, and it still answers.
-    assert_eq!(std::fs::read_to_string(f.server.cookie_file()).unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string(f.server.cookie_file()).unwrap(),
+        before
+    );
     assert_eq!(f.post(r#"{"method":"string","id":1}"#).await.status, 200);
 }
 
@@ -596,13 +714,25 @@ async fn the_client_tells_failures_apart() {
     let f = Fixture::start().await;
     let (user, password) = read_cookie(f.server.cookie_file()).unwrap();
     let client = RpcClient::new(f.addr(), &user, &password);
-    assert_eq!(client.call("string", json!([])).await.unwrap(), json!("hello world"));
-    assert_eq!(client.call("echo", json!([1, "a"])).await.unwrap(), json!([1, "a"]));
-    assert_eq!(client.call("echo", json!({"k": true})).await.unwrap(), json!({"k": true}));
+    assert_eq!(
+        client.call("string", json!([])).await.unwrap(),
+        json!("hello world")
+    );
+    assert_eq!(
+        client.call("echo", json!([1, "a"])).await.unwrap(),
+        json!([1, "a"])
+    );
+    assert_eq!(
+        client.call("echo", json!({"k": true})).await.unwrap(),
+        json!({"k": true})
+    );
     assert_eq!(client.call("null", Value::Null).await.unwrap(), Value::Null);
     match client.call("err", json!([])).await {
         Err(ClientError::Rpc(e)) => {
-            assert_eq!((e.code, e.message.as_str()), (codes::INVALID_PARAMETER, "bad param"));
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (codes::INVALID_PARAMETER, "bad param")
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -612,9 +742,13 @@ async fn the_client_tells_failures_apart() {
     }
 
     let wrong = RpcClient::new(f.addr().to_string(), &user, "wrong");
-    assert!(matches!(wrong.call("string", json!([])).await, Err(ClientError::Unauthorized)));
+    assert!(matches!(
+        wrong.call("string", json!([])).await,
+        Err(ClientError::Unauthorized)
+    ));
 
-    let slow = RpcClient::new(f.addr(), &user, &password).with_timeout(Some(Duration::from_millis(100)));
+    let slow =
+        RpcClient::new(f.addr(), &user, &password).with_timeout(Some(Duration::from_millis(100)));
     assert!(matches!(
         slow.call("sleep", json!([1000])).await,
         Err(ClientError::Timeout(_))

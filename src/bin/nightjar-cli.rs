@@ -88,67 +88,136 @@ enum Kind {
 
 /// Every option: name, kind, help text (`None`: not listed in `-help`).
 const OPTIONS: &[(&str, Kind, Option<&str>)] = &[
-    ("chain", Kind::Value, Some("-chain=<chain>        Use the chain <chain>: main, test, testnet4, signet or regtest")),
-    ("regtest", Kind::Flag, Some("-regtest              Use the regression test chain (same as -chain=regtest)")),
-    ("testnet4", Kind::Flag, Some("-testnet4             Use testnet4 (same as -chain=testnet4)")),
-    ("signet", Kind::Flag, Some("-signet               Use signet (same as -chain=signet)")),
-    ("testnet", Kind::Flag, Some("-testnet              Use testnet3 (same as -chain=test)")),
-    ("datadir", Kind::Value, Some("-datadir=<dir>        The daemon's data directory (default: the platform's)")),
-    ("rpcconnect", Kind::Value, Some("-rpcconnect=<ip>      Send commands to the node at <ip>[:port] (default: 127.0.0.1)")),
-    ("rpcport", Kind::Value, Some("-rpcport=<port>       Connect to JSON-RPC on <port> (default: 8332, testnet: 18332, testnet4: 48332, signet: 38332, regtest: 18443)")),
-    ("rpccookiefile", Kind::Value, Some("-rpccookiefile=<loc>  Location of the auth cookie (default: <chain data directory>/.cookie; relative paths are taken from there)")),
-    ("rpcuser", Kind::Value, Some("-rpcuser=<user>       Username for JSON-RPC connections")),
-    ("rpcpassword", Kind::Value, Some("-rpcpassword=<pw>     Password for JSON-RPC connections (instead of the cookie)")),
-    ("stdinrpcpass", Kind::Flag, Some("-stdinrpcpass         Read the RPC password from the first line of standard input")),
-    ("named", Kind::Flag, Some("-named                Pass named instead of positional arguments (name=value)")),
-    ("stdin", Kind::Flag, Some("-stdin                Read extra arguments from standard input, one per line")),
-    ("rpcwait", Kind::Flag, Some("-rpcwait              Wait for the RPC server to start")),
-    ("rpcwaittimeout", Kind::Value, Some("-rpcwaittimeout=<n>   Give up waiting after <n> seconds, 0 for never (default: 60)")),
-    ("rpcclienttimeout", Kind::Value, Some("-rpcclienttimeout=<n> Timeout in seconds for one call, 0 for none (default: 900)")),
-    ("version", Kind::Flag, Some("-version              Print version and exit")),
-    ("help", Kind::Flag, Some("-help, -h, -?          Print this help message and exit")),
+    (
+        "chain",
+        Kind::Value,
+        Some(
+            "-chain=<chain>        Use the chain <chain>: main, test, testnet4, signet or regtest",
+        ),
+    ),
+    (
+        "regtest",
+        Kind::Flag,
+        Some("-regtest              Use the regression test chain (same as -chain=regtest)"),
+    ),
+    (
+        "testnet4",
+        Kind::Flag,
+        Some("-testnet4             Use testnet4 (same as -chain=testnet4)"),
+    ),
+    (
+        "signet",
+        Kind::Flag,
+        Some("-signet               Use signet (same as -chain=signet)"),
+    ),
+    (
+        "testnet",
+        Kind::Flag,
+        Some("-testnet              Use testnet3 (same as -chain=test)"),
+    ),
+    (
+        "datadir",
+        Kind::Value,
+        Some("-datadir=<dir>        The daemon's data directory (default: the platform's)"),
+    ),
+    (
+        "rpcconnect",
+        Kind::Value,
+        Some("-rpcconnect=<ip>      Send commands to the node at <ip>[:port] (default: 127.0.0.1)"),
+    ),
+    (
+        "rpcport",
+        Kind::Value,
+        Some(
+            "-rpcport=<port>       Connect to JSON-RPC on <port> (default: 8332, testnet: 18332, testnet4: 48332, signet: 38332, regtest: 18443)",
+        ),
+    ),
+    (
+        "rpccookiefile",
+        Kind::Value,
+        Some(
+            "-rpccookiefile=<loc>  Location of the auth cookie (default: <chain data directory>/.cookie; relative paths are taken from there)",
+        ),
+    ),
+    (
+        "rpcuser",
+        Kind::Value,
+        Some("-rpcuser=<user>       Username for JSON-RPC connections"),
+    ),
+    (
+        "rpcpassword",
+        Kind::Value,
+        Some("-rpcpassword=<pw>     Password for JSON-RPC connections (instead of the cookie)"),
+    ),
+    (
+        "stdinrpcpass",
+        Kind::Flag,
+        Some("-stdinrpcpass         Read the RPC password from the first line of standard input"),
+    ),
+    (
+        "named",
+        Kind::Flag,
+        Some("-named                Pass named instead of positional arguments (name=value)"),
+    ),
+    (
+        "stdin",
+        Kind::Flag,
+        Some("-stdin                Read extra arguments from standard input, one per line"),
+    ),
+    (
+        "rpcwait",
+        Kind::Flag,
+        Some("-rpcwait              Wait for the RPC server to start"),
+    ),
+    (
+        "rpcwaittimeout",
+        Kind::Value,
+        Some("-rpcwaittimeout=<n>   Give up waiting after <n> seconds, 0 for never (default: 60)"),
+    ),
+    (
+        "rpcclienttimeout",
+        Kind::Value,
+        Some("-rpcclienttimeout=<n> Timeout in seconds for one call, 0 for none (default: 900)"),
+    ),
+    (
+        "version",
+        Kind::Flag,
+        Some("-version              Print version and exit"),
+    ),
+    (
+        "help",
+        Kind::Flag,
+        Some("-help, -h, -?          Print this help message and exit"),
+    ),
     ("h", Kind::Flag, None),
     ("?", Kind::Flag, None),
 ];
 
-/// Applies one parsed option.
-fn set_option(options: &mut Options, name: &str, value: OptionValue) {
-    let flag = match value {
-        OptionValue::Flag(b) => b,
-        OptionValue::Text(_) => false,
-    };
-    let text = match value {
-        OptionValue::Text(t) => Some(t),
-        OptionValue::Flag(_) => None,
-    };
+/// Applies one parsed option: `flag` is the state of a switch, `value`
+/// the text of an option that takes one.
+fn set_option(options: &mut Options, name: &str, flag: bool, value: Option<String>) {
     match name {
-        "chain" => options.chain = text,
+        "chain" => options.chain = value,
         "regtest" => options.regtest = flag,
         "testnet4" => options.testnet4 = flag,
         "signet" => options.signet = flag,
         "testnet" => options.testnet = flag,
-        "datadir" => options.datadir = text.map(PathBuf::from),
-        "rpcconnect" => options.rpcconnect = text,
-        "rpcport" => options.rpcport = text,
-        "rpccookiefile" => options.rpccookiefile = text.map(PathBuf::from),
-        "rpcuser" => options.rpcuser = text,
-        "rpcpassword" => options.rpcpassword = text,
+        "datadir" => options.datadir = value.map(PathBuf::from),
+        "rpcconnect" => options.rpcconnect = value,
+        "rpcport" => options.rpcport = value,
+        "rpccookiefile" => options.rpccookiefile = value.map(PathBuf::from),
+        "rpcuser" => options.rpcuser = value,
+        "rpcpassword" => options.rpcpassword = value,
         "stdinrpcpass" => options.stdinrpcpass = flag,
         "named" => options.named = flag,
         "stdin" => options.stdin = flag,
         "rpcwait" => options.rpcwait = flag,
-        "rpcwaittimeout" => options.rpcwaittimeout = text,
-        "rpcclienttimeout" => options.rpcclienttimeout = text,
+        "rpcwaittimeout" => options.rpcwaittimeout = value,
+        "rpcclienttimeout" => options.rpcclienttimeout = value,
         "version" => options.version = flag,
         "help" | "h" | "?" => options.help |= flag,
         _ => {}
     }
-}
-
-/// A parsed option value.
-enum OptionValue {
-    Flag(bool),
-    Text(String),
 }
 
 /// Core's reading of a switch value: empty is true, else a number ≠ 0.
@@ -176,22 +245,21 @@ fn parse_args(args: &[String]) -> Result<(Options, Vec<String>), String> {
             Some((name, value)) => (name, Some(value)),
             None => (body, None),
         };
-        let (name, negated) = match lookup(name) {
-            Some(kind) => ((name, kind), false),
-            None => match name.strip_prefix("no").and_then(|n| lookup(n).map(|k| (n, k))) {
-                Some((n, Kind::Flag)) => ((n, Kind::Flag), true),
+        // `-noX` turns the switch X off (and `-noX=0` on, as in Core).
+        let (name, kind, negated) = match lookup(name) {
+            Some(kind) => (name, kind, false),
+            None => match name.strip_prefix("no").map(|n| (n, lookup(n))) {
+                Some((n, Some(Kind::Flag))) => (n, Kind::Flag, true),
                 _ => return Err(format!("Invalid parameter -{name}")),
             },
         };
-        let (name, kind) = name;
-        let parsed = match kind {
-            Kind::Flag => OptionValue::Flag(flag_value(value) != negated),
-            Kind::Value => match value {
-                Some(v) => OptionValue::Text(v.to_owned()),
-                None => return Err(format!("-{name} needs a value: -{name}=<value>")),
-            },
-        };
-        set_option(&mut options, name, parsed);
+        match (kind, value) {
+            (Kind::Flag, _) => set_option(&mut options, name, flag_value(value) != negated, None),
+            (Kind::Value, Some(value)) => {
+                set_option(&mut options, name, false, Some(value.to_owned()))
+            }
+            (Kind::Value, None) => return Err(format!("-{name} needs a value: -{name}=<value>")),
+        }
         index += 1;
     }
     Ok((options, args.get(index..).unwrap_or_default().to_vec()))
@@ -259,7 +327,9 @@ fn server_address(options: &Options, network: Network) -> Result<String, String>
     let connect = options.rpcconnect.as_deref().unwrap_or(DEFAULT_RPCCONNECT);
     let (host, port_in_host) = split_host_port(connect)?;
     let port = match &options.rpcport {
-        Some(text) => parse_port(text).ok_or_else(|| format!("Invalid port provided in -rpcport: {text}"))?,
+        Some(text) => {
+            parse_port(text).ok_or_else(|| format!("Invalid port provided in -rpcport: {text}"))?
+        }
         None => port_in_host.unwrap_or_else(|| default_rpc_port(network)),
     };
     Ok(if host.contains(':') {
@@ -282,7 +352,10 @@ fn split_host_port(text: &str) -> Result<(String, Option<u16>), String> {
         return match after {
             "" => Ok((host.to_owned(), None)),
             _ => {
-                let port = after.strip_prefix(':').and_then(parse_port).ok_or_else(invalid)?;
+                let port = after
+                    .strip_prefix(':')
+                    .and_then(parse_port)
+                    .ok_or_else(invalid)?;
                 Ok((host.to_owned(), Some(port)))
             }
         };
@@ -389,23 +462,26 @@ struct Target {
 /// One attempt at the call.
 async fn attempt(target: &Target, method: &str, params: Value) -> Result<Value, Failure> {
     let options = &target.options;
-    let (user, password, credentials) = match options.rpcpassword.as_deref().filter(|p| !p.is_empty()) {
-        Some(password) => (
-            options.rpcuser.clone().unwrap_or_default(),
-            password.to_owned(),
-            Credentials::Password,
-        ),
-        None => {
-            let path = cookie_path(options, target.network).map_err(Failure::fatal)?;
-            match read_cookie(&path) {
-                Ok((user, password)) => (user, password, Credentials::Cookie(path)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    (String::new(), String::new(), Credentials::MissingCookie(path))
+    let (user, password, credentials) =
+        match options.rpcpassword.as_deref().filter(|p| !p.is_empty()) {
+            Some(password) => (
+                options.rpcuser.clone().unwrap_or_default(),
+                password.to_owned(),
+                Credentials::Password,
+            ),
+            None => {
+                let path = cookie_path(options, target.network).map_err(Failure::fatal)?;
+                match read_cookie(&path) {
+                    Ok((user, password)) => (user, password, Credentials::Cookie(path)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => (
+                        String::new(),
+                        String::new(),
+                        Credentials::MissingCookie(path),
+                    ),
+                    Err(e) => return Err(Failure::fatal(unreadable_cookie(&path, &e))),
                 }
-                Err(e) => return Err(Failure::fatal(unreadable_cookie(&path, &e))),
             }
-        }
-    };
+        };
     let client = RpcClient::new(&target.addr, &user, &password).with_timeout(target.client_timeout);
     client
         .call(method, params)
@@ -446,7 +522,9 @@ fn explain(error: ClientError, target: &Target, credentials: &Credentials) -> Fa
             Failure::transient(message)
         }
         ClientError::Unauthorized => match credentials {
-            Credentials::Password => Failure::fatal("Authorization failed: Incorrect rpcuser or rpcpassword"),
+            Credentials::Password => {
+                Failure::fatal("Authorization failed: Incorrect rpcuser or rpcpassword")
+            }
             Credentials::Cookie(path) => Failure::fatal(format!(
                 "Authorization failed: the server at {addr} did not accept the cookie in {}. The file may be left from an earlier run, or that server is another daemon (check -chain, -datadir and -rpcport).",
                 path.display()
@@ -458,19 +536,19 @@ fn explain(error: ClientError, target: &Target, credentials: &Credentials) -> Fa
                 path.display()
             )),
         },
-        ClientError::Rpc(e) if e.code == codes::IN_WARMUP => Failure::Other {
-            message: format!("error code: {}\nerror message:\n{}", e.code, e.message),
-            transient: true,
-        },
         ClientError::Rpc(e) => Failure::Rpc {
             code: e.code,
             message: e.message,
         },
-        ClientError::Http { status: 503, body } => Failure::fatal(format!("Server response: {body}")),
-        ClientError::Http { status, .. } => Failure::fatal(format!("server returned HTTP error {status}")),
-        ClientError::Transport(message) => {
-            Failure::transient(format!("the connection to the server {addr} failed: {message}"))
+        ClientError::Http { status: 503, body } => {
+            Failure::fatal(format!("Server response: {body}"))
         }
+        ClientError::Http { status, .. } => {
+            Failure::fatal(format!("server returned HTTP error {status}"))
+        }
+        ClientError::Transport(message) => Failure::transient(format!(
+            "the connection to the server {addr} failed: {message}"
+        )),
         ClientError::Timeout(limit) => Failure::fatal(format!(
             "no reply from the server {addr} within {} s (see -rpcclienttimeout)",
             limit.as_secs()
@@ -479,24 +557,51 @@ fn explain(error: ClientError, target: &Target, credentials: &Credentials) -> Fa
     }
 }
 
-/// Calls, retrying transient failures under `-rpcwait`.
-async fn call_with_wait(target: &Target, method: &str, params: Value, wait: Option<Option<Duration>>) -> Result<Value, Failure> {
+/// Whether and how long to wait for the server (`-rpcwait`).
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    /// Fail at once.
+    No,
+    /// Retry until it works (`-rpcwaittimeout=0`).
+    Forever,
+    /// Retry for this long.
+    Until(Duration),
+}
+
+/// Calls, retrying under `-rpcwait` while the failure is one a starting
+/// daemon causes: nothing listening yet, no cookie yet, or warming up.
+async fn call_with_wait(
+    target: &Target,
+    method: &str,
+    params: Value,
+    wait: Wait,
+) -> Result<Value, Failure> {
     let started = Instant::now();
     loop {
-        match attempt(target, method, params.clone()).await {
-            Err(Failure::Other {
-                message,
-                transient: true,
-            }) if wait.is_some() => {
-                if let Some(Some(limit)) = wait
-                    && started.elapsed() >= limit
-                {
-                    return Err(Failure::fatal(format!("timeout on transient error: {message}")));
-                }
-                tokio::time::sleep(RETRY_INTERVAL).await;
-            }
-            outcome => return outcome,
+        let outcome = attempt(target, method, params.clone()).await;
+        let transient = match &outcome {
+            Ok(_) => false,
+            Err(Failure::Other { transient, .. }) => *transient,
+            Err(Failure::Rpc { code, .. }) => *code == codes::IN_WARMUP,
+        };
+        let limit = match wait {
+            _ if !transient => return outcome,
+            Wait::No => return outcome,
+            Wait::Forever => None,
+            Wait::Until(limit) => Some(limit),
+        };
+        if let Some(limit) = limit
+            && started.elapsed() >= limit
+        {
+            let message = match outcome {
+                Err(Failure::Other { message, .. } | Failure::Rpc { message, .. }) => message,
+                Ok(_) => String::new(),
+            };
+            return Err(Failure::fatal(format!(
+                "timeout on transient error: {message}"
+            )));
         }
+        tokio::time::sleep(RETRY_INTERVAL).await;
     }
 }
 
@@ -509,7 +614,7 @@ fn seconds(name: &str, text: Option<&str>, default: u64) -> Result<Option<Durati
             .parse::<u64>()
             .map_err(|_| format!("Invalid value for -{name}: {t} (seconds expected)"))?,
     };
-    Ok((secs > 0).then(|| Duration::from_secs(secs)))
+    Ok((secs > 0).then_some(Duration::from_secs(secs)))
 }
 
 /// Writes to stdout, ignoring failures (a closed pipe is the reader's
@@ -553,7 +658,9 @@ fn main() -> ExitCode {
         match arg.into_string() {
             Ok(arg) => args.push(arg),
             Err(arg) => {
-                err(&format!("Error parsing command line arguments: not UTF-8: {arg:?}\n"));
+                err(&format!(
+                    "Error parsing command line arguments: not UTF-8: {arg:?}\n"
+                ));
                 return ExitCode::FAILURE;
             }
         }
@@ -566,12 +673,17 @@ fn run(args: &[String]) -> ExitCode {
     let (options, mut words) = match parse_args(args) {
         Ok(parsed) => parsed,
         Err(message) => {
-            err(&format!("Error parsing command line arguments: {message}\n"));
+            err(&format!(
+                "Error parsing command line arguments: {message}\n"
+            ));
             return ExitCode::FAILURE;
         }
     };
     if options.version {
-        out(&format!("nightjar RPC client version v{}\n", env!("CARGO_PKG_VERSION")));
+        out(&format!(
+            "nightjar RPC client version v{}\n",
+            env!("CARGO_PKG_VERSION")
+        ));
         return ExitCode::SUCCESS;
     }
     if options.help || args.is_empty() {
@@ -603,12 +715,17 @@ fn run(args: &[String]) -> ExitCode {
         Err(message) => return fail(&message),
     };
     let wait = if options.rpcwait {
-        match seconds("rpcwaittimeout", options.rpcwaittimeout.as_deref(), DEFAULT_WAIT_TIMEOUT_SECS) {
-            Ok(limit) => Some(limit),
+        match seconds(
+            "rpcwaittimeout",
+            options.rpcwaittimeout.as_deref(),
+            DEFAULT_WAIT_TIMEOUT_SECS,
+        ) {
+            Ok(Some(limit)) => Wait::Until(limit),
+            Ok(None) => Wait::Forever,
             Err(message) => return fail(&message),
         }
     } else {
-        None
+        Wait::No
     };
     let client_timeout = match seconds(
         "rpcclienttimeout",
@@ -627,7 +744,9 @@ fn run(args: &[String]) -> ExitCode {
             match lines.next() {
                 Some(Ok(line)) => options.rpcpassword = Some(line),
                 Some(Err(e)) => return fail(&format!("could not read standard input: {e}")),
-                None => return fail("-stdinrpcpass specified but failed to read from standard input"),
+                None => {
+                    return fail("-stdinrpcpass specified but failed to read from standard input");
+                }
             }
         }
         if options.stdin {
@@ -701,14 +820,25 @@ mod tests {
 
     #[test]
     fn options_stop_at_the_method() {
-        let (options, words) =
-            parse_args(&strings(&["-regtest", "--rpcport=1234", "-norpcwait", "getblockhash", "-1", "-named"])).unwrap();
+        let (options, words) = parse_args(&strings(&[
+            "-regtest",
+            "--rpcport=1234",
+            "-norpcwait",
+            "getblockhash",
+            "-1",
+            "-named",
+        ]))
+        .unwrap();
         assert!(options.regtest);
         assert!(!options.rpcwait);
         assert!(!options.named, "options after the method are parameters");
         assert_eq!(options.rpcport.as_deref(), Some("1234"));
         assert_eq!(words, strings(&["getblockhash", "-1", "-named"]));
-        assert!(parse_args(&strings(&["-bogus", "x"])).unwrap_err().contains("Invalid parameter -bogus"));
+        assert!(
+            parse_args(&strings(&["-bogus", "x"]))
+                .unwrap_err()
+                .contains("Invalid parameter -bogus")
+        );
         assert!(parse_args(&strings(&["-datadir", "x"])).is_err());
         let (options, _) = parse_args(&strings(&["-regtest=0", "-named=1"])).unwrap();
         assert!(!options.regtest && options.named);
@@ -728,7 +858,10 @@ mod tests {
     #[test]
     fn addresses_combine_rpcconnect_and_rpcport() {
         let mut o = Options::default();
-        assert_eq!(server_address(&o, Network::Regtest).unwrap(), "127.0.0.1:18443");
+        assert_eq!(
+            server_address(&o, Network::Regtest).unwrap(),
+            "127.0.0.1:18443"
+        );
         o.rpcconnect = Some("[::1]:9000".to_owned());
         assert_eq!(server_address(&o, Network::Regtest).unwrap(), "[::1]:9000");
         o.rpcport = Some("9001".to_owned());
@@ -737,15 +870,25 @@ mod tests {
         assert_eq!(server_address(&o, Network::Regtest).unwrap(), "[::1]:9001");
         o.rpcconnect = Some("node.local".to_owned());
         o.rpcport = None;
-        assert_eq!(server_address(&o, Network::Signet).unwrap(), "node.local:38332");
+        assert_eq!(
+            server_address(&o, Network::Signet).unwrap(),
+            "node.local:38332"
+        );
         o.rpcport = Some("0".to_owned());
         assert!(server_address(&o, Network::Signet).is_err());
     }
 
     #[test]
     fn parameters_are_json_when_they_parse() {
-        let params = build_params(false, &strings(&["1", "abc", "[1,2]", "true", "\"true\"", ""])).unwrap();
-        assert_eq!(params, serde_json::json!([1, "abc", [1, 2], true, "true", ""]));
+        let params = build_params(
+            false,
+            &strings(&["1", "abc", "[1,2]", "true", "\"true\"", ""]),
+        )
+        .unwrap();
+        assert_eq!(
+            params,
+            serde_json::json!([1, "abc", [1, 2], true, "true", ""])
+        );
         let named = build_params(true, &strings(&["a=1", "b=x=y", "c="])).unwrap();
         assert_eq!(named, serde_json::json!({"a": 1, "b": "x=y", "c": ""}));
         assert!(build_params(true, &strings(&["a"])).is_err());
@@ -766,10 +909,19 @@ mod tests {
             datadir: Some(PathBuf::from("/data")),
             ..Options::default()
         };
-        assert_eq!(cookie_path(&o, Network::Regtest).unwrap(), PathBuf::from("/data/regtest/.cookie"));
+        assert_eq!(
+            cookie_path(&o, Network::Regtest).unwrap(),
+            PathBuf::from("/data/regtest/.cookie")
+        );
         o.rpccookiefile = Some(PathBuf::from("auth"));
-        assert_eq!(cookie_path(&o, Network::Regtest).unwrap(), PathBuf::from("/data/regtest/auth"));
+        assert_eq!(
+            cookie_path(&o, Network::Regtest).unwrap(),
+            PathBuf::from("/data/regtest/auth")
+        );
         o.rpccookiefile = Some(PathBuf::from("/etc/c"));
-        assert_eq!(cookie_path(&o, Network::Bitcoin).unwrap(), PathBuf::from("/etc/c"));
+        assert_eq!(
+            cookie_path(&o, Network::Bitcoin).unwrap(),
+            PathBuf::from("/etc/c")
+        );
     }
 }

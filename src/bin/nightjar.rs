@@ -6,6 +6,7 @@
 //! directories) before anything starts, so a bad option never leaves a
 //! half-started Tor client behind.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -16,40 +17,34 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match config::load(&cli.options, &Environment::process()) {
         Ok(c) => c,
+        // Logging is not set up yet (its settings are part of what failed),
+        // so the one message goes straight to stderr.
         Err(e) => {
-            // Logging is not set up yet (its settings are part of what
-            // failed), so the one message goes straight to stderr.
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("{e}");
-            }
+            let _ = writeln!(std::io::stderr(), "{e}");
             return ExitCode::FAILURE;
         }
     };
     match cli.command {
-        Some(Command::CheckConfig) => check_config(&config),
-        Some(Command::PrintConfig) => {
-            #[allow(clippy::print_stdout)]
-            {
-                print!("{}", config.to_toml());
+        Some(Command::CheckConfig) => {
+            let mut err = std::io::stderr();
+            for w in &config.warnings {
+                let _ = writeln!(err, "warning: {w}");
             }
-            ExitCode::SUCCESS
+            output(&format!("configuration OK: {}\n", config.describe_file()))
         }
+        Some(Command::PrintConfig) => output(&config.to_toml()),
         None => run(&config),
     }
 }
 
-/// `check-config`: the configuration loaded, so it is usable; say so and
-/// pass on any warnings.
-fn check_config(config: &Config) -> ExitCode {
-    #[allow(clippy::print_stderr, clippy::print_stdout)]
-    {
-        for w in &config.warnings {
-            eprintln!("warning: {w}");
-        }
-        println!("configuration OK: {}", config.describe_file());
+/// Write a subcommand's result to stdout. A closed pipe (`| head`) is an
+/// error exit, not the panic `print!` would give.
+fn output(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
     }
-    ExitCode::SUCCESS
 }
 
 /// Run the node until SIGINT or SIGTERM.

@@ -37,7 +37,12 @@ impl NodeRpc {
 impl Dispatch for NodeRpc {
     async fn call(&self, method: String, params: Params) -> Result<Value, RpcError> {
         let (reply, answer) = oneshot::channel();
-        let gone = || RpcError::new(codes::IN_WARMUP, "nightjar is starting or stopping; try again");
+        let gone = || {
+            RpcError::new(
+                codes::IN_WARMUP,
+                "nightjar is starting or stopping; try again",
+            )
+        };
         self.calls
             .send(RpcCall {
                 method,

@@ -68,7 +68,12 @@ impl Engine {
 
     /// `getnodeaddresses`: up to `count` known addresses (all for 0) on
     /// `networks`.
-    pub fn node_addresses(&mut self, count: usize, networks: NetworkSet, unix: u64) -> Vec<AddrRecord> {
+    pub fn node_addresses(
+        &mut self,
+        count: usize,
+        networks: NetworkSet,
+        unix: u64,
+    ) -> Vec<AddrRecord> {
         self.addrman.sample(count, networks, unix, &mut self.rng)
     }
 }

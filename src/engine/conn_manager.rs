@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use nightjar_tor::{CircuitLabel, Target};
 use rand::Rng;
-use safelog::sensitive;
 use rand::rngs::StdRng;
+use safelog::sensitive;
 
 use super::config::{EngineConfig, regular_services};
 use super::isolation::{IsolationPolicy, kind_label};

@@ -105,7 +105,8 @@ impl RpcClient {
     /// [`RpcClient::with_timeout`] sets one.
     pub fn new(addr: impl fmt::Display, user: &str, password: &str) -> Self {
         let credentials = Zeroizing::new(format!("{user}:{password}"));
-        let authorization = Zeroizing::new(format!("Basic {}", BASE64.encode(credentials.as_bytes())));
+        let authorization =
+            Zeroizing::new(format!("Basic {}", BASE64.encode(credentials.as_bytes())));
         RpcClient {
             addr: addr.to_string(),
             authorization,
@@ -142,12 +143,13 @@ impl RpcClient {
         let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let request = self.request(body.to_string())?;
 
-        let stream = TcpStream::connect(&self.addr)
-            .await
-            .map_err(|source| ClientError::Connect {
-                addr: self.addr.clone(),
-                source,
-            })?;
+        let stream =
+            TcpStream::connect(&self.addr)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    addr: self.addr.clone(),
+                    source,
+                })?;
         let _ = stream.set_nodelay(true);
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -165,11 +167,13 @@ impl RpcClient {
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
         let headers = request.headers_mut();
-        let host = HeaderValue::from_str(&self.addr)
-            .map_err(|_| ClientError::Transport(format!("invalid server address {:?}", self.addr)))?;
+        let host = HeaderValue::from_str(&self.addr).map_err(|_| {
+            ClientError::Transport(format!("invalid server address {:?}", self.addr))
+        })?;
         headers.insert(HOST, host);
-        let mut authorization = HeaderValue::from_str(&self.authorization)
-            .map_err(|_| ClientError::Transport("the credentials contain invalid characters".to_owned()))?;
+        let mut authorization = HeaderValue::from_str(&self.authorization).map_err(|_| {
+            ClientError::Transport("the credentials contain invalid characters".to_owned())
+        })?;
         authorization.set_sensitive(true);
         headers.insert(AUTHORIZATION, authorization);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -206,7 +210,11 @@ async fn exchange(
 fn interpret(status: StatusCode, body: &[u8], id: u64) -> Result<Value, ClientError> {
     let http_error = || ClientError::Http {
         status: status.as_u16(),
-        body: String::from_utf8_lossy(body).trim().chars().take(500).collect(),
+        body: String::from_utf8_lossy(body)
+            .trim()
+            .chars()
+            .take(500)
+            .collect(),
     };
     if body.is_empty() {
         return Err(if status.is_success() {
@@ -236,9 +244,9 @@ fn interpret(status: StatusCode, body: &[u8], id: u64) -> Result<Value, ClientEr
             "reply id {reply_id} does not match request id {id}"
         )));
     }
-    reply
-        .remove("result")
-        .ok_or_else(|| ClientError::Malformed("expected reply to have result, error and id properties".to_owned()))
+    reply.remove("result").ok_or_else(|| {
+        ClientError::Malformed("expected reply to have result, error and id properties".to_owned())
+    })
 }
 
 /// The `error` member as an [`RpcError`]; an error that is not Core's
@@ -263,7 +271,8 @@ mod tests {
     fn replies_are_read_by_their_content_not_just_status() {
         let ok = interpret(StatusCode::OK, br#"{"jsonrpc":"2.0","result":5,"id":3}"#, 3).unwrap();
         assert_eq!(ok, json!(5));
-        let legacy = interpret(StatusCode::OK, br#"{"result":null,"error":null,"id":3}"#, 3).unwrap();
+        let legacy =
+            interpret(StatusCode::OK, br#"{"result":null,"error":null,"id":3}"#, 3).unwrap();
         assert_eq!(legacy, Value::Null);
 
         let not_found = interpret(
@@ -272,18 +281,33 @@ mod tests {
             3,
         );
         match not_found {
-            Err(ClientError::Rpc(e)) => assert_eq!((e.code, e.message.as_str()), (-32601, "Method not found")),
+            Err(ClientError::Rpc(e)) => {
+                assert_eq!((e.code, e.message.as_str()), (-32601, "Method not found"))
+            }
             other => panic!("{other:?}"),
         }
-        let v2_error = interpret(StatusCode::OK, br#"{"jsonrpc":"2.0","error":{"code":-8,"message":"x"},"id":3}"#, 3);
-        assert!(matches!(v2_error, Err(ClientError::Rpc(RpcError { code: -8, .. }))));
+        let v2_error = interpret(
+            StatusCode::OK,
+            br#"{"jsonrpc":"2.0","error":{"code":-8,"message":"x"},"id":3}"#,
+            3,
+        );
+        assert!(matches!(
+            v2_error,
+            Err(ClientError::Rpc(RpcError { code: -8, .. }))
+        ));
 
         assert!(matches!(
             interpret(StatusCode::PAYLOAD_TOO_LARGE, b"request body too large", 3),
             Err(ClientError::Http { status: 413, .. })
         ));
-        assert!(matches!(interpret(StatusCode::OK, b"", 3), Err(ClientError::Malformed(_))));
-        assert!(matches!(interpret(StatusCode::OK, b"[1]", 3), Err(ClientError::Malformed(_))));
+        assert!(matches!(
+            interpret(StatusCode::OK, b"", 3),
+            Err(ClientError::Malformed(_))
+        ));
+        assert!(matches!(
+            interpret(StatusCode::OK, b"[1]", 3),
+            Err(ClientError::Malformed(_))
+        ));
         assert!(matches!(
             interpret(StatusCode::OK, br#"{"jsonrpc":"2.0","id":3}"#, 3),
             Err(ClientError::Malformed(_))

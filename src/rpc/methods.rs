@@ -13,7 +13,8 @@ use crate::netaddr::{NetworkId, NetworkSet};
 use crate::peer::ConnId;
 
 pub use info::{
-    EMBEDDED_TOR, VERSION_NUMBER, addrman_info, network_info, node_address, peer_info, service_names,
+    EMBEDDED_TOR, VERSION_NUMBER, addrman_info, network_info, node_address, peer_info,
+    service_names,
 };
 
 /// The state of the embedded Tor client, for `getnetworkinfo`.
@@ -49,7 +50,11 @@ pub const METHODS: &[(&str, &str, &str)] = &[
     ("Control", "help", "help ( \"command\" )"),
     ("Control", "stop", "stop"),
     ("Control", "uptime", "uptime"),
-    ("Network", "addnode", "addnode \"node\" \"command\" ( v2transport )"),
+    (
+        "Network",
+        "addnode",
+        "addnode \"node\" \"command\" ( v2transport )",
+    ),
     (
         "Network",
         "disconnectnode",
@@ -72,9 +77,7 @@ pub fn answer(view: &mut NodeView<'_>, method: &str, params: &Params) -> Result<
     match method {
         "help" => help(params),
         "stop" => Ok(json!("nightjar stopping")),
-        "uptime" => Ok(json!(
-            view.now.unix.saturating_sub(view.started_unix)
-        )),
+        "uptime" => Ok(json!(view.now.unix.saturating_sub(view.started_unix))),
         "getnetworkinfo" => Ok(network_info(view.engine, view.tor)),
         "getpeerinfo" => Ok(peer_info(view.engine)),
         "getconnectioncount" => Ok(json!(connection_count(view.engine))),
@@ -127,9 +130,7 @@ fn help(params: &Params) -> Result<Value, RpcError> {
 fn node_addresses(view: &mut NodeView<'_>, params: &Params) -> Result<Value, RpcError> {
     let count = match params.get(0, "count") {
         None => 1,
-        Some(v) => v
-            .as_i64()
-            .ok_or_else(|| type_error("count", "a number"))?,
+        Some(v) => v.as_i64().ok_or_else(|| type_error("count", "a number"))?,
     };
     let count = usize::try_from(count)
         .map_err(|_| RpcError::new(codes::INVALID_PARAMETER, "Address count out of range"))?;
@@ -147,9 +148,7 @@ fn node_addresses(view: &mut NodeView<'_>, params: &Params) -> Result<Value, Rpc
         Some(_) => return Err(type_error("network", "a string")),
     };
     let records = view.engine.node_addresses(count, networks, view.now.unix);
-    Ok(Value::Array(
-        records.iter().map(node_address).collect(),
-    ))
+    Ok(Value::Array(records.iter().map(node_address).collect()))
 }
 
 fn parse_target(v: Option<&Value>, name: &str) -> Result<Target, RpcError> {
@@ -214,10 +213,9 @@ fn add_node(view: &mut NodeView<'_>, params: &Params) -> Result<Value, RpcError>
             codes::NODE_NOT_ADDED,
             "Error: Node could not be removed. It has not been added previously.",
         ),
-        CommandError::AlreadyConnected => RpcError::new(
-            codes::MISC_ERROR,
-            "Error: Already connected to this peer",
-        ),
+        CommandError::AlreadyConnected => {
+            RpcError::new(codes::MISC_ERROR, "Error: Already connected to this peer")
+        }
         CommandError::Refused(why) => {
             RpcError::new(codes::INVALID_PARAMETER, format!("Error: refused: {why}"))
         }
@@ -235,7 +233,9 @@ fn disconnect_node(view: &mut NodeView<'_>, params: &Params) -> Result<Value, Rp
             .find(|e| e.target.to_string() == *a)
             .map(|e| e.conn),
         (None, Some(id)) => {
-            let id = id.as_u64().ok_or_else(|| type_error("nodeid", "a number"))?;
+            let id = id
+                .as_u64()
+                .ok_or_else(|| type_error("nodeid", "a number"))?;
             Some(ConnId(id))
         }
         _ => {

@@ -414,7 +414,10 @@ async fn respond<D: Dispatch>(
         }
         Err(e) => {
             tracing::debug!(%peer, error = %e, "could not read an RPC request body");
-            return closing(plain(StatusCode::BAD_REQUEST, "could not read the request body"));
+            return closing(plain(
+                StatusCode::BAD_REQUEST,
+                "could not read the request body",
+            ));
         }
     };
     // The body is in: bytes read from now on start the next request.
@@ -441,7 +444,10 @@ async fn respond<D: Dispatch>(
 /// 413, closing the connection (the unread body cannot be skipped).
 fn too_large(peer: SocketAddr, max_body: usize) -> Response<Full<Bytes>> {
     tracing::info!(%peer, max_body, "RPC request body too large");
-    closing(plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))
+    closing(plain(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request body too large",
+    ))
 }
 
 /// 401 with Core's challenge and an empty body.

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 
 use super::TorStatus;
 use crate::addrman::AddrRecord;
-use crate::engine::{Engine, IsolationScope, Reach, kind_label};
 use crate::engine::peers::PeerEntry;
 use crate::engine::targets::target_to_addr;
+use crate::engine::{Engine, IsolationScope, Reach, kind_label};
 use crate::netaddr::{Host, NetworkId};
 use crate::peer::machine::MIN_PROTOCOL_VERSION;
 use crate::transport::TransportKind;
@@ -58,7 +58,9 @@ fn network_name(target: &Target) -> &'static str {
     }
 }
 
-/// `getnetworkinfo`.
+/// `getnetworkinfo`. Core's `relayfee` and `incrementalfee` are left out:
+/// nightjar keeps no mempool and relays no transactions, so any value would
+/// be made up.
 pub fn network_info(engine: &Engine, tor: &TorStatus) -> Value {
     let config = engine.config();
     let reachable = config.reachable_networks();
@@ -95,8 +97,6 @@ pub fn network_info(engine: &Engine, tor: &TorStatus) -> Value {
         "connections_in": 0,
         "connections_out": connections,
         "networks": networks,
-        "relayfee": 0.00001,
-        "incrementalfee": 0.00001,
         "localaddresses": [],
         "warnings": [],
         "privacy": config.privacy,
@@ -165,9 +165,7 @@ fn peer_entry(e: &PeerEntry) -> Value {
 /// `getaddrmaninfo` (Core 27+): new/tried/total per network and overall.
 pub fn addrman_info(engine: &Engine) -> Value {
     let info = engine.addrman().info();
-    let counts = |c: crate::addrman::TableCounts| {
-        json!({ "new": c.new, "tried": c.tried, "total": c.total() })
-    };
+    let counts = |c: crate::addrman::TableCounts| json!({ "new": c.new, "tried": c.tried, "total": c.total() });
     let mut map = serde_json::Map::new();
     for n in NetworkId::ALL {
         map.insert(n.as_str().to_owned(), counts(info.network(n)));

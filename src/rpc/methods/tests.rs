@@ -93,7 +93,12 @@ fn connected(privacy: bool) -> (Engine, Instant) {
     (engine, base)
 }
 
-fn call(engine: &mut Engine, base: Instant, method: &str, params: Value) -> Result<Value, RpcError> {
+fn call(
+    engine: &mut Engine,
+    base: Instant,
+    method: &str,
+    params: Value,
+) -> Result<Value, RpcError> {
     let tor = TorStatus {
         enabled: true,
         percent: 100,
@@ -142,7 +147,10 @@ fn getpeerinfo_uses_cores_fields_and_adds_circuit_and_isolation() {
         "minping": 0.25,
     }]);
     assert_eq!(got, want);
-    assert_eq!(call(&mut e, base, "getconnectioncount", json!([])).unwrap(), json!(1));
+    assert_eq!(
+        call(&mut e, base, "getconnectioncount", json!([])).unwrap(),
+        json!(1)
+    );
 }
 
 #[test]
@@ -200,7 +208,13 @@ fn getaddrmaninfo_and_getnodeaddresses() {
 
     let all = call(&mut e, base, "getnodeaddresses", json!([0])).unwrap();
     assert_eq!(all.as_array().unwrap().len(), 2);
-    let onion = call(&mut e, base, "getnodeaddresses", json!({"count": 5, "network": "onion"})).unwrap();
+    let onion = call(
+        &mut e,
+        base,
+        "getnodeaddresses",
+        json!({"count": 5, "network": "onion"}),
+    )
+    .unwrap();
     assert_eq!(
         onion,
         json!([{
@@ -222,14 +236,26 @@ fn getaddrmaninfo_and_getnodeaddresses() {
 fn addnode_add_remove_onetry_and_their_errors() {
     let (mut e, base) = connected(false);
     let peer = "127.0.0.1:18445";
-    assert_eq!(call(&mut e, base, "addnode", json!([peer, "add"])).unwrap(), Value::Null);
+    assert_eq!(
+        call(&mut e, base, "addnode", json!([peer, "add"])).unwrap(),
+        Value::Null
+    );
     let again = call(&mut e, base, "addnode", json!([peer, "add"])).unwrap_err();
     assert_eq!(again.code, codes::NODE_ALREADY_ADDED);
-    assert!(e.added_nodes().any(|p| p.target == peer.parse::<Target>().unwrap()));
-    assert_eq!(call(&mut e, base, "addnode", json!([peer, "remove"])).unwrap(), Value::Null);
+    assert!(
+        e.added_nodes()
+            .any(|p| p.target == peer.parse::<Target>().unwrap())
+    );
+    assert_eq!(
+        call(&mut e, base, "addnode", json!([peer, "remove"])).unwrap(),
+        Value::Null
+    );
     let gone = call(&mut e, base, "addnode", json!([peer, "remove"])).unwrap_err();
     assert_eq!(gone.code, codes::NODE_NOT_ADDED);
-    assert_eq!(call(&mut e, base, "addnode", json!([peer, "onetry"])).unwrap(), Value::Null);
+    assert_eq!(
+        call(&mut e, base, "addnode", json!([peer, "onetry"])).unwrap(),
+        Value::Null
+    );
     assert!(e.peers().iter().any(|p| p.target.to_string() == peer));
     let dup = call(&mut e, base, "addnode", json!([ONION, "onetry"])).unwrap_err();
     assert_eq!(dup.code, codes::MISC_ERROR);
@@ -247,9 +273,15 @@ fn addnode_add_remove_onetry_and_their_errors() {
 #[test]
 fn disconnectnode_by_address_and_id() {
     let (mut e, base) = connected(false);
-    assert_eq!(call(&mut e, base, "disconnectnode", json!([ONION])).unwrap(), Value::Null);
+    assert_eq!(
+        call(&mut e, base, "disconnectnode", json!([ONION])).unwrap(),
+        Value::Null
+    );
     assert!(matches!(e.poll_output(), Some(Output::Disconnect { .. })));
-    assert_eq!(call(&mut e, base, "disconnectnode", json!({"nodeid": 1})).unwrap(), Value::Null);
+    assert_eq!(
+        call(&mut e, base, "disconnectnode", json!({"nodeid": 1})).unwrap(),
+        Value::Null
+    );
     let missing = call(&mut e, base, "disconnectnode", json!({"nodeid": 7})).unwrap_err();
     assert_eq!(missing.code, codes::NODE_NOT_CONNECTED);
     assert_eq!(missing.message, "Node not found in connected nodes");
@@ -261,7 +293,10 @@ fn disconnectnode_by_address_and_id() {
 fn uptime_help_stop_and_unknown_methods() {
     let (mut e, base) = connected(false);
     assert_eq!(call(&mut e, base, "uptime", json!([])).unwrap(), json!(60));
-    assert_eq!(call(&mut e, base, "stop", json!([])).unwrap(), json!("nightjar stopping"));
+    assert_eq!(
+        call(&mut e, base, "stop", json!([])).unwrap(),
+        json!("nightjar stopping")
+    );
     let help = call(&mut e, base, "help", json!([])).unwrap();
     let text = help.as_str().unwrap();
     for (_, m, _) in METHODS {

@@ -211,7 +211,10 @@ fn json_reply(status: u16, mut body: String) -> Reply {
 /// `"id":null`, status by code.
 fn envelope_error(error: RpcError) -> Reply {
     let status = legacy_error_status(error.code);
-    json_reply(status, reply_object(Version::Legacy, &Err(error), Some(&Value::Null)))
+    json_reply(
+        status,
+        reply_object(Version::Legacy, &Err(error), Some(&Value::Null)),
+    )
 }
 
 /// Answers one HTTP request body.
@@ -295,7 +298,11 @@ async fn batch<D: Dispatch>(items: Vec<Value>, dispatch: &Arc<D>) -> Reply {
 /// `INTERNAL_ERROR` reply instead of a dropped connection, and a call that
 /// has started always finishes (like Core, which never abandons a call
 /// half-way) even if its client goes away or its request times out.
-async fn call<D: Dispatch>(dispatch: &Arc<D>, method: String, params: Params) -> Result<Value, RpcError> {
+async fn call<D: Dispatch>(
+    dispatch: &Arc<D>,
+    method: String,
+    params: Params,
+) -> Result<Value, RpcError> {
     tracing::debug!(method = ?method, "RPC call");
     let target = Arc::clone(dispatch);
     let name = method.clone();
@@ -333,7 +340,11 @@ mod tests {
             r#"{"jsonrpc":"2.0","result":"s","id":null}"#
         );
         assert_eq!(
-            reply_object(Version::V2, &Err(RpcError::new(-32601, "Method not found")), Some(&json!("i"))),
+            reply_object(
+                Version::V2,
+                &Err(RpcError::new(-32601, "Method not found")),
+                Some(&json!("i"))
+            ),
             r#"{"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":"i"}"#
         );
     }
@@ -362,7 +373,8 @@ mod tests {
         assert_eq!(ok.version, Version::Legacy);
         assert_eq!(ok.id, Some(Value::Null));
         assert_eq!(ok.params, Params::Positional(vec![]));
-        let ok = parse_request(json!({"jsonrpc": "1.1", "method": "m", "params": {"k": 1}})).unwrap();
+        let ok =
+            parse_request(json!({"jsonrpc": "1.1", "method": "m", "params": {"k": 1}})).unwrap();
         assert_eq!(ok.version, Version::Legacy);
         assert!(matches!(ok.params, Params::Named(_)));
         assert!(!ok.is_notification(), "legacy requests always get a reply");

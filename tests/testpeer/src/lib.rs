@@ -289,7 +289,9 @@ pub fn version_message(nonce: u64, start_height: i32, user_agent: &str) -> Versi
 /// server in tests (another process could take it before the daemon binds
 /// it; on a test machine that is rare, and the daemon then fails loudly).
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
+    Ok(
+        std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port(),
+    )
 }
