@@ -76,11 +76,6 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
             return Err(e).context("starting the RPC server");
         }
     };
-    tracing::info!(
-        listen = ?rpc_server.local_addrs(),
-        cookie = %rpc_server.cookie_file().display(),
-        "RPC server ready"
-    );
     let addrman_file = addr_file::addrman_path(&paths.chain_dir);
     let addrman = addr_file::load(&addrman_file, network);
     let seed: [u8; 32] = rand::random();
