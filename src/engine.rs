@@ -15,6 +15,22 @@
 //! connection manager ([`conn_manager`]), which holds the policy state
 //! (manual peers, seeding, feeler timer, backoff).
 
+/// The connection manager's borrows of an engine's other parts. A macro,
+/// not a `&mut self` method: the connection manager itself stays borrowable
+/// next to it, which a method borrowing all of `self` would forbid.
+macro_rules! ctx {
+    ($engine:ident) => {
+        $crate::engine::conn_manager::Ctx {
+            config: &$engine.config,
+            addrman: &mut $engine.addrman,
+            peers: &mut $engine.peers,
+            isolation: &mut $engine.isolation,
+            rng: &mut $engine.rng,
+            out: &mut $engine.outputs,
+        }
+    };
+}
+
 pub mod commands;
 pub mod config;
 pub mod conn_manager;
@@ -223,14 +239,7 @@ impl Engine {
         self.last_now = Some(now.mono);
         self.next_persist
             .get_or_insert(now.mono + ADDRMAN_PERSIST_INTERVAL);
-        let mut cx = conn_manager::Ctx {
-            config: &self.config,
-            addrman: &mut self.addrman,
-            peers: &mut self.peers,
-            isolation: &mut self.isolation,
-            rng: &mut self.rng,
-            out: &mut self.outputs,
-        };
+        let mut cx = ctx!(self);
         match input {
             Input::Tick => {}
             Input::TorReady(ready) => {

@@ -17,28 +17,29 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-#[test]
-fn daemon_bootstraps_tor_and_stops_on_sigterm() {
-    let Some(net) = support::network("daemon_bootstraps_tor_and_stops_on_sigterm") else {
-        return;
-    };
-    let datadir = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
+/// Start `nightjar` on the private network (regtest, its own RPC port,
+/// `HOME` = `home`) with `extra` arguments; its stderr lines arrive on the
+/// returned channel.
+fn spawn_daemon(
+    net: &nightjar_privnet::PrivNet,
+    datadir: &std::path::Path,
+    home: &std::path::Path,
+    extra: &[String],
+) -> (std::process::Child, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_nightjar"))
         .args(["--network", "regtest", "--datadir"])
-        .arg(datadir.path())
+        .arg(datadir)
         .arg("--tor-network")
         .arg(net.arti_network_file())
         .arg("--rpcport")
         .arg(nightjar_testpeer::free_port().unwrap().to_string())
-        // A throwaway HOME proves nothing is written outside the datadir.
-        .env("HOME", home.path())
+        .args(extra)
+        .env("HOME", home)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-
     let (tx, rx) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -48,6 +49,18 @@ fn daemon_bootstraps_tor_and_stops_on_sigterm() {
             }
         }
     });
+    (child, rx)
+}
+
+#[test]
+fn daemon_bootstraps_tor_and_stops_on_sigterm() {
+    let Some(net) = support::network("daemon_bootstraps_tor_and_stops_on_sigterm") else {
+        return;
+    };
+    let datadir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    // A throwaway HOME proves nothing is written outside the datadir.
+    let (mut child, rx) = spawn_daemon(net, datadir.path(), home.path(), &[]);
     let mut seen = Vec::new();
     let ready = loop {
         match rx.recv_timeout(support::BOOTSTRAP_LIMIT) {
@@ -136,32 +149,13 @@ fn daemon_connects_to_an_onion_peer_over_v2() {
     });
 
     let datadir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nightjar"))
-        .args(["--network", "regtest", "--datadir"])
-        .arg(datadir.path())
-        .arg("--tor-network")
-        .arg(net.arti_network_file())
-        .arg("--connect")
-        .arg(format!("{onion}:{}", support::ONION_PEER_PORT))
-        .arg("--rpcport")
-        .arg(nightjar_testpeer::free_port().unwrap().to_string())
+    let extra = [
+        "--connect".to_owned(),
+        format!("{onion}:{}", support::ONION_PEER_PORT),
         // The test reads the peer's address from the log.
-        .arg("--log-sensitive")
-        .env("HOME", datadir.path())
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+        "--log-sensitive".to_owned(),
+    ];
+    let (mut child, rx) = spawn_daemon(net, datadir.path(), datadir.path(), &extra);
     let mut seen = Vec::new();
     let connected = loop {
         match rx.recv_timeout(Duration::from_secs(180)) {

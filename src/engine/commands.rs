@@ -4,25 +4,16 @@
 
 use nightjar_tor::Target;
 
-use super::conn_manager::{CommandError, Ctx};
+use super::conn_manager::CommandError;
 use super::{Engine, Now, Output};
 use crate::addrman::AddrRecord;
 use crate::netaddr::NetworkSet;
 use crate::peer::ConnId;
 
-// Each method builds its `Ctx` field by field: the connection manager is
-// borrowed at the same time, which a `&mut self` helper would forbid.
 impl Engine {
     /// `addnode <peer> add`.
     pub fn add_node(&mut self, target: Target) -> Result<(), CommandError> {
-        let cx = Ctx {
-            config: &self.config,
-            addrman: &mut self.addrman,
-            peers: &mut self.peers,
-            isolation: &mut self.isolation,
-            rng: &mut self.rng,
-            out: &mut self.outputs,
-        };
+        let cx = ctx!(self);
         self.conns.add_node(&cx, target)
     }
 
@@ -37,14 +28,7 @@ impl Engine {
         if !self.tor_ready || self.shutting_down {
             return Err(CommandError::Refused("Tor is not ready yet"));
         }
-        let mut cx = Ctx {
-            config: &self.config,
-            addrman: &mut self.addrman,
-            peers: &mut self.peers,
-            isolation: &mut self.isolation,
-            rng: &mut self.rng,
-            out: &mut self.outputs,
-        };
+        let mut cx = ctx!(self);
         self.conns.one_try(&mut cx, now, target)
     }
 

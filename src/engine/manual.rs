@@ -47,21 +47,12 @@ pub struct ManualPeers {
 impl ManualPeers {
     /// The peers to keep connected.
     pub fn new(targets: impl IntoIterator<Item = Target>) -> Self {
-        let mut peers: Vec<ManualPeer> = Vec::new();
+        let mut manual = ManualPeers::default();
         for target in targets {
-            if peers.iter().any(|p| p.target == target) {
-                continue;
-            }
-            peers.push(ManualPeer {
-                addr: target_to_addr(&target),
-                target,
-                conn: None,
-                next_attempt: None,
-                failures: 0,
-                ready_since: None,
-            });
+            // A target named twice is kept once.
+            manual.add(target);
         }
-        ManualPeers { peers }
+        manual
     }
 
     /// Adds a peer to keep connected; `false` if it is already there.
