@@ -14,6 +14,7 @@
 
 pub mod addrman;
 pub mod atomic_file;
+pub mod chain;
 pub mod config;
 pub mod daemon;
 pub mod driver;

@@ -1,0 +1,545 @@
+//! The header chain on disk: an append-only file of fixed-size records,
+//! re-validated on load, never trusted when damaged.
+//!
+//! # Format (version 1)
+//!
+//! ```text
+//! file header  magic "NJHDRCHN" (8) | version u32 LE | chain magic (4)
+//!              | checksum (4): first 4 bytes of SHA-256d of the 16 before
+//! record       header (80, consensus encoding) | checksum (4): the first
+//!              4 bytes of the header's SHA-256d, i.e. of its block hash
+//! ```
+//!
+//! Records are the chain's headers in the order they were accepted
+//! ([`HeaderChain::headers_in_order`]), genesis excluded, so every record's
+//! parent is in the file before it. The checksum is the block hash we
+//! compute anyway, so checking it is free.
+//!
+//! # Crash safety
+//!
+//! The file header is written atomically ([`crate::atomic_file`]) when the
+//! file is created; after that, records are only appended (one `write` and
+//! one `fdatasync` per [`ChainStore::append`]). A crash mid-append leaves a
+//! partial record, or whole records of garbage (zeros, on file systems that
+//! extend the file before writing its data), at the end. On load, a run of
+//! bad records reaching the end of the file is such a torn write: the file
+//! is truncated to the last good record and [`LoadReport::truncated`] says
+//! so. A bad record followed by a good one cannot come from a torn append:
+//! the file is reported as corrupt and moved aside.
+//!
+//! # Trust on load
+//!
+//! Every record is re-validated as if a peer had sent it (proof of work,
+//! difficulty, checkpoints, time, version), except the two-hours-ahead rule,
+//! which depends on the clock at the time of receipt. The block hash is
+//! needed for the index anyway, so the extra cost over trusting the
+//! checksums is the difficulty and median-time checks. The whole
+//! validation runs at about 230 000 headers/s in a release build (`cargo
+//! bench --bench chain`), so mainnet's ~930 000 headers replay in about 4 s. In exchange a file edited by hand, or written under older rules
+//! (say, before a checkpoint was added), cannot put an invalid header into
+//! the chain: it is reported and moved aside, and the headers are fetched
+//! again from peers.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use bitcoin::Network;
+use bitcoin::block::Header;
+use bitcoin::consensus::encode;
+use bitcoin::hashes::{Hash, sha256d};
+
+use super::{ChainParams, HeaderChain, HeaderError};
+use crate::atomic_file::{self, AtomicFileError};
+use crate::wire::Magic;
+
+/// First bytes of every header chain file.
+pub const FILE_MAGIC: [u8; 8] = *b"NJHDRCHN";
+
+/// The format this code writes and reads. Bump it on any layout change.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Bytes of the file header.
+pub const FILE_HEADER_LEN: usize = 8 + 4 + 4 + 4;
+
+/// Bytes of one record: a header and its checksum.
+pub const RECORD_LEN: usize = 80 + 4;
+
+/// Records validated per batch on load: bounds the memory of a load
+/// whatever the file size.
+const REPLAY_BATCH: usize = 2_000;
+
+/// What is wrong with a header chain file that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CorruptFile {
+    /// Shorter than the file header (which is written atomically, so this
+    /// is not a torn write).
+    #[error("{len} bytes, shorter than the {FILE_HEADER_LEN}-byte file header")]
+    TooShort {
+        /// Bytes present.
+        len: u64,
+    },
+    /// Not a header chain file.
+    #[error("not a header chain file (bad magic)")]
+    BadMagic,
+    /// A format from another nightjar version.
+    #[error(
+        "format version {found} is not supported (this nightjar reads version {FORMAT_VERSION})"
+    )]
+    UnsupportedVersion {
+        /// The file's version.
+        found: u32,
+    },
+    /// Written for another chain: a data-directory mix-up.
+    #[error("written for the chain with magic {found}, not for {expected}")]
+    WrongNetwork {
+        /// The file's chain magic.
+        found: Magic,
+        /// The chain we run.
+        expected: Network,
+    },
+    /// The file header's checksum does not match.
+    #[error("file header checksum mismatch")]
+    HeaderChecksum,
+    /// A record in the middle of the file is damaged (good records follow
+    /// it, so it is not a torn append).
+    #[error("record {record} is damaged (checksum mismatch) and later records are intact")]
+    RecordChecksum {
+        /// Index of the first bad record (0 is the first after the file
+        /// header).
+        record: u64,
+    },
+    /// A record is intact but not a valid header in its place.
+    #[error("record {record} is not a valid header: {error}")]
+    InvalidHeader {
+        /// Index of the record.
+        record: u64,
+        /// Why it was rejected.
+        error: HeaderError,
+    },
+}
+
+impl CorruptFile {
+    /// The label a set-aside copy gets: `<name>.<label>-<n>`.
+    fn label(&self) -> &'static str {
+        match self {
+            CorruptFile::UnsupportedVersion { .. } => "unsupported",
+            CorruptFile::WrongNetwork { .. } => "wrong-network",
+            CorruptFile::InvalidHeader { .. } => "invalid",
+            _ => "corrupt",
+        }
+    }
+}
+
+/// A failure that leaves us without a usable header file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Reading, writing or truncating the file failed.
+    #[error("header chain file {}: cannot {action}: {source}; check its permissions and the disk", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What we were doing.
+        action: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Creating the file, or moving a bad one aside, failed.
+    #[error(transparent)]
+    Atomic(#[from] AtomicFileError),
+    /// A bad file could not be moved aside; it is left in place and not
+    /// used (starting afresh would overwrite it).
+    #[error("header chain file {} is unusable ({corrupt}) and could not be set aside: {source}", path.display())]
+    SetAsideFailed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        corrupt: Box<CorruptFile>,
+        /// Why it could not be moved.
+        #[source]
+        source: AtomicFileError,
+    },
+    /// An earlier append failed and could not be undone: the file may end
+    /// in a partial record. Reload it (which truncates that away).
+    #[error("header chain file {} is in an unknown state after a failed append; reload it", path.display())]
+    Poisoned {
+        /// The file.
+        path: PathBuf,
+    },
+    /// [`ChainStore::append`] was given a chain with fewer headers than
+    /// the file holds: not the chain this store was loaded with.
+    #[error(
+        "the chain has {chain} headers but the file already holds {persisted}: not the chain it was loaded with"
+    )]
+    ForeignChain {
+        /// Headers in the chain.
+        chain: usize,
+        /// Headers already persisted.
+        persisted: usize,
+    },
+}
+
+/// A torn tail that was cut off on load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Truncation {
+    /// The file's length before.
+    pub original_len: u64,
+    /// The length it was cut to (the end of the last good record).
+    pub kept_len: u64,
+    /// Whole records dropped (bad checksums at the end).
+    pub dropped_records: u64,
+    /// Bytes of a partial record dropped.
+    pub partial_bytes: u64,
+}
+
+/// Why the chain starts from genesis instead of the file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recovery {
+    /// There was no file; a new one was created.
+    Created,
+    /// The file was unusable, was moved to `moved_to`, and a new one was
+    /// created.
+    SetAside {
+        /// What was wrong.
+        corrupt: CorruptFile,
+        /// Where the bad file went.
+        moved_to: PathBuf,
+    },
+}
+
+/// What loading found.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LoadReport {
+    /// Records replayed into the chain.
+    pub records: u64,
+    /// Set when a torn tail was cut off.
+    pub truncated: Option<Truncation>,
+    /// Set when the chain starts afresh.
+    pub recovery: Option<Recovery>,
+}
+
+/// A loaded (or fresh) chain, the store to append to, and what happened.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The chain.
+    pub chain: HeaderChain,
+    /// Its file.
+    pub store: ChainStore,
+    /// What loading found.
+    pub report: LoadReport,
+}
+
+/// The open header chain file, ready for appends.
+#[derive(Debug)]
+pub struct ChainStore {
+    path: PathBuf,
+    file: File,
+    /// Bytes of good data in the file.
+    len: u64,
+    /// Chain entries (genesis included) already in the file.
+    persisted: usize,
+    poisoned: bool,
+}
+
+impl HeaderChain {
+    /// Loads the chain for `network` from `path`, or starts from genesis
+    /// with a new file (see [`ChainStore`] and the module docs).
+    pub fn load_or_new(path: &Path, network: Network) -> Result<Loaded, StoreError> {
+        HeaderChain::load_or_new_with_params(path, ChainParams::new(network))
+    }
+
+    /// [`HeaderChain::load_or_new`] with explicit rules.
+    pub fn load_or_new_with_params(path: &Path, params: ChainParams) -> Result<Loaded, StoreError> {
+        let io_err = |action| {
+            move |source| StoreError::Io {
+                path: path.to_path_buf(),
+                action,
+                source,
+            }
+        };
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return create(path, params, Recovery::Created);
+            }
+            Err(e) => return Err(io_err("open it")(e)),
+        };
+        let original_len = file.metadata().map_err(io_err("read its size"))?.len();
+        let mut chain = HeaderChain::with_params(params.clone());
+        match replay(file, original_len, &mut chain).map_err(io_err("read it"))? {
+            Err(corrupt) => {
+                let moved_to =
+                    atomic_file::move_aside(path, corrupt.label()).map_err(|source| {
+                        StoreError::SetAsideFailed {
+                            path: path.to_path_buf(),
+                            corrupt: Box::new(corrupt.clone()),
+                            source,
+                        }
+                    })?;
+                tracing::warn!(%corrupt, moved_to = %moved_to.display(), "header chain file set aside; starting from genesis");
+                create(path, params, Recovery::SetAside { corrupt, moved_to })
+            }
+            Ok((records, kept_len)) => {
+                let mut report = LoadReport {
+                    records,
+                    ..LoadReport::default()
+                };
+                if kept_len != original_len {
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .map_err(io_err("open it for truncation"))?;
+                    file.set_len(kept_len).map_err(io_err("truncate it"))?;
+                    file.sync_all().map_err(io_err("flush the truncation"))?;
+                    let records_bytes = original_len - kept_len;
+                    let truncation = Truncation {
+                        original_len,
+                        kept_len,
+                        dropped_records: records_bytes / RECORD_LEN as u64,
+                        partial_bytes: records_bytes % RECORD_LEN as u64,
+                    };
+                    tracing::warn!(
+                        ?truncation,
+                        "header chain file ended in a torn write; cut it off"
+                    );
+                    report.truncated = Some(truncation);
+                }
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(path)
+                    .map_err(io_err("open it for appending"))?;
+                let store = ChainStore {
+                    path: path.to_path_buf(),
+                    file,
+                    len: kept_len,
+                    persisted: chain.len(),
+                    poisoned: false,
+                };
+                Ok(Loaded {
+                    chain,
+                    store,
+                    report,
+                })
+            }
+        }
+    }
+}
+
+/// Writes a new file holding only the file header, and a genesis chain.
+fn create(path: &Path, params: ChainParams, recovery: Recovery) -> Result<Loaded, StoreError> {
+    atomic_file::write_atomically(path, &file_header(params.network))?;
+    let file = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            action: "open it for appending",
+            source,
+        })?;
+    let chain = HeaderChain::with_params(params);
+    Ok(Loaded {
+        store: ChainStore {
+            path: path.to_path_buf(),
+            file,
+            len: FILE_HEADER_LEN as u64,
+            persisted: chain.len(),
+            poisoned: false,
+        },
+        chain,
+        report: LoadReport {
+            recovery: Some(recovery),
+            ..LoadReport::default()
+        },
+    })
+}
+
+/// The file header for `network`.
+fn file_header(network: Network) -> [u8; FILE_HEADER_LEN] {
+    let mut out = [0u8; FILE_HEADER_LEN];
+    out[..8].copy_from_slice(&FILE_MAGIC);
+    out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out[12..16].copy_from_slice(&network.magic().to_bytes());
+    let sum = sha256d::Hash::hash(&out[..16]);
+    out[16..].copy_from_slice(&sum.as_byte_array()[..4]);
+    out
+}
+
+/// Checks the file header, then replays the records into `chain`. The
+/// outer error is I/O; the inner one says the file is unusable. On success,
+/// the records replayed and the length of good data.
+fn replay(
+    file: File,
+    len: u64,
+    chain: &mut HeaderChain,
+) -> io::Result<Result<(u64, u64), CorruptFile>> {
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    if len < FILE_HEADER_LEN as u64 {
+        return Ok(Err(CorruptFile::TooShort { len }));
+    }
+    let mut head = [0u8; FILE_HEADER_LEN];
+    reader.read_exact(&mut head)?;
+    if let Err(corrupt) = check_file_header(&head, chain.network()) {
+        return Ok(Err(corrupt));
+    }
+    let body = len - FILE_HEADER_LEN as u64;
+    let whole = body / RECORD_LEN as u64;
+    let mut batch: Vec<Header> = Vec::with_capacity(REPLAY_BATCH);
+    let mut batch_start = 0u64;
+    let mut first_bad: Option<u64> = None;
+    let mut record = [0u8; RECORD_LEN];
+    for i in 0..whole {
+        reader.read_exact(&mut record)?;
+        let header = decode_record(&record);
+        match (header, first_bad) {
+            (Some(_), Some(bad)) => {
+                // A good record after a bad one: not a torn append.
+                return Ok(Err(CorruptFile::RecordChecksum { record: bad }));
+            }
+            (Some(h), None) => {
+                batch.push(h);
+                if batch.len() == REPLAY_BATCH {
+                    if let Err(e) = flush(chain, &mut batch, batch_start) {
+                        return Ok(Err(e));
+                    }
+                    batch_start = i + 1;
+                }
+            }
+            (None, None) => first_bad = Some(i),
+            (None, Some(_)) => {}
+        }
+    }
+    if let Err(e) = flush(chain, &mut batch, batch_start) {
+        return Ok(Err(e));
+    }
+    let good = first_bad.unwrap_or(whole);
+    Ok(Ok((
+        good,
+        FILE_HEADER_LEN as u64 + good * RECORD_LEN as u64,
+    )))
+}
+
+/// Validates and adds a batch of stored headers.
+fn flush(chain: &mut HeaderChain, batch: &mut Vec<Header>, start: u64) -> Result<(), CorruptFile> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    // Validated one batch at a time, so on failure find the exact record by
+    // replaying the batch header by header (only on the error path).
+    if chain.accept_inner(batch, None).is_err() {
+        for (offset, header) in batch.iter().enumerate() {
+            if let Err(error) = chain.accept_inner(std::slice::from_ref(header), None) {
+                return Err(CorruptFile::InvalidHeader {
+                    record: start + offset as u64,
+                    error,
+                });
+            }
+        }
+    }
+    batch.clear();
+    Ok(())
+}
+
+fn check_file_header(head: &[u8; FILE_HEADER_LEN], network: Network) -> Result<(), CorruptFile> {
+    if head[..8] != FILE_MAGIC {
+        return Err(CorruptFile::BadMagic);
+    }
+    let sum = sha256d::Hash::hash(&head[..16]);
+    if head[16..] != sum.as_byte_array()[..4] {
+        return Err(CorruptFile::HeaderChecksum);
+    }
+    let mut version = [0u8; 4];
+    version.copy_from_slice(&head[8..12]);
+    let version = u32::from_le_bytes(version);
+    if version != FORMAT_VERSION {
+        return Err(CorruptFile::UnsupportedVersion { found: version });
+    }
+    let mut magic = [0u8; 4];
+    magic.copy_from_slice(&head[12..16]);
+    if magic != network.magic().to_bytes() {
+        return Err(CorruptFile::WrongNetwork {
+            found: Magic::from_bytes(magic),
+            expected: network,
+        });
+    }
+    Ok(())
+}
+
+/// The header in a record, if its checksum holds.
+fn decode_record(record: &[u8; RECORD_LEN]) -> Option<Header> {
+    let header: Header = encode::deserialize(&record[..80]).ok()?;
+    let hash = header.block_hash();
+    (record[80..] == hash.as_byte_array()[..4]).then_some(header)
+}
+
+/// `header` as a record.
+fn encode_record(header: &Header, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&encode::serialize(header));
+    let hash = sha256d::Hash::hash(&out[start..]);
+    out.extend_from_slice(&hash.as_byte_array()[..4]);
+}
+
+impl ChainStore {
+    /// Appends the headers `chain` accepted since the last append (or the
+    /// load), durably: one write, one `fdatasync`. Returns how many.
+    ///
+    /// On failure the file is cut back to its previous length, so it never
+    /// keeps half an append; if even that fails the store refuses further
+    /// appends ([`StoreError::Poisoned`]) until the chain is reloaded.
+    pub fn append(&mut self, chain: &HeaderChain) -> Result<usize, StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Poisoned {
+                path: self.path.clone(),
+            });
+        }
+        if chain.len() < self.persisted {
+            return Err(StoreError::ForeignChain {
+                chain: chain.len(),
+                persisted: self.persisted,
+            });
+        }
+        let count = chain.len() - self.persisted;
+        if count == 0 {
+            return Ok(0);
+        }
+        let mut buf = Vec::with_capacity(count * RECORD_LEN);
+        for header in chain.headers_in_order(self.persisted) {
+            encode_record(header, &mut buf);
+        }
+        let result = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| self.file.sync_data());
+        if let Err(source) = result {
+            if self.file.set_len(self.len).is_err() {
+                self.poisoned = true;
+            }
+            return Err(StoreError::Io {
+                path: self.path.clone(),
+                action: "append to it",
+                source,
+            });
+        }
+        self.len += buf.len() as u64;
+        self.persisted = chain.len();
+        Ok(count)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes of good data in the file.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the file holds no records yet.
+    pub fn is_empty(&self) -> bool {
+        self.len <= FILE_HEADER_LEN as u64
+    }
+}

@@ -1,0 +1,246 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The header chain file: reload, torn tails, corruption.
+
+use std::fs::{self, OpenOptions};
+use std::path::Path;
+
+use bitcoin::Network;
+use bitcoin::block::Header;
+use nightjar::chain::regtest_miner::{
+    SPACING, mine_regtest_branch, mine_regtest_chain, regtest_genesis,
+};
+use nightjar::chain::store::{FILE_HEADER_LEN, RECORD_LEN};
+use nightjar::chain::{CorruptFile, HeaderChain, HeaderError, Loaded, Recovery};
+
+const NOW: u64 = 2_000_000_000;
+
+fn load(path: &Path) -> Loaded {
+    HeaderChain::load_or_new(path, Network::Regtest).unwrap()
+}
+
+/// A file holding 1000 headers (in batches, appended after each) plus a
+/// 3-header side branch; returns the headers.
+fn populated(path: &Path) -> Vec<Header> {
+    let mut loaded = load(path);
+    assert_eq!(loaded.report.recovery, Some(Recovery::Created));
+    let headers = mine_regtest_chain(&regtest_genesis(), 1000, regtest_genesis().time + SPACING);
+    for batch in headers.chunks(300) {
+        loaded.chain.accept(batch, NOW).unwrap();
+        assert_eq!(loaded.store.append(&loaded.chain).unwrap(), batch.len());
+    }
+    let side = mine_regtest_branch(&headers[499], 3, headers[499].time + 1, 7);
+    loaded.chain.accept(&side, NOW).unwrap();
+    assert_eq!(loaded.store.append(&loaded.chain).unwrap(), 3);
+    assert_eq!(loaded.store.append(&loaded.chain).unwrap(), 0);
+    headers
+}
+
+fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).unwrap().len()
+}
+
+#[test]
+fn reload_gives_the_same_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headers.dat");
+    let headers = populated(&path);
+    assert_eq!(
+        file_len(&path),
+        (FILE_HEADER_LEN + 1003 * RECORD_LEN) as u64
+    );
+    let loaded = load(&path);
+    assert_eq!(loaded.report.records, 1003);
+    assert_eq!(loaded.report.truncated, None);
+    assert_eq!(loaded.report.recovery, None);
+    assert_eq!(loaded.chain.tip(), (1000, headers[999].block_hash()));
+    assert_eq!(loaded.chain.tips().len(), 2);
+    assert_eq!(loaded.chain.len(), 1004);
+}
+
+#[test]
+fn appends_continue_after_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headers.dat");
+    let headers = populated(&path);
+    let mut loaded = load(&path);
+    let more = mine_regtest_chain(&headers[999], 10, headers[999].time + SPACING);
+    loaded.chain.accept(&more, NOW).unwrap();
+    assert_eq!(loaded.store.append(&loaded.chain).unwrap(), 10);
+    drop(loaded);
+    let loaded = load(&path);
+    assert_eq!(loaded.chain.tip(), (1010, more[9].block_hash()));
+}
+
+#[test]
+fn a_torn_last_record_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headers.dat");
+    let headers = populated(&path);
+    let full = file_len(&path);
+    // Cut the last record (the side branch's third header) in half.
+    let cut = full - 30;
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    let mut loaded = load(&path);
+    let t = loaded.report.truncated.unwrap();
+    assert_eq!(
+        (t.original_len, t.kept_len),
+        (cut, full - RECORD_LEN as u64)
+    );
+    assert_eq!(
+        (t.dropped_records, t.partial_bytes),
+        (0, (RECORD_LEN - 30) as u64)
+    );
+    assert_eq!(loaded.report.records, 1002);
+    assert_eq!(loaded.report.recovery, None);
+    assert_eq!(loaded.chain.tip(), (1000, headers[999].block_hash()));
+    assert_eq!(loaded.chain.tips().len(), 2);
+    assert_eq!(file_len(&path), full - RECORD_LEN as u64);
+    // The file is usable again: append, reload, nothing to cut.
+    let more = mine_regtest_chain(&headers[999], 1, headers[999].time + SPACING);
+    loaded.chain.accept(&more, NOW).unwrap();
+    loaded.store.append(&loaded.chain).unwrap();
+    drop(loaded);
+    let loaded = load(&path);
+    assert_eq!(loaded.report.truncated, None);
+    assert_eq!(loaded.chain.height(), 1001);
+}
+
+#[test]
+fn whole_garbage_records_at_the_end_are_a_torn_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headers.dat");
+    let headers = populated(&path);
+    let full = file_len(&path);
+    // A file system that extended the file but never wrote the data.
+    let mut bytes = fs::read(&path).unwrap();
+    bytes.extend(std::iter::repeat_n(0u8, 2 * RECORD_LEN + 5));
+    fs::write(&path, &bytes).unwrap();
+    let loaded = load(&path);
+    let t = loaded.report.truncated.unwrap();
+    assert_eq!(
+        (t.kept_len, t.dropped_records, t.partial_bytes),
+        (full, 2, 5)
+    );
+    assert_eq!(loaded.chain.tip().1, headers[999].block_hash());
+}
+
+#[test]
+fn a_flipped_byte_mid_file_is_reported_and_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headers.dat");
+    populated(&path);
+    let mut bytes = fs::read(&path).unwrap();
+    let record = 400;
+    bytes[FILE_HEADER_LEN + record * RECORD_LEN + 40] ^= 0x01;
+    fs::write(&path, &bytes).unwrap();
+    let loaded = load(&path);
+    match loaded.report.recovery {
+        Some(Recovery::SetAside { corrupt, moved_to }) => {
+            assert_eq!(corrupt, CorruptFile::RecordChecksum { record: 400 });
+            assert_eq!(moved_to, dir.path().join("headers.dat.corrupt-1"));
+            assert_eq!(fs::read(&moved_to).unwrap(), bytes, "kept as it was");
+        }
+        other => panic!("expected set aside, got {other:?}"),
+    }
+    assert_eq!(loaded.chain.height(), 0);
+    // A fresh file took its place.
+    assert_eq!(file_len(&path), FILE_HEADER_LEN as u64);
+}
+
+#[test]
+fn a_bad_file_header_is_reported_and_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headers.dat");
+    populated(&path);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[0] ^= 0xff;
+    fs::write(&path, &bytes).unwrap();
+    let loaded = load(&path);
+    assert!(matches!(
+        loaded.report.recovery,
+        Some(Recovery::SetAside {
+            corrupt: CorruptFile::BadMagic,
+            ..
+        })
+    ));
+    // A flipped version byte breaks the file header checksum.
+    populated(&dir.path().join("b.dat"));
+    let mut bytes = fs::read(dir.path().join("b.dat")).unwrap();
+    bytes[9] ^= 0x01;
+    fs::write(dir.path().join("b.dat"), &bytes).unwrap();
+    assert!(matches!(
+        load(&dir.path().join("b.dat")).report.recovery,
+        Some(Recovery::SetAside {
+            corrupt: CorruptFile::HeaderChecksum,
+            ..
+        })
+    ));
+    // A stub shorter than the file header.
+    fs::write(dir.path().join("c.dat"), b"NJHD").unwrap();
+    assert!(matches!(
+        load(&dir.path().join("c.dat")).report.recovery,
+        Some(Recovery::SetAside {
+            corrupt: CorruptFile::TooShort { len: 4 },
+            ..
+        })
+    ));
+}
+
+#[test]
+fn another_networks_file_is_not_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headers.dat");
+    populated(&path);
+    let loaded = HeaderChain::load_or_new(&path, Network::Testnet4).unwrap();
+    match loaded.report.recovery {
+        Some(Recovery::SetAside { corrupt, moved_to }) => {
+            assert!(matches!(
+                corrupt,
+                CorruptFile::WrongNetwork {
+                    expected: Network::Testnet4,
+                    ..
+                }
+            ));
+            assert_eq!(moved_to, dir.path().join("headers.dat.wrong-network-1"));
+        }
+        other => panic!("expected set aside, got {other:?}"),
+    }
+    assert_eq!(loaded.chain.network(), Network::Testnet4);
+    assert_eq!(loaded.chain.height(), 0);
+}
+
+#[test]
+fn an_intact_but_invalid_record_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headers.dat");
+    populated(&path);
+    // Append a correctly checksummed record whose header does not connect.
+    let stranger = mine_regtest_chain(&regtest_genesis(), 2, regtest_genesis().time + 1);
+    let mut bytes = fs::read(&path).unwrap();
+    let header = bitcoin::consensus::serialize(&stranger[1]);
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(&stranger[1].block_hash()[..4]);
+    fs::write(&path, &bytes).unwrap();
+    let loaded = load(&path);
+    match loaded.report.recovery {
+        Some(Recovery::SetAside { corrupt, moved_to }) => {
+            assert_eq!(
+                corrupt,
+                CorruptFile::InvalidHeader {
+                    record: 1003,
+                    error: HeaderError::Orphan {
+                        hash: stranger[1].block_hash(),
+                        prev: stranger[0].block_hash()
+                    }
+                }
+            );
+            assert!(moved_to.ends_with("headers.dat.invalid-1"));
+        }
+        other => panic!("expected set aside, got {other:?}"),
+    }
+}
