@@ -19,31 +19,13 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use nightjar_privnet::figures::{median, rss_mib};
 use nightjar_privnet::{PrivNet, PrivNetConfig};
 use nightjar_testpeer::node::{NodeSpec, PeerFarm, onion_gossip_entry};
 
 /// Peers each run waits for before measuring memory: the added onion peer
 /// and two regular ones learned from its gossip.
 const PEERS: usize = 3;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// (RSS, peak RSS) of process `pid` in MiB.
-fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 fn nightjar_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("NIGHTJAR_BIN") {
@@ -141,7 +123,7 @@ fn main() {
         }
         // Let the connections settle (address replies, pings) first.
         std::thread::sleep(Duration::from_secs(3));
-        let (now_rss, now_peak) = rss_mib(child.id());
+        let (now_rss, now_peak) = rss_mib(&child.id().to_string());
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
@@ -165,9 +147,9 @@ fn main() {
     println!(
         "median over {} runs: cold start → first onion v2 handshake {:.2} s; daemon RSS with {PEERS} peers {:.1} MiB (peak {:.1} MiB)",
         first.len(),
-        median(first),
-        median(rss),
-        median(peak)
+        median(&first).unwrap_or_default(),
+        median(&rss).unwrap_or_default(),
+        median(&peak).unwrap_or_default()
     );
     net.stop();
 }

@@ -7,30 +7,12 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use nightjar_privnet::figures::{median, rss_mib};
 use nightjar_privnet::{PrivNet, PrivNetConfig};
 use nightjar_tor::{IsolationGroup, Target, TorNetwork, TorSettings, TorTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-/// (current RSS, peak RSS) of this process, in MiB.
-fn rss_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 async fn round_trip(stream: &mut nightjar_tor::TorStream) {
     stream.write_all(b"ping").await.unwrap();
@@ -94,7 +76,7 @@ fn main() {
             onion_t.push(o);
             exit_t.push(e);
             if run + 1 == runs {
-                let (rss, peak) = rss_mib();
+                let (rss, peak) = rss_mib("self");
                 println!("client process with one bootstrapped Arti client and 2 streams: RSS {rss:.1} MiB, peak {peak:.1} MiB");
             }
         });
@@ -103,10 +85,10 @@ fn main() {
     // fetching the fresh consensus; report it apart from the rest.
     println!(
         "medians over {runs} fresh clients: bootstrap {:.3} s (first: {:.3} s), onion connect {:.3} s, exit connect {:.3} s",
-        median(boot.clone()).as_secs_f64(),
+        median(&boot).unwrap_or_default().as_secs_f64(),
         boot[0].as_secs_f64(),
-        median(onion_t).as_secs_f64(),
-        median(exit_t).as_secs_f64()
+        median(&onion_t).unwrap_or_default().as_secs_f64(),
+        median(&exit_t).unwrap_or_default().as_secs_f64()
     );
     net.stop();
 }

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::engine::{DialFailure, Engine, Input, Now, Output};
-use crate::peer::task::PeerHandle;
+use crate::peer::task::{PeerHandle, sleep_until_opt};
 use crate::peer::{ConnId, PeerCommand, PeerConfig, PeerMachine, PeerReport, PeerUpdate};
 use crate::rpc::methods::{self, NodeView, TorStatus};
 use crate::wire::Magic;
@@ -151,7 +151,7 @@ pub async fn run(
             Some(event) = events_rx.recv() => d.on_event(event),
             Some(update) = peer_rx.recv() => d.on_peer(update),
             Some(call) = rpc_calls.recv() => d.on_rpc(call),
-            () = sleep_until(deadline) => d.engine.handle(now(), Input::Tick),
+            () = sleep_until_opt(deadline) => d.engine.handle(now(), Input::Tick),
         }
         if d.stop_requested {
             tracing::info!("stop requested over RPC");
@@ -327,13 +327,5 @@ async fn resolve_seed(
             tracing::debug!(seed = host, "DNS seed lookup timed out");
             Vec::new()
         }
-    }
-}
-
-/// Sleep until `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }

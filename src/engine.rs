@@ -56,7 +56,7 @@ use crate::wire::NetworkMessage;
 
 pub use config::{EngineConfig, IsolationScope, Reach};
 pub use conn_manager::{CommandError, ConnManager};
-pub use isolation::{Isolation, kind_label};
+pub use isolation::Isolation;
 pub use peers::{PeerEntry, PeerState, PeerTable};
 
 /// How often the engine wants to run its maintenance even when nothing
@@ -227,11 +227,6 @@ impl Engine {
     /// Whether Tor is ready (always, once told so, when Tor is off).
     pub fn tor_ready(&self) -> bool {
         self.tor_ready
-    }
-
-    /// The address book, serialized for saving.
-    pub fn addrman_bytes(&self) -> Vec<u8> {
-        self.addrman.to_bytes()
     }
 
     /// Process one input at `now`.

@@ -8,46 +8,17 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nightjar::rpc::cookie::read_cookie;
 use nightjar::rpc::server::{RpcServer, serve};
-use nightjar::rpc::{
-    DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT, Dispatch, Params, RpcError, RpcSettings, codes,
-};
-use serde_json::{Value, json};
+use nightjar::rpc::{DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT, RpcSettings};
 use tempfile::TempDir;
 
-/// A stand-in for the node's methods.
-struct TestDispatch {
-    /// How many more calls of `warmingup` answer "still warming up".
-    warmup_left: AtomicU32,
-}
+#[path = "support/rpc_double.rs"]
+mod rpc_double;
 
-impl Dispatch for TestDispatch {
-    async fn call(&self, method: String, params: Params) -> Result<Value, RpcError> {
-        match method.as_str() {
-            "echo" => Ok(match params {
-                Params::Positional(values) => Value::Array(values),
-                Params::Named(map) => Value::Object(map),
-            }),
-            "string" => Ok(json!("hello world")),
-            "null" => Ok(Value::Null),
-            "err" => Err(RpcError::new(codes::INVALID_PARAMETER, "bad param")),
-            "warmingup" => {
-                let left = self.warmup_left.load(Ordering::SeqCst);
-                if left > 0 {
-                    self.warmup_left.store(left - 1, Ordering::SeqCst);
-                    Err(RpcError::new(codes::IN_WARMUP, "Loading block index..."))
-                } else {
-                    Ok(json!("ready"))
-                }
-            }
-            _ => Err(RpcError::new(codes::METHOD_NOT_FOUND, "Method not found")),
-        }
-    }
-}
+use rpc_double::TestDispatch;
 
 /// A "daemon": the RPC server with its cookie where nightjar keeps it.
 struct Daemon {
@@ -85,14 +56,9 @@ async fn start_server(datadir: &Path, port: u16) -> RpcServer {
         max_body: DEFAULT_MAX_BODY,
         request_timeout: DEFAULT_REQUEST_TIMEOUT,
     };
-    serve(
-        settings,
-        Arc::new(TestDispatch {
-            warmup_left: AtomicU32::new(2),
-        }),
-    )
-    .await
-    .unwrap()
+    serve(settings, Arc::new(TestDispatch::warming_up(2)))
+        .await
+        .unwrap()
 }
 
 /// Runs nightjar-cli (off the runtime, which keeps serving meanwhile).

@@ -3,37 +3,18 @@
 //! defaults and documents every key, and every kind of mistake gives one
 //! message naming the file, the key, the value and the fix.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use nightjar::config::{self, Chain, Cli, ConfigError, Environment, Isolation, Source};
+use nightjar::config::{self, Chain, ConfigError, Environment, Isolation, Source};
 use nightjar::logging::DebugCategory;
 use nightjar::netaddr::NetworkId;
-use nightjar::paths::UserDirs;
+
+#[path = "support/config_env.rs"]
+mod config_env;
+
+use config_env::{cli, env, repo_file, values};
 
 const ONION: &str = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion";
-
-fn repo_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("config")
-        .join(name)
-}
-
-fn env() -> Environment {
-    Environment::new(
-        |_| None,
-        Some(UserDirs {
-            data: "/home/u/.local/share/nightjar".into(),
-            cache: "/home/u/.cache/nightjar".into(),
-            config: "/home/u/.config/nightjar".into(),
-        }),
-    )
-}
-
-fn cli(args: &[&str]) -> Cli {
-    let mut all = vec!["nightjar"];
-    all.extend_from_slice(args);
-    <Cli as clap::Parser>::try_parse_from(all).unwrap()
-}
 
 fn from_text(text: &str) -> Result<config::Config, ConfigError> {
     config::resolve(
@@ -45,16 +26,6 @@ fn from_text(text: &str) -> Result<config::Config, ConfigError> {
 
 fn error(text: &str) -> String {
     from_text(text).unwrap_err().to_string()
-}
-
-/// The effective values, one `key = value` line each, sources dropped:
-/// two configurations with equal lines behave the same.
-fn values(c: &config::Config) -> Vec<String> {
-    c.to_toml()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| l.split("  #").next().unwrap().to_owned())
-        .collect()
 }
 
 #[test]

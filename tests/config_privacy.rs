@@ -5,30 +5,17 @@
 
 use std::path::{Path, PathBuf};
 
-use nightjar::config::{self, Cli, ConfigError, Environment, Isolation, Source};
+use nightjar::config::{self, ConfigError, Isolation, Source};
 use nightjar::engine::{IsolationScope, Reach};
 use nightjar::netaddr::NetworkId;
-use nightjar::paths::UserDirs;
+
+#[path = "support/config_env.rs"]
+mod config_env;
+
+use config_env::{cli, env, repo_file, values};
 
 const ONION: &str = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion:8333";
 const FILE: &str = "/etc/nightjar/nightjar.toml";
-
-fn env() -> Environment {
-    Environment::new(
-        |_| None,
-        Some(UserDirs {
-            data: "/home/u/.local/share/nightjar".into(),
-            cache: "/home/u/.cache/nightjar".into(),
-            config: "/home/u/.config/nightjar".into(),
-        }),
-    )
-}
-
-fn cli(args: &[&str]) -> Cli {
-    let mut all = vec!["nightjar"];
-    all.extend_from_slice(args);
-    <Cli as clap::Parser>::try_parse_from(all).unwrap()
-}
 
 fn resolve(args: &[&str], file: Option<&str>) -> Result<config::Config, ConfigError> {
     config::resolve(
@@ -44,14 +31,6 @@ fn refusal(args: &[&str], file: Option<&str>) -> String {
         Err(e @ ConfigError::Privacy { .. }) => e.to_string(),
         Err(other) => panic!("refused, but not by the preset: {other}"),
     }
-}
-
-fn values(c: &config::Config) -> Vec<String> {
-    c.to_toml()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| l.split("  #").next().unwrap().to_owned())
-        .collect()
 }
 
 #[test]
@@ -104,7 +83,7 @@ fn without_the_preset_nothing_is_narrowed() {
 }
 
 fn privacy_toml() -> (PathBuf, String) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/privacy.toml");
+    let path = repo_file("privacy.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     (path, text)
 }

@@ -10,6 +10,7 @@ use nightjar::addrman::AddrMan;
 use nightjar::driver::{self, DriverOptions, Network, addr_file};
 use nightjar::engine::{Engine, EngineConfig, Reach};
 use nightjar::netaddr::NetAddr;
+use nightjar::rpc::{Dispatch, Params};
 use nightjar::transport::TransportKind;
 use nightjar::wire::{AddrV2Message, NetworkMessage, ServiceFlags};
 use nightjar_testpeer::{REGTEST, TestPeer, version_message};
@@ -65,12 +66,22 @@ async fn driver_connects_over_v2_learns_addresses_and_saves_them_at_shutdown() {
         addrman_file: file.clone(),
         network: Network::Direct,
     };
+    let (rpc, rpc_calls) = driver::NodeRpc::new();
     let stop = async {
         done_rx.await.unwrap();
-        // Let the engine take in the addresses before stopping.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Stop once the engine holds the gossiped addresses: asked through
+        // the engine task itself, so no guess at how long that takes.
+        loop {
+            let info = rpc
+                .call("getaddrmaninfo".into(), Params::Positional(vec![]))
+                .await
+                .unwrap();
+            if info["all_networks"]["total"] == 2 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
     };
-    let (_rpc, rpc_calls) = driver::NodeRpc::new();
     tokio::time::timeout(
         Duration::from_secs(30),
         driver::run(engine, options, rpc_calls, stop),

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use data_encoding::BASE64;
@@ -16,42 +16,16 @@ use hyper::body::Bytes;
 use nightjar::rpc::client::{ClientError, RpcClient};
 use nightjar::rpc::cookie::read_cookie;
 use nightjar::rpc::server::{RpcServer, RpcStartError, serve};
-use nightjar::rpc::{
-    DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT, Dispatch, Params, RpcError, RpcSettings, codes,
-};
+use nightjar::rpc::{DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT, RpcSettings, codes};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A stand-in for the node's methods.
-#[derive(Default)]
-struct TestDispatch {
-    /// How many times `count` ran.
-    counted: AtomicU64,
-}
+#[path = "support/rpc_double.rs"]
+mod rpc_double;
 
-impl Dispatch for TestDispatch {
-    async fn call(&self, method: String, params: Params) -> Result<Value, RpcError> {
-        match method.as_str() {
-            "echo" => Ok(match params {
-                Params::Positional(values) => Value::Array(values),
-                Params::Named(map) => Value::Object(map),
-            }),
-            "string" => Ok(json!("hello world")),
-            "null" => Ok(Value::Null),
-            "err" => Err(RpcError::new(codes::INVALID_PARAMETER, "bad param")),
-            "count" => Ok(json!(self.counted.fetch_add(1, Ordering::SeqCst) + 1)),
-            "sleep" => {
-                let ms = params.get(0, "ms").and_then(Value::as_u64).unwrap_or(200);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                Ok(json!("slept"))
-            }
-            "panic" => panic!("test method panics"),
-            _ => Err(RpcError::new(codes::METHOD_NOT_FOUND, "Method not found")),
-        }
-    }
-}
+use rpc_double::TestDispatch;
 
 /// A server on 127.0.0.1 with its cookie in `<tmp>/regtest/.cookie`.
 struct Fixture {

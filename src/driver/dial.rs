@@ -116,11 +116,12 @@ async fn direct_addr(target: &Target) -> Result<SocketAddr, HandshakeError> {
 }
 
 /// Whether a failure says something about the peer (and so counts against
-/// its address) rather than about us or the Tor network.
+/// its address) rather than about us or the Tor network. Only a Tor-side
+/// failure can be ours or the network's; a refused TCP connect or a broken
+/// handshake is the peer's.
 fn peer_at_fault(e: &HandshakeError) -> bool {
     match e {
         HandshakeError::Dial(DialError::Tor(t)) => t.kind().blames_remote(),
-        HandshakeError::Dial(DialError::Tcp { .. }) => true,
         _ => true,
     }
 }

@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use safelog::sensitive;
 
 use super::config::{EngineConfig, regular_services};
-use super::isolation::{IsolationPolicy, kind_label};
+use super::isolation::IsolationPolicy;
 use super::manual::ManualPeers;
 use super::peers::{PeerEntry, PeerState, PeerTable};
 use super::seeding::{SeedAction, Seeding, dns_seeds};
@@ -201,10 +201,9 @@ impl ConnManager {
                 for seed in seeds {
                     // Each lookup on its own circuit: one exit should not
                     // see us ask every seed.
-                    let (isolation, _) = cx.isolation.assign(ConnectionKind::Feeler, now.mono);
                     cx.out.push_back(Output::ResolveSeed {
                         host: (*seed).to_owned(),
-                        group: isolation.group,
+                        group: cx.isolation.fresh(),
                     });
                 }
             }
@@ -337,7 +336,7 @@ impl ConnManager {
         if let Some(a) = addr {
             self.recent.insert(a, now.mono);
         }
-        tracing::debug!(%conn, kind = %kind_label(kind), target = %sensitive(&target), %isolation, "dialling");
+        tracing::debug!(%conn, kind = %kind.label(), target = %sensitive(&target), %isolation, "dialling");
         cx.peers.insert(PeerEntry {
             conn,
             kind,
@@ -465,7 +464,7 @@ impl ConnManager {
                 "could not reach added peer; will retry"
             );
         } else {
-            tracing::debug!(%conn, kind = %kind_label(entry.kind), target = %sensitive(&entry.target), reason = %failure.reason, "dial failed");
+            tracing::debug!(%conn, kind = %entry.kind.label(), target = %sensitive(&entry.target), reason = %failure.reason, "dial failed");
         }
         release_if_unused(cx, &entry);
     }
@@ -492,7 +491,7 @@ impl ConnManager {
                     // Manual peers are never discouraged: the user vouched.
                     self.discourage(addr, now.mono);
                 }
-                let kind = kind_label(entry.kind);
+                let kind = entry.kind.label();
                 let addr = sensitive(&entry.target);
                 if entry.kind == ConnectionKind::Feeler || !entry.is_ready() {
                     tracing::debug!(%conn, %kind, %addr, %reason, "peer disconnected");
@@ -705,11 +704,6 @@ impl ConnManager {
         }
         self.discouraged.insert(addr, now + DISCOURAGE_FOR);
     }
-
-    /// Whether `addr` is discouraged (misbehaved recently).
-    pub fn is_discouraged(&self, addr: &NetAddr) -> bool {
-        self.discouraged.contains_key(addr)
-    }
 }
 
 fn disconnect(cx: &mut Ctx<'_>, conn: ConnId, reason: &str) {
@@ -731,7 +725,7 @@ fn release_if_unused(cx: &mut Ctx<'_>, entry: &PeerEntry) {
 fn log_connected(e: &PeerEntry) {
     // `%` (Display) keeps plain words unquoted in the log line; the circuit
     // label has a space, so it stays quoted (Debug).
-    let kind = kind_label(e.kind);
+    let kind = e.kind.label();
     let transport = e.transport.as_ref().map_or("-", TransportKind::core_name);
     let session_id = e
         .transport

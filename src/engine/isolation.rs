@@ -49,20 +49,6 @@ impl fmt::Display for Isolation {
     }
 }
 
-/// The short name nightjar uses for a kind in logs and isolation labels.
-/// (Core's `connection_type` names `Regular` and `Extra` alike; we tell them
-/// apart.)
-pub fn kind_label(kind: ConnectionKind) -> &'static str {
-    match kind {
-        ConnectionKind::Regular(_) => "regular",
-        ConnectionKind::Manual => "manual",
-        ConnectionKind::Feeler => "feeler",
-        ConnectionKind::Extra => "extra",
-        ConnectionKind::PrivateBroadcast => "private-broadcast",
-        ConnectionKind::Inbound => "inbound",
-    }
-}
-
 /// Hands out isolation groups.
 #[derive(Debug)]
 pub struct IsolationPolicy {
@@ -82,7 +68,9 @@ impl IsolationPolicy {
         }
     }
 
-    fn fresh(&mut self) -> IsolationGroup {
+    /// A group nobody else will ever use: for one connection, or for a
+    /// single lookup such as a DNS seed query.
+    pub fn fresh(&mut self) -> IsolationGroup {
         let group = IsolationGroup::new(self.next_id);
         self.next_id += 1;
         group
@@ -110,7 +98,7 @@ impl IsolationPolicy {
                 None,
             );
         }
-        let label = kind_label(kind);
+        let label = kind.label();
         let mut retired = None;
         let group = match self.current.get(label) {
             Some(&(group, since)) if now.saturating_duration_since(since) < ISOLATION_ROTATION => {

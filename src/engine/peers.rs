@@ -128,6 +128,12 @@ impl PeerTable {
         self.entries.is_empty()
     }
 
+    /// Connections past the transport handshake: what RPC calls peers
+    /// (a dial in progress is not a peer yet).
+    pub fn connected(&self) -> impl Iterator<Item = &PeerEntry> {
+        self.iter().filter(|e| e.transport.is_some())
+    }
+
     /// Connections of a kind matching `pred`, dialling or open.
     pub fn count(&self, pred: impl Fn(ConnectionKind) -> bool) -> usize {
         self.iter().filter(|e| pred(e.kind)).count()

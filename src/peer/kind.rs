@@ -64,16 +64,24 @@ impl ConnectionKind {
     }
 }
 
-impl fmt::Display for ConnectionKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
+impl ConnectionKind {
+    /// nightjar's short name for the kind, in logs, isolation labels and
+    /// `getpeerinfo`'s `nightjar_kind`. (Core's `connection_type` names
+    /// `Regular` and `Extra` alike; we tell them apart.)
+    pub fn label(self) -> &'static str {
+        match self {
             ConnectionKind::Regular(_) => "regular",
             ConnectionKind::Manual => "manual",
             ConnectionKind::Feeler => "feeler",
             ConnectionKind::Extra => "extra",
             ConnectionKind::PrivateBroadcast => "private-broadcast",
             ConnectionKind::Inbound => "inbound",
-        };
-        f.write_str(name)
+        }
+    }
+}
+
+impl fmt::Display for ConnectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
     }
 }

@@ -80,22 +80,13 @@ pub fn answer(view: &mut NodeView<'_>, method: &str, params: &Params) -> Result<
         "uptime" => Ok(json!(view.now.unix.saturating_sub(view.started_unix))),
         "getnetworkinfo" => Ok(network_info(view.engine, view.tor)),
         "getpeerinfo" => Ok(peer_info(view.engine)),
-        "getconnectioncount" => Ok(json!(connection_count(view.engine))),
+        "getconnectioncount" => Ok(json!(view.engine.peers().connected().count())),
         "getaddrmaninfo" => Ok(addrman_info(view.engine)),
         "getnodeaddresses" => node_addresses(view, params),
         "addnode" => add_node(view, params),
         "disconnectnode" => disconnect_node(view, params),
         _ => Err(RpcError::new(codes::METHOD_NOT_FOUND, "Method not found")),
     }
-}
-
-/// Peers past the transport handshake (dials in progress are not peers yet).
-fn connection_count(engine: &Engine) -> usize {
-    engine
-        .peers()
-        .iter()
-        .filter(|e| e.transport.is_some())
-        .count()
 }
 
 fn help(params: &Params) -> Result<Value, RpcError> {

@@ -11,7 +11,7 @@ use super::TorStatus;
 use crate::addrman::AddrRecord;
 use crate::engine::peers::PeerEntry;
 use crate::engine::targets::target_to_addr;
-use crate::engine::{Engine, IsolationScope, Reach, kind_label};
+use crate::engine::{Engine, IsolationScope, Reach};
 use crate::netaddr::{Host, NetworkId};
 use crate::peer::machine::MIN_PROTOCOL_VERSION;
 use crate::transport::TransportKind;
@@ -79,11 +79,7 @@ pub fn network_info(engine: &Engine, tor: &TorStatus) -> Value {
             })
         })
         .collect();
-    let connections = engine
-        .peers()
-        .iter()
-        .filter(|e| e.transport.is_some())
-        .count();
+    let connections = engine.peers().connected().count();
     json!({
         "version": VERSION_NUMBER,
         "subversion": config.user_agent,
@@ -112,14 +108,7 @@ pub fn network_info(engine: &Engine, tor: &TorStatus) -> Value {
 
 /// `getpeerinfo`: every connection past the transport handshake.
 pub fn peer_info(engine: &Engine) -> Value {
-    Value::Array(
-        engine
-            .peers()
-            .iter()
-            .filter(|e| e.transport.is_some())
-            .map(peer_entry)
-            .collect(),
-    )
+    Value::Array(engine.peers().connected().map(peer_entry).collect())
 }
 
 fn peer_entry(e: &PeerEntry) -> Value {
@@ -147,7 +136,7 @@ fn peer_entry(e: &PeerEntry) -> Value {
         "session_id": session_id,
         "addr_relay_enabled": true,
         "permissions": [],
-        "nightjar_kind": kind_label(e.kind),
+        "nightjar_kind": e.kind.label(),
         "isolation": e.isolation.to_string(),
         "circuit": e.circuit.as_ref().map(|c| json!({ "id": c.id, "hops": c.hops })),
     });

@@ -20,6 +20,7 @@
 
 pub mod dns;
 pub mod echo;
+pub mod figures;
 pub mod keys;
 pub mod torrc;
 

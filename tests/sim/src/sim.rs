@@ -6,9 +6,7 @@ use std::time::Duration;
 use nightjar::addrman::{AddrMan, AddrManKey, AddrRecord, AddrSource, InternalSource};
 use nightjar::engine::conn_manager::default_port;
 use nightjar::engine::targets::target_to_addr;
-use nightjar::engine::{
-    DialFailure, DialRequest, Engine, EngineConfig, Input, Output, Reach, kind_label,
-};
+use nightjar::engine::{DialFailure, DialRequest, Engine, EngineConfig, Input, Output, Reach};
 use nightjar::peer::{ConnId, ConnectionKind, DisconnectReason, PeerReport, PeerUpdate};
 use nightjar::transport::{TransportKind, V1Fallback};
 use nightjar_tor::Target;
@@ -329,7 +327,7 @@ impl Sim {
     pub fn connections_by_kind(&self) -> BTreeMap<&'static str, Vec<ConnView>> {
         let mut by_kind: BTreeMap<&'static str, Vec<ConnView>> = BTreeMap::new();
         for c in self.connections() {
-            by_kind.entry(kind_label(c.kind)).or_default().push(c);
+            by_kind.entry(c.kind.label()).or_default().push(c);
         }
         by_kind
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use nightjar::engine::conn_manager::{DIAL_TIMEOUT, FEELER_ADDR_WAIT, default_port};
 use nightjar::engine::isolation::{GroupScope, ISOLATION_ROTATION};
-use nightjar::engine::{EngineConfig, Input, Output, kind_label};
+use nightjar::engine::{EngineConfig, Input, Output};
 use nightjar::peer::machine::HANDSHAKE_TIMEOUT;
 use nightjar::peer::{
     ConnId, ConnectionKind, DisconnectReason, HandshakeViolation, PeerEvent, PeerReport,
@@ -393,7 +393,7 @@ impl Checker {
         group: IsolationGroup,
         scope: GroupScope,
     ) -> Check {
-        let label = kind_label(kind);
+        let label = kind.label();
         let own = self.config.privacy || kind == ConnectionKind::Feeler;
         if own {
             prop_assert_eq!(scope, GroupScope::Connection);
