@@ -48,10 +48,10 @@
 //! chain below it is not the network's, whatever it looks like. Headers are
 //! still stored below it (there is no other way to climb above it), but a
 //! caller should not leave initial sync, fetch blocks or serve the chain to
-//! others until [`HeaderChain::has_minimum_chain_work`] is true. Core's
-//! headers presync (commitments instead of storage until the peer proves
-//! enough work) is not implemented here; the memory cost of a low-work spam
-//! chain is bounded by the checkpoints and by peer scoring.
+//! others until [`HeaderChain::has_minimum_chain_work`] is true. Headers
+//! below it are provisional: [`HeaderChain::truncate`] takes them back,
+//! and header sync (`crate::engine::header_sync`) uses it to bound what a
+//! low-work chain can cost, instead of Core's headers presync.
 //!
 //! # Memory
 //!
@@ -62,12 +62,13 @@
 //! `prev_blockhash` gives them on the active chain, and hashing 80 bytes is
 //! cheap elsewhere.
 
+mod hash_index;
 pub mod params;
 pub mod regtest_miner;
 pub mod retarget;
 pub mod store;
 
-use std::collections::HashMap;
+use hash_index::HashKeyMap;
 
 use bitcoin::block::Header;
 use bitcoin::blockdata::constants::genesis_block;
@@ -253,8 +254,71 @@ pub struct ChainTip {
     pub status: TipStatus,
 }
 
+/// What [`HeaderChain::truncate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TruncateOutcome {
+    /// Entries dropped (0 if the chain was no longer than asked).
+    pub removed: usize,
+    /// Whether the best tip moved (it can only move back, to the best
+    /// remaining entry).
+    pub tip_changed: bool,
+    /// The best tip afterwards: height and hash.
+    pub tip: (u32, BlockHash),
+}
+
 /// Sentinel parent of the genesis entry.
 const NO_PARENT: u32 = u32::MAX;
+
+/// Cumulative work as two native 128-bit halves: [`Work`] keeps a private
+/// 256-bit integer whose only checked addition goes through byte arrays,
+/// and summing and comparing work is done for every header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct ChainWork {
+    // Field order matters: the derived `Ord` compares `hi` first.
+    hi: u128,
+    lo: u128,
+}
+
+impl ChainWork {
+    fn from_work(work: Work) -> ChainWork {
+        let bytes = work.to_be_bytes();
+        let mut hi = [0u8; 16];
+        let mut lo = [0u8; 16];
+        hi.copy_from_slice(&bytes[..16]);
+        lo.copy_from_slice(&bytes[16..]);
+        ChainWork {
+            hi: u128::from_be_bytes(hi),
+            lo: u128::from_be_bytes(lo),
+        }
+    }
+
+    fn to_work(self) -> Work {
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(&self.hi.to_be_bytes());
+        bytes[16..].copy_from_slice(&self.lo.to_be_bytes());
+        Work::from_be_bytes(bytes)
+    }
+
+    /// `self + other`, or `None` past 2^256.
+    fn checked_add(self, other: ChainWork) -> Option<ChainWork> {
+        let (lo, carry) = self.lo.overflowing_add(other.lo);
+        let hi = self
+            .hi
+            .checked_add(other.hi)?
+            .checked_add(u128::from(carry))?;
+        Some(ChainWork { hi, lo })
+    }
+}
+
+/// The target and per-block work of one nBits value that passed the
+/// context-free checks: every header of a difficulty period shares them,
+/// and deriving work takes a 256-bit division.
+#[derive(Debug, Clone, Copy)]
+struct BitsInfo {
+    bits: CompactTarget,
+    target: Target,
+    work: ChainWork,
+}
 
 /// One stored header.
 #[derive(Debug, Clone)]
@@ -263,8 +327,58 @@ struct Entry {
     height: u32,
     /// Index of the parent entry, [`NO_PARENT`] for genesis.
     parent: u32,
+    /// What Core's min-difficulty walk-back (testnet's
+    /// `GetNextWorkRequired`) returns from this entry: its own bits if it
+    /// starts a period, is genesis or is not at the pow limit, else its
+    /// parent's value. Kept so that walk is a lookup, not up to 2015 steps
+    /// per header (regtest, where every block is at the limit, always
+    /// walked back to the period start).
+    real_bits: CompactTarget,
     /// Cumulative work from genesis through this header.
-    work: Work,
+    work: ChainWork,
+}
+
+/// Where a chain was cut back by [`HeaderChain::truncate`], so a store that
+/// last wrote it before the cut knows which of its records are stale.
+///
+/// Each truncation gets a sequence number; `marks` keeps, for the latest
+/// ones, `(sequence, length)` with lengths increasing, which is all that is
+/// needed to answer "the shortest length since sequence `s`" (an older cut
+/// to a longer length is hidden by a newer, shorter one). It is bounded by
+/// merging its two oldest marks, which can only understate the answer: a
+/// store then rewrites more than needed, never less.
+#[derive(Debug, Clone, Default)]
+struct TruncationLog {
+    seq: u64,
+    marks: Vec<(u64, usize)>,
+}
+
+/// Marks a [`TruncationLog`] keeps at most.
+const MAX_TRUNCATION_MARKS: usize = 16;
+
+impl TruncationLog {
+    fn record(&mut self, len: usize) {
+        self.seq += 1;
+        while self.marks.last().is_some_and(|&(_, l)| l >= len) {
+            self.marks.pop();
+        }
+        self.marks.push((self.seq, len));
+        if self.marks.len() > MAX_TRUNCATION_MARKS {
+            let (_, oldest_len) = self.marks.remove(0);
+            if let Some(next) = self.marks.first_mut() {
+                next.1 = oldest_len;
+            }
+        }
+    }
+
+    /// A length up to which entries are unchanged since sequence `seen`
+    /// (`usize::MAX` when nothing was cut since).
+    fn unchanged_since(&self, seen: u64) -> usize {
+        self.marks
+            .iter()
+            .find(|(seq, _)| *seq > seen)
+            .map_or(usize::MAX, |&(_, len)| len)
+    }
 }
 
 /// The tree of validated headers and the best chain through it.
@@ -274,10 +388,13 @@ pub struct HeaderChain {
     /// Every header, in the order accepted: a parent always comes before
     /// its children, which lets the store write this order as-is.
     entries: Vec<Entry>,
-    index: HashMap<BlockHash, u32>,
+    index: HashKeyMap<BlockHash, u32>,
     /// The best chain: `active[h]` is the entry at height `h`.
     active: Vec<u32>,
     tip_hash: BlockHash,
+    /// The last nBits seen valid, with their target and work.
+    bits_cache: Option<BitsInfo>,
+    truncations: TruncationLog,
 }
 
 impl HeaderChain {
@@ -290,18 +407,21 @@ impl HeaderChain {
     pub fn with_params(params: ChainParams) -> HeaderChain {
         let header = genesis_block(&params.consensus).header;
         let hash = header.block_hash();
-        let mut index = HashMap::new();
+        let mut index = HashKeyMap::default();
         index.insert(hash, 0);
         HeaderChain {
             entries: vec![Entry {
                 header,
                 height: 0,
                 parent: NO_PARENT,
-                work: header.work(),
+                real_bits: header.bits,
+                work: ChainWork::from_work(header.work()),
             }],
             index,
             active: vec![0],
             tip_hash: hash,
+            bits_cache: None,
+            truncations: TruncationLog::default(),
             params,
         }
     }
@@ -336,33 +456,57 @@ impl HeaderChain {
         headers: &[Header],
         now: Option<u64>,
     ) -> Result<AcceptOutcome, HeaderError> {
+        self.accept_hashed(headers.iter().map(|h| (h, h.block_hash())), now)
+    }
+
+    /// [`HeaderChain::accept_inner`] for headers whose block hashes the
+    /// caller already computed (the store does, for its checksums): the
+    /// SHA-256d is most of the cost of a header, so it is done once.
+    pub(crate) fn accept_hashed<'a>(
+        &mut self,
+        headers: impl ExactSizeIterator<Item = (&'a Header, BlockHash)>,
+        now: Option<u64>,
+    ) -> Result<AcceptOutcome, HeaderError> {
         let first_new = self.entries.len();
-        let mut added = Vec::new();
-        for header in headers {
-            match self.insert(header, now) {
-                Ok(Some(hash)) => added.push(hash),
-                Ok(None) => {}
+        let old_tip = self.tip_id();
+        let old_active_len = self.active.len();
+        self.entries.reserve(headers.len());
+        self.index.reserve(headers.len());
+        let mut added = 0;
+        for (header, hash) in headers {
+            match self.insert(header, hash, now) {
+                Ok(true) => added += 1,
+                Ok(false) => {}
                 Err(e) => {
-                    for hash in &added {
-                        self.index.remove(hash);
+                    // The error path may hash the batch again: a peer can
+                    // at most double our work, and the happy path keeps no
+                    // list of hashes.
+                    for dropped in self.entries.drain(first_new..) {
+                        self.index.remove(&dropped.header.block_hash());
                     }
-                    self.entries.truncate(first_new);
+                    self.active.truncate(old_active_len);
                     return Err(e);
                 }
             }
         }
-        Ok(self.select_best(first_new, added.len()))
+        Ok(self.select_best(first_new, added, old_tip))
     }
 
-    /// Validates one header and stores it; `Ok(None)` if already known.
+    /// Validates one header and stores it; `Ok(false)` if already known.
+    ///
+    /// A header extending the best tip goes onto `active` at once (it has
+    /// more work than the tip, so it would be selected anyway): the rest of
+    /// the batch then finds its ancestors, median time past and retarget
+    /// block by height instead of by chasing parents.
+    /// [`HeaderChain::select_best`] settles the batch's real outcome.
     fn insert(
         &mut self,
         header: &Header,
+        hash: BlockHash,
         now: Option<u64>,
-    ) -> Result<Option<BlockHash>, HeaderError> {
-        let hash = header.block_hash();
+    ) -> Result<bool, HeaderError> {
         if self.index.contains_key(&hash) {
-            return Ok(None);
+            return Ok(false);
         }
         let Some(&parent_id) = self.index.get(&header.prev_blockhash) else {
             return Err(HeaderError::Orphan {
@@ -373,9 +517,10 @@ impl HeaderChain {
         let parent = self.entry(parent_id);
         let parent_time = parent.header.time;
         let parent_work = parent.work;
+        let parent_real_bits = parent.real_bits;
         let height = parent.height.checked_add(1).ok_or(HeaderError::Full)?;
 
-        self.check_own_pow(header, hash)?;
+        let own = self.check_own_pow(header, hash)?;
         let expected = self.next_work_required(parent_id, header.time);
         if header.bits != expected {
             return Err(HeaderError::BadBits {
@@ -402,8 +547,9 @@ impl HeaderChain {
                 now,
             });
         }
+        let interval = self.params.interval();
         if self.params.enforce_bip94
-            && height.is_multiple_of(self.params.interval())
+            && height.is_multiple_of(interval)
             && header.time < parent_time.saturating_sub(MAX_TIMEWARP)
         {
             return Err(HeaderError::TimeWarp {
@@ -425,40 +571,73 @@ impl HeaderChain {
             });
         }
 
-        let work = checked_add_work(parent_work, header.work()).ok_or(HeaderError::Full)?;
+        let work = parent_work.checked_add(own.work).ok_or(HeaderError::Full)?;
         let id = u32::try_from(self.entries.len())
             .ok()
             .filter(|id| *id != NO_PARENT)
             .ok_or(HeaderError::Full)?;
+        let real_bits = if height.is_multiple_of(interval) || header.bits != p.pow_limit_bits {
+            header.bits
+        } else {
+            parent_real_bits
+        };
         self.entries.push(Entry {
             header: *header,
             height,
             parent: parent_id,
+            real_bits,
             work,
         });
         self.index.insert(hash, id);
-        Ok(Some(hash))
+        if parent_id == self.tip_id() {
+            self.active.push(id);
+        }
+        Ok(true)
     }
 
-    /// Context-free proof of work (Core's `CheckProofOfWork`).
-    fn check_own_pow(&self, header: &Header, hash: BlockHash) -> Result<(), HeaderError> {
-        let bad = HeaderError::BadProofOfWork { hash };
-        if compact_overflows(header.bits) {
-            return Err(bad);
-        }
-        let target = Target::from_compact(header.bits);
-        if target == Target::ZERO || target > self.params.consensus.max_attainable_target {
-            return Err(bad);
-        }
-        if target.is_met_by(hash) {
-            Ok(())
+    /// Context-free proof of work (Core's `CheckProofOfWork`); the bits'
+    /// target and work on success.
+    fn check_own_pow(&mut self, header: &Header, hash: BlockHash) -> Result<BitsInfo, HeaderError> {
+        let info = match self.bits_cache {
+            Some(info) if info.bits == header.bits => info,
+            _ => {
+                let info = self
+                    .bits_info(header.bits)
+                    .ok_or(HeaderError::BadProofOfWork { hash })?;
+                self.bits_cache = Some(info);
+                info
+            }
+        };
+        if info.target.is_met_by(hash) {
+            Ok(info)
         } else {
-            Err(bad)
+            Err(HeaderError::BadProofOfWork { hash })
         }
+    }
+
+    /// The target and work of `bits`, if that target is positive, not
+    /// overflowing and within the pow limit.
+    fn bits_info(&self, bits: CompactTarget) -> Option<BitsInfo> {
+        if compact_overflows(bits) {
+            return None;
+        }
+        let target = Target::from_compact(bits);
+        if target == Target::ZERO || target > self.params.consensus.max_attainable_target {
+            return None;
+        }
+        Some(BitsInfo {
+            bits,
+            target,
+            work: ChainWork::from_work(target.to_work()),
+        })
     }
 
     /// Checkpoint at `height`, and no fork below a checkpoint we hold.
     fn check_checkpoints(&self, hash: BlockHash, height: u32) -> Result<(), HeaderError> {
+        let checkpoints = &self.params.checkpoints;
+        if checkpoints.is_empty() {
+            return Ok(());
+        }
         if let Some(cp) = self.params.checkpoint_at(height)
             && cp.hash != hash
         {
@@ -469,24 +648,29 @@ impl HeaderChain {
             });
         }
         // Once the chain holds a checkpoint, every header below it that we
-        // do not already have starts a branch that can never pass it. Only
-        // heights below the last checkpoint can hit this, so the lookups
-        // stop once sync is past it.
-        let held = self
-            .params
-            .checkpoints
+        // do not already have starts a branch that can never pass it. The
+        // held checkpoints are a prefix of the list (a header at one
+        // checkpoint's height descends from every lower checkpoint, each
+        // checked when it arrived), so the first checkpoint above `height`
+        // decides: one lookup, none once sync is past the last one.
+        let above = checkpoints.partition_point(|cp| cp.height <= height);
+        let Some(next) = checkpoints.get(above) else {
+            return Ok(());
+        };
+        if !self.index.contains_key(&next.hash) {
+            return Ok(());
+        }
+        // Report the highest checkpoint held (only on the error path).
+        let checkpoint_height = checkpoints
             .iter()
             .rev()
-            .take_while(|cp| cp.height > height)
-            .find(|cp| self.index.contains_key(&cp.hash));
-        match held {
-            Some(cp) => Err(HeaderError::ForkBeforeCheckpoint {
-                hash,
-                height,
-                checkpoint_height: cp.height,
-            }),
-            None => Ok(()),
-        }
+            .find(|cp| self.index.contains_key(&cp.hash))
+            .map_or(next.height, |cp| cp.height);
+        Err(HeaderError::ForkBeforeCheckpoint {
+            hash,
+            height,
+            checkpoint_height,
+        })
     }
 
     /// nBits required of a child of `parent_id` timestamped `time` (Core's
@@ -504,15 +688,9 @@ impl HeaderChain {
                     return self.params.pow_limit_bits;
                 }
                 // ...otherwise it takes the difficulty of the last block
-                // that did not use the exception.
-                let mut e = parent;
-                while e.height != 0
-                    && !e.height.is_multiple_of(interval)
-                    && e.header.bits == self.params.pow_limit_bits
-                {
-                    e = self.entry(e.parent);
-                }
-                return e.header.bits;
+                // that did not use the exception (Core walks back to it;
+                // each entry carries the answer).
+                return parent.real_bits;
             }
             return parent.header.bits;
         }
@@ -534,9 +712,11 @@ impl HeaderChain {
         )
     }
 
-    /// The best chain after new entries from `first_new` on were added.
-    fn select_best(&mut self, first_new: usize, new_headers: usize) -> AcceptOutcome {
-        let old_tip = self.tip_id();
+    /// The best chain after new entries from `first_new` on were added
+    /// (some perhaps already put on `active` by `insert`), `old_tip` being
+    /// the tip before them.
+    fn select_best(&mut self, first_new: usize, new_headers: usize, old_tip: u32) -> AcceptOutcome {
+        let old_height = self.entry(old_tip).height;
         let mut best = old_tip;
         let mut best_work = self.entry(old_tip).work;
         // Strictly more work: on a tie, whatever was seen first stays.
@@ -547,6 +727,9 @@ impl HeaderChain {
             }
         }
         if best == old_tip {
+            // Nothing was put on `active` (an extension of the tip would
+            // have more work); cut back anyway should that ever change.
+            self.active.truncate(old_height as usize + 1);
             return AcceptOutcome {
                 new_headers,
                 tip_changed: false,
@@ -554,7 +737,25 @@ impl HeaderChain {
                 tip: self.tip(),
             };
         }
-        let old_height = self.entry(old_tip).height;
+        let fork_height = self.activate(best);
+        let reorg = (fork_height < old_height).then(|| Reorg {
+            fork_height,
+            fork_hash: self.hash_at(fork_height).unwrap_or(self.tip_hash),
+            disconnected: old_height - fork_height,
+            connected: self.entry(best).height - fork_height,
+        });
+        AcceptOutcome {
+            new_headers,
+            tip_changed: true,
+            reorg,
+            tip: self.tip(),
+        }
+    }
+
+    /// Makes `best` the tip: rebuilds `active` from where `best`'s branch
+    /// leaves it. Returns that fork height (`best`'s own height if it was
+    /// already active).
+    fn activate(&mut self, best: u32) -> u32 {
         let mut path = Vec::new();
         let mut id = best;
         while !self.is_active(id) {
@@ -565,18 +766,83 @@ impl HeaderChain {
         self.active.truncate(fork_height as usize + 1);
         self.active.extend(path.iter().rev());
         self.tip_hash = self.entry(best).header.block_hash();
-        let reorg = (fork_height < old_height).then(|| Reorg {
-            fork_height,
-            fork_hash: self.hash_at(fork_height).unwrap_or(self.tip_hash),
-            disconnected: old_height - fork_height,
-            connected: u32::try_from(path.len()).unwrap_or(u32::MAX),
-        });
-        AcceptOutcome {
-            new_headers,
+        fork_height
+    }
+
+    /// Keeps only the first `len` entries (clamped to at least 1: genesis
+    /// stays), in acceptance order as [`HeaderChain::len`] counts them;
+    /// parents come before children, so what is left is a valid tree. The
+    /// best tip becomes the remaining entry with the most work, the one
+    /// accepted first on a tie (what [`HeaderChain::accept`] would have
+    /// chosen had the dropped entries never come).
+    ///
+    /// For the sync's anti-DoS: a low-work chain is accepted provisionally
+    /// and cut off here if it never proves enough work. A
+    /// [`ChainStore`] holding the chain should be truncated to the same
+    /// length ([`ChainStore::truncate`]); if it is not, its next
+    /// [`ChainStore::append`] notices and rewrites the stale tail.
+    pub fn truncate(&mut self, len: usize) -> TruncateOutcome {
+        let len = len.max(1);
+        if len >= self.entries.len() {
+            return TruncateOutcome {
+                removed: 0,
+                tip_changed: false,
+                tip: self.tip(),
+            };
+        }
+        let removed = self.entries.len() - len;
+        // Drop the removed hashes from the index: hashing each removed
+        // header (~0.25 µs) beats visiting every index slot (a few ns
+        // each) until more than about a 32nd of the chain goes.
+        if removed.saturating_mul(32) < len {
+            for e in &self.entries[len..] {
+                self.index.remove(&e.header.block_hash());
+            }
+        } else {
+            self.index.retain(|_, id| (*id as usize) < len);
+        }
+        self.entries.truncate(len);
+        self.truncations.record(len);
+        let old_tip = self.tip_id();
+        if (old_tip as usize) < len {
+            // The tip had the most work of all, first among equals: it
+            // still has among the survivors, and its ancestors (all of
+            // `active`) come before it.
+            return TruncateOutcome {
+                removed,
+                tip_changed: false,
+                tip: self.tip(),
+            };
+        }
+        let mut best = 0u32;
+        let mut best_work = self.entries[0].work;
+        for (i, e) in self.entries.iter().enumerate().skip(1) {
+            if e.work > best_work {
+                best_work = e.work;
+                best = u32::try_from(i).unwrap_or(0);
+            }
+        }
+        // `active` may still name dropped entries above the fork; those
+        // ids are all ≥ `len`, so they never match a surviving entry and
+        // `activate` cuts them off.
+        self.activate(best);
+        TruncateOutcome {
+            removed,
             tip_changed: true,
-            reorg,
             tip: self.tip(),
         }
+    }
+
+    /// Sequence number of the latest [`HeaderChain::truncate`] that removed
+    /// anything (0 if none).
+    pub(crate) fn truncation_seq(&self) -> u64 {
+        self.truncations.seq
+    }
+
+    /// A length up to which the entries are the same as at truncation
+    /// sequence `seen` (`usize::MAX` if nothing was cut since).
+    pub(crate) fn unchanged_since(&self, seen: u64) -> usize {
+        self.truncations.unchanged_since(seen)
     }
 
     fn entry(&self, id: u32) -> &Entry {
@@ -615,6 +881,18 @@ impl HeaderChain {
         let mut n = 0;
         loop {
             let e = self.entry(id);
+            let height = e.height as usize;
+            if self.active.get(height) == Some(&id) {
+                // On the best chain (where nearly every new header's parent
+                // is) the rest are found by height: independent loads
+                // instead of a chain of dependent parent links.
+                let from = (height + 1).saturating_sub(MEDIAN_TIME_SPAN - n);
+                for a in self.active.get(from..=height).unwrap_or_default() {
+                    times[n] = self.entry(*a).header.time;
+                    n += 1;
+                }
+                break;
+            }
             times[n] = e.header.time;
             n += 1;
             if n == MEDIAN_TIME_SPAN || e.parent == NO_PARENT {
@@ -639,7 +917,7 @@ impl HeaderChain {
 
     /// Cumulative work of the best chain.
     pub fn tip_work(&self) -> Work {
-        self.entry(self.tip_id()).work
+        self.entry(self.tip_id()).work.to_work()
     }
 
     /// The best tip's header.
@@ -678,7 +956,7 @@ impl HeaderChain {
     pub fn get(&self, hash: &BlockHash) -> Option<(u32, Header, Work)> {
         self.index.get(hash).map(|id| {
             let e = self.entry(*id);
-            (e.height, e.header, e.work)
+            (e.height, e.header, e.work.to_work())
         })
     }
 
@@ -692,7 +970,9 @@ impl HeaderChain {
         self.index.get(hash).is_some_and(|id| self.is_active(*id))
     }
 
-    /// Number of headers held, on every branch, genesis included.
+    /// Number of headers held, on every branch, genesis included: the
+    /// entry count, which [`HeaderChain::truncate`] and
+    /// [`HeaderChain::headers_in_order`] index by.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -795,17 +1075,4 @@ fn compact_overflows(bits: CompactTarget) -> bool {
     let size = bits >> 24;
     let word = bits & 0x007f_ffff;
     word != 0 && (size > 34 || (word > 0xff && size > 33) || (word > 0xffff && size > 32))
-}
-
-/// `a + b`, or `None` past 2^256 (the crate's `Add` only debug-asserts).
-fn checked_add_work(a: Work, b: Work) -> Option<Work> {
-    let (a, b) = (a.to_be_bytes(), b.to_be_bytes());
-    let mut out = [0u8; 32];
-    let mut carry = 0u16;
-    for i in (0..32).rev() {
-        let sum = u16::from(a[i]) + u16::from(b[i]) + carry;
-        out[i] = (sum & 0xff) as u8;
-        carry = sum >> 8;
-    }
-    (carry == 0).then(|| Work::from_be_bytes(out))
 }

@@ -11,12 +11,16 @@ use bitcoin::Network;
 use nightjar_tor::{TorNetwork, TorSettings, TorTransport};
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::chain::{HeaderChain, Loaded, Recovery};
 use crate::driver::{self, DriverOptions, NodeRpc, addr_file};
 use crate::engine::{Engine, EngineConfig, Reach};
 use crate::paths::DataPaths;
 use crate::rpc;
 use crate::rpc::RpcSettings;
 use crate::wire::Magic;
+
+/// The header chain's file name in the chain's data directory.
+pub const HEADERS_FILE: &str = "headers.dat";
 
 /// How long shutdown may take before we stop waiting for Arti's tasks.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -58,6 +62,9 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
         privacy = engine.privacy,
         "nightjar starting"
     );
+    // The header chain first: a damaged file is reported (and set aside)
+    // before anything goes on the network.
+    let loaded = load_chain(&paths.chain_dir, network)?;
 
     let tor = match engine.reach {
         Reach::Tor => Some(start_tor(&paths, tor_network).await?),
@@ -79,7 +86,7 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
     let addrman_file = addr_file::addrman_path(&paths.chain_dir);
     let addrman = addr_file::load(&addrman_file, network);
     let seed: [u8; 32] = rand::random();
-    let node = Engine::new(engine, addrman, seed);
+    let node = Engine::new(engine, addrman, seed).with_chain(loaded.chain);
     let options = DriverOptions {
         magic: Magic::from(network),
         addrman_file,
@@ -87,6 +94,7 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
             Some(t) => driver::Network::Tor(t.clone()),
             None => driver::Network::Direct,
         },
+        chain_store: Some(loaded.store),
     };
     let stop = async {
         tokio::select! {
@@ -101,6 +109,35 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
     drop(tor);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Load the header chain from `<chain dir>/headers.dat`, saying what was
+/// found.
+fn load_chain(chain_dir: &std::path::Path, network: Network) -> Result<Loaded> {
+    let path = chain_dir.join(HEADERS_FILE);
+    let loaded = HeaderChain::load_or_new(&path, network)
+        .with_context(|| format!("opening the header chain {}", path.display()))?;
+    let report = &loaded.report;
+    if let Some(t) = &report.truncated {
+        tracing::warn!(
+            file = %path.display(),
+            dropped_records = t.dropped_records,
+            partial_bytes = t.partial_bytes,
+            "the header file ended in a torn write (a crash while saving); the damaged tail was cut off"
+        );
+    }
+    match &report.recovery {
+        Some(Recovery::SetAside { corrupt, moved_to }) => tracing::error!(
+            file = %path.display(),
+            moved_to = %moved_to.display(),
+            "the header file is corrupt ({corrupt}); it was moved aside and headers will be fetched again"
+        ),
+        Some(Recovery::Created) => tracing::info!(file = %path.display(), "new header chain file"),
+        None => {}
+    }
+    let (height, hash) = loaded.chain.tip();
+    tracing::info!(height, %hash, records = report.records, "header chain loaded");
+    Ok(loaded)
 }
 
 async fn start_tor(paths: &DataPaths, tor_network: Option<PathBuf>) -> Result<TorTransport> {

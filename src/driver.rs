@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
+use crate::chain::ChainStore;
 use crate::engine::{DialFailure, Engine, Input, Now, Output};
 use crate::peer::task::{PeerHandle, sleep_until_opt};
 use crate::peer::{ConnId, PeerCommand, PeerConfig, PeerMachine, PeerReport, PeerUpdate};
@@ -67,7 +68,6 @@ pub enum DriverEvent {
 }
 
 /// The driver's settings.
-#[derive(Clone)]
 pub struct DriverOptions {
     /// The chain's message start bytes.
     pub magic: Magic,
@@ -75,6 +75,9 @@ pub struct DriverOptions {
     pub addrman_file: PathBuf,
     /// Tor or direct TCP.
     pub network: Network,
+    /// The header chain file, kept in step with the engine's chain (`None`:
+    /// headers live in memory only).
+    pub chain_store: Option<ChainStore>,
 }
 
 /// The clock: the one place time is read.
@@ -138,6 +141,7 @@ pub async fn run(
             d.engine.handle(now(), Input::Tick);
         }
         Network::Direct => {
+            crate::systemd_notify::ready("Tor is turned off; connecting to peers directly");
             d.tor.summary = "Tor is turned off".into();
             d.engine.handle(now(), Input::TorReady(true));
         }
@@ -159,6 +163,7 @@ pub async fn run(
         }
     }
     tracing::info!("shutting down: disconnecting peers and saving the address book");
+    crate::systemd_notify::stopping();
     d.engine.handle(now(), Input::Shutdown);
     d.carry_out();
     for (abort, _) in d.dials.values() {
@@ -291,6 +296,36 @@ impl Driver {
                 Output::ReleaseGroup(group) => {
                     if let Network::Tor(tor) = &self.options.network {
                         tor.release_group(group);
+                    }
+                }
+                Output::PersistChain => {
+                    // Synchronous: 2000 records and one fdatasync take
+                    // milliseconds, and the next batch must not overtake it.
+                    if let Some(store) = self.options.chain_store.as_mut()
+                        && let Err(e) = store.append(self.engine.chain())
+                    {
+                        tracing::error!(
+                            "could not save headers to {}: {e}",
+                            store.path().display()
+                        );
+                    }
+                }
+                Output::TruncateChain(len) => {
+                    if let Some(store) = self.options.chain_store.as_mut()
+                        && let Err(e) = store.truncate(len)
+                    {
+                        tracing::error!(
+                            "could not roll back the header file {}: {e}",
+                            store.path().display()
+                        );
+                    }
+                }
+                Output::Misbehaving { conn, points, what } => {
+                    if let Some(peer) = self.peers.get(&conn)
+                        && !peer.try_command(PeerCommand::Misbehaving { points, what })
+                    {
+                        // A peer too busy to take the score is closed.
+                        peer.abort();
                     }
                 }
             }

@@ -15,9 +15,21 @@
 //! connection manager ([`conn_manager`]), which holds the policy state
 //! (manual peers, seeding, feeler timer, backoff).
 
-/// The connection manager's borrows of an engine's other parts. A macro,
-/// not a `&mut self` method: the connection manager itself stays borrowable
-/// next to it, which a method borrowing all of `self` would forbid.
+/// Header sync's borrows of an engine's other parts. Macros, not `&mut
+/// self` methods: the part being called stays borrowable next to them,
+/// which a method borrowing all of `self` would forbid.
+macro_rules! sync_ctx {
+    ($engine:ident) => {
+        $crate::engine::header_sync::SyncCtx {
+            config: &$engine.config,
+            chain: &mut $engine.chain,
+            peers: &$engine.peers,
+            out: &mut $engine.outputs,
+        }
+    };
+}
+
+/// The connection manager's borrows (see [`conn_manager::Ctx`]).
 macro_rules! ctx {
     ($engine:ident) => {
         $crate::engine::conn_manager::Ctx {
@@ -34,6 +46,7 @@ macro_rules! ctx {
 pub mod commands;
 pub mod config;
 pub mod conn_manager;
+pub mod header_sync;
 pub mod isolation;
 pub mod manual;
 pub mod peers;
@@ -50,12 +63,14 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::addrman::AddrMan;
-use crate::peer::{ConnId, ConnectionKind, PeerConfig, PeerUpdate};
+use crate::chain::HeaderChain;
+use crate::peer::{ConnId, ConnectionKind, PeerConfig, PeerEvent, PeerReport, PeerUpdate};
 use crate::transport::{TransportKind, V1Fallback};
 use crate::wire::NetworkMessage;
 
 pub use config::{EngineConfig, IsolationScope, Reach};
 pub use conn_manager::{CommandError, ConnManager};
+pub use header_sync::{HeaderSync, SyncCtx};
 pub use isolation::Isolation;
 pub use peers::{PeerEntry, PeerState, PeerTable};
 
@@ -173,6 +188,21 @@ pub enum Output {
     PersistAddresses(Vec<u8>),
     /// No connection uses this group any more: its circuits may close.
     ReleaseGroup(IsolationGroup),
+    /// The header chain grew: append its new headers to the chain file.
+    PersistChain,
+    /// The header chain was rolled back to this many headers (provisional
+    /// low-work headers dropped): cut the chain file to match.
+    TruncateChain(usize),
+    /// Add misbehaviour points to a peer (its machine disconnects it at 100,
+    /// and the address is then discouraged).
+    Misbehaving {
+        /// Which peer.
+        conn: ConnId,
+        /// Points to add.
+        points: u32,
+        /// What it did, for logs.
+        what: &'static str,
+    },
 }
 
 /// The sans-IO node.
@@ -180,9 +210,11 @@ pub enum Output {
 pub struct Engine {
     config: EngineConfig,
     addrman: AddrMan,
+    chain: HeaderChain,
     peers: PeerTable,
     isolation: isolation::IsolationPolicy,
     conns: ConnManager,
+    sync: HeaderSync,
     rng: StdRng,
     outputs: VecDeque<Output>,
     tor_ready: bool,
@@ -197,6 +229,8 @@ impl Engine {
         Engine {
             isolation: isolation::IsolationPolicy::new(config.isolation_scope()),
             conns: ConnManager::new(&config),
+            chain: HeaderChain::new(config.network),
+            sync: HeaderSync::new(&HeaderChain::new(config.network)),
             config,
             addrman,
             peers: PeerTable::new(),
@@ -217,6 +251,25 @@ impl Engine {
     /// The address book.
     pub fn addrman(&self) -> &AddrMan {
         &self.addrman
+    }
+
+    /// Start from this header chain (loaded from disk) instead of genesis.
+    /// Its network must be the configuration's.
+    pub fn with_chain(mut self, chain: HeaderChain) -> Self {
+        debug_assert_eq!(chain.network(), self.config.network);
+        self.sync = HeaderSync::new(&chain);
+        self.chain = chain;
+        self
+    }
+
+    /// The validated header chain.
+    pub fn chain(&self) -> &HeaderChain {
+        &self.chain
+    }
+
+    /// The header sync state.
+    pub fn sync(&self) -> &HeaderSync {
+        &self.sync
     }
 
     /// The connections.
@@ -252,52 +305,112 @@ impl Engine {
             Input::DialFailed { conn, failure } => {
                 self.conns.dial_failed(&mut cx, now, conn, &failure);
             }
-            Input::Peer(update) => self.conns.peer_report(&mut cx, now, update),
+            Input::Peer(update) => self.peer_report(now, update),
             Input::SeedResolved { seed, addrs } => {
                 self.conns.seed_resolved(&mut cx, now, &seed, &addrs);
             }
             Input::OpenExtra => {
                 if self.tor_ready && !self.shutting_down {
-                    self.conns.open_extra(&mut cx, now);
+                    self.open_extra(now);
                 }
             }
-            Input::Shutdown => {
-                if !self.shutting_down {
-                    self.shutting_down = true;
-                    for e in cx.peers.iter() {
-                        cx.out.push_back(Output::Disconnect {
-                            conn: e.conn,
-                            reason: "shutting down".into(),
-                        });
-                    }
-                    cx.out
-                        .push_back(Output::PersistAddresses(cx.addrman.to_bytes()));
-                    // Abandoned dials report nothing more: forget them now.
-                    let dialing: Vec<ConnId> = cx
-                        .peers
-                        .iter()
-                        .filter(|e| matches!(e.state, PeerState::Dialing { .. }))
-                        .map(|e| e.conn)
-                        .collect();
-                    for conn in dialing {
-                        cx.peers.remove(conn);
-                    }
-                }
-            }
+            Input::Shutdown => self.shut_down(),
         }
         if self.shutting_down {
             return;
         }
+        let mut cx = ctx!(self);
         self.conns.expire(&mut cx, now);
         if self.next_persist.is_some_and(|t| now.mono >= t) {
             self.next_persist = Some(now.mono + ADDRMAN_PERSIST_INTERVAL);
             cx.out
                 .push_back(Output::PersistAddresses(cx.addrman.to_bytes()));
         }
+        let wants_extra = self.sync.tick(&mut sync_ctx!(self), now);
         // Quiet while Tor is not ready: nothing can be dialled, and a dial
         // attempted now would fail and be counted against a good address.
         if self.tor_ready {
+            let mut cx = ctx!(self);
             self.conns.maybe_open_connections(&mut cx, now);
+            // The stale-tip extra only once the regular slots are full:
+            // until then, regular dials bring new peers anyway.
+            if wants_extra && self.peers.regular_count() >= self.config.target_outbound {
+                self.open_extra(now);
+            }
+        }
+    }
+
+    /// A peer report: the connection manager's view first (handshake,
+    /// gossip, endings), then header sync's.
+    fn peer_report(&mut self, now: Now, update: PeerUpdate) {
+        let conn = update.conn;
+        match &update.report {
+            PeerReport::Event(PeerEvent::Message(msg)) => {
+                let mut sx = sync_ctx!(self);
+                match msg {
+                    NetworkMessage::Headers(headers) => {
+                        self.sync.on_headers(&mut sx, now, conn, headers);
+                    }
+                    NetworkMessage::GetHeaders(req) => {
+                        self.sync.on_getheaders(&mut sx, now, conn, req);
+                    }
+                    NetworkMessage::Inv(items) => self.sync.on_inv(&mut sx, now, conn, items),
+                    _ => {}
+                }
+            }
+            PeerReport::Closed(_) => self.sync.peer_closed(now, conn),
+            PeerReport::Event(_) => {}
+        }
+        let start_height = match &update.report {
+            PeerReport::Event(PeerEvent::HandshakeComplete(info)) => Some(info.start_height),
+            _ => None,
+        };
+        self.conns.peer_report(&mut ctx!(self), now, update);
+        if let Some(start_height) = start_height
+            && let Some(entry) = self.peers.get(conn)
+            && entry.is_ready()
+        {
+            let kind = entry.kind;
+            self.sync
+                .peer_ready(&mut sync_ctx!(self), now, conn, kind, start_height);
+        }
+    }
+
+    /// Open the stale-tip `Extra` connection.
+    fn open_extra(&mut self, now: Now) {
+        match self.conns.open_extra(&mut ctx!(self), now) {
+            Some(conn) => {
+                let idle = self.sync.tip_idle(now);
+                tracing::warn!(%conn, idle_secs = idle.as_secs(), height = self.chain.height(), "potential stale tip: trying an extra outbound peer");
+                self.sync.extra_opened(now, conn);
+            }
+            None => self.sync.extra_deferred(now),
+        }
+    }
+
+    fn shut_down(&mut self) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        let cx = ctx!(self);
+        for e in cx.peers.iter() {
+            cx.out.push_back(Output::Disconnect {
+                conn: e.conn,
+                reason: "shutting down".into(),
+            });
+        }
+        cx.out
+            .push_back(Output::PersistAddresses(cx.addrman.to_bytes()));
+        // Abandoned dials report nothing more: forget them now.
+        let dialing: Vec<ConnId> = cx
+            .peers
+            .iter()
+            .filter(|e| matches!(e.state, PeerState::Dialing { .. }))
+            .map(|e| e.conn)
+            .collect();
+        for conn in dialing {
+            cx.peers.remove(conn);
         }
     }
 
@@ -318,3 +431,6 @@ impl Engine {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod sync_tests;

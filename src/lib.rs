@@ -24,5 +24,6 @@ pub mod netaddr;
 pub mod paths;
 pub mod peer;
 pub mod rpc;
+pub mod systemd_notify;
 pub mod transport;
 pub mod wire;

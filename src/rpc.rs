@@ -46,6 +46,9 @@ pub mod codes {
     pub const MISC_ERROR: i64 = -1;
     /// Unexpected type passed as parameter (`RPC_TYPE_ERROR`).
     pub const TYPE_ERROR: i64 = -3;
+    /// `RPC_INVALID_ADDRESS_OR_KEY`, which Core also uses for an unknown
+    /// block.
+    pub const INVALID_ADDRESS_OR_KEY: i64 = -5;
     /// Invalid, missing or duplicate parameter (`RPC_INVALID_PARAMETER`).
     pub const INVALID_PARAMETER: i64 = -8;
     /// Node is already added (`RPC_CLIENT_NODE_ALREADY_ADDED`).

@@ -12,6 +12,14 @@ use nightjar::chain::regtest_miner::{
 use nightjar::chain::store::{FILE_HEADER_LEN, RECORD_LEN};
 use nightjar::chain::{CorruptFile, HeaderChain, HeaderError, Loaded, Recovery};
 
+/// The chain as far as a reload can tell: entries in order, tips, tip.
+fn same_chain(a: &HeaderChain, b: &HeaderChain) {
+    assert_eq!(a.len(), b.len());
+    assert_eq!(a.tip(), b.tip());
+    assert_eq!(a.tips(), b.tips());
+    assert!(a.headers_in_order(0).eq(b.headers_in_order(0)));
+}
+
 const NOW: u64 = 2_000_000_000;
 
 fn load(path: &Path) -> Loaded {
@@ -243,4 +251,102 @@ fn an_intact_but_invalid_record_is_not_trusted() {
         }
         other => panic!("expected set aside, got {other:?}"),
     }
+}
+
+// --- truncation ---
+
+#[test]
+fn a_truncated_store_reloads_as_the_truncated_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headers.dat");
+    let headers = populated(&path);
+    let mut loaded = load(&path);
+    // Genesis and the first 600 headers: the side branch (after 500) and
+    // the last 400 go.
+    let out = loaded.chain.truncate(601);
+    assert_eq!(
+        (out.removed, out.tip),
+        (403, (600, headers[599].block_hash()))
+    );
+    loaded.store.truncate(601).unwrap();
+    assert_eq!(file_len(&path), (FILE_HEADER_LEN + 600 * RECORD_LEN) as u64);
+    assert_eq!(loaded.store.len(), file_len(&path));
+    let reloaded = load(&path);
+    assert_eq!(reloaded.report.records, 600);
+    assert_eq!(reloaded.report.truncated, None);
+    assert_eq!(reloaded.report.recovery, None);
+    same_chain(&reloaded.chain, &loaded.chain);
+    drop(reloaded);
+
+    // Appending goes on from the cut: the same headers again, then more.
+    loaded.chain.accept(&headers[600..], NOW).unwrap();
+    let more = mine_regtest_chain(&headers[999], 5, headers[999].time + SPACING);
+    loaded.chain.accept(&more, NOW).unwrap();
+    assert_eq!(loaded.store.append(&loaded.chain).unwrap(), 405);
+    let reloaded = load(&path);
+    same_chain(&reloaded.chain, &loaded.chain);
+    assert_eq!(reloaded.chain.tip(), (1005, more[4].block_hash()));
+}
+
+#[test]
+fn truncating_the_store_to_zero_or_one_keeps_only_the_file_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headers.dat");
+    populated(&path);
+    for entries in [1, 0] {
+        let mut loaded = load(&path);
+        loaded.chain.truncate(entries);
+        loaded.store.truncate(entries).unwrap();
+        assert!(loaded.store.is_empty());
+        assert_eq!(file_len(&path), FILE_HEADER_LEN as u64);
+        // Truncating past the end changes nothing.
+        loaded.store.truncate(50).unwrap();
+        assert_eq!(file_len(&path), FILE_HEADER_LEN as u64);
+        let reloaded = load(&path);
+        assert_eq!(reloaded.chain.height(), 0);
+        assert_eq!(reloaded.report.recovery, None);
+    }
+}
+
+#[test]
+fn appending_after_a_chain_truncation_rewrites_the_stale_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headers.dat");
+    let headers = populated(&path);
+    let mut loaded = load(&path);
+    // The chain drops everything after height 500 but the store is not
+    // told; a longer branch then fills the dropped slots and more.
+    loaded.chain.truncate(501);
+    let other = mine_regtest_branch(&headers[499], 700, headers[499].time + 1, 9);
+    loaded.chain.accept(&other, NOW).unwrap();
+    assert!(loaded.chain.len() > 1004);
+    assert_eq!(loaded.store.append(&loaded.chain).unwrap(), 700);
+    let reloaded = load(&path);
+    assert_eq!(reloaded.report.recovery, None);
+    same_chain(&reloaded.chain, &loaded.chain);
+    assert_eq!(reloaded.chain.tip(), (1200, other[699].block_hash()));
+}
+
+#[test]
+fn a_torn_truncation_is_recovered_on_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headers.dat");
+    let headers = populated(&path);
+    let kept = (FILE_HEADER_LEN + 600 * RECORD_LEN) as u64;
+    // A file system that shrank the file in steps and crashed between:
+    // the cut is mid-record.
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(kept + 50)
+        .unwrap();
+    let loaded = load(&path);
+    let t = loaded.report.truncated.unwrap();
+    assert_eq!(
+        (t.kept_len, t.dropped_records, t.partial_bytes),
+        (kept, 0, 50)
+    );
+    assert_eq!(loaded.chain.tip(), (600, headers[599].block_hash()));
+    assert_eq!(file_len(&path), kept);
 }

@@ -94,6 +94,31 @@ fn signet_retargets_match_the_real_chain() {
     );
 }
 
+/// testnet4's first retarget, at height 2016. Public facts: the genesis
+/// block (height 0, the period's first) has bits 0x1d00ffff and time
+/// 1714777860; blocks 1–2015 were mined at minimum difficulty within days,
+/// and block 2016 has difficulty 4, bits 0x1c3fffc0 (Bitcoin Core's
+/// `mining_testnet.py` checks exactly this on the real blocks). Any span
+/// under 3.5 days hits the 4× clamp, so the exact time of block 2015 does
+/// not matter; two spans bracket it.
+#[test]
+fn testnet4_first_retarget_matches_the_real_chain() {
+    let p = ChainParams::new(Network::Testnet4);
+    let genesis = bt(0x1d00ffff, 1714777860);
+    for span in [86_400, 302_400] {
+        let last = bt(0x1d00ffff, 1714777860 + span);
+        assert_eq!(
+            calculate_next_work_required(&p, genesis, last),
+            bits(0x1c3fffc0),
+            "span {span}"
+        );
+    }
+    // The genesis header the chain starts from is the real one.
+    let chain = HeaderChain::new(Network::Testnet4);
+    assert_eq!(chain.tip_header().time, 1714777860);
+    assert_eq!(chain.tip_header().bits, bits(0x1d00ffff));
+}
+
 /// BIP94: testnet4 scales the period's first bits, testnet3 its last (a
 /// min-difficulty block there would reset the difficulty).
 #[test]
@@ -602,4 +627,153 @@ fn equal_work_within_one_batch_keeps_the_first() {
     let mut chain = HeaderChain::new(Network::Regtest);
     chain.accept(&batch, 2_000_000_000).unwrap();
     assert_eq!(chain.tip().1, a[2].block_hash());
+}
+
+// --- truncation (rolling back provisional headers) ---
+
+/// Everything observable about a chain's state, for comparing two.
+fn snapshot(chain: &HeaderChain) -> (usize, (u32, BlockHash), Vec<Header>, Vec<Option<BlockHash>>) {
+    let tips = chain.tips();
+    let mut best: Vec<Option<BlockHash>> =
+        (0..=chain.height() + 1).map(|h| chain.hash_at(h)).collect();
+    best.extend(tips.iter().map(|t| Some(t.hash)));
+    (
+        chain.len(),
+        chain.tip(),
+        chain.headers_in_order(0).copied().collect(),
+        best,
+    )
+}
+
+#[test]
+fn truncating_past_a_reorg_restores_the_earlier_tip() {
+    let g = regtest_genesis();
+    let now = 2_000_000_000;
+    let mut chain = HeaderChain::new(Network::Regtest);
+    let a = mine_regtest_branch(&g, 10, start(), 1);
+    chain.accept(&a, now).unwrap();
+    let before = snapshot(&chain);
+    let locator = chain.locator();
+    // Branch b forks after block 5 and takes over.
+    let b = mine_regtest_branch(&a[4], 6, a[4].time + 1, 2);
+    assert!(chain.accept(&b, now).unwrap().reorg.is_some());
+    assert_eq!(chain.tip(), (11, b[5].block_hash()));
+
+    let out = chain.truncate(11);
+    assert_eq!(out.removed, 6);
+    assert!(out.tip_changed);
+    assert_eq!(out.tip, (10, a[9].block_hash()));
+    assert_eq!(snapshot(&chain), before);
+    assert_eq!(chain.locator(), locator);
+    assert!(!chain.contains(&b[0].block_hash()));
+    assert!(chain.is_in_best_chain(&a[5].block_hash()));
+    assert_eq!(chain.tips().len(), 1);
+    assert_eq!(chain.median_time_past(&a[9].block_hash()), Some(a[4].time));
+    // The chain goes on as if b had never come.
+    let more = mine_regtest_branch(&a[9], 2, a[9].time + 600, 1);
+    let out = chain.accept(&more, now).unwrap();
+    assert!(out.tip_changed && out.reorg.is_none());
+    assert_eq!(chain.height(), 12);
+}
+
+#[test]
+fn truncating_a_side_branch_keeps_the_tip() {
+    let g = regtest_genesis();
+    let now = 2_000_000_000;
+    let mut chain = HeaderChain::new(Network::Regtest);
+    let a = mine_regtest_branch(&g, 10, start(), 1);
+    chain.accept(&a, now).unwrap();
+    let side = mine_regtest_branch(&a[2], 3, a[2].time + 1, 2);
+    chain.accept(&side, now).unwrap();
+    let tip = chain.tip();
+    let out = chain.truncate(11);
+    assert_eq!((out.removed, out.tip_changed, out.tip), (3, false, tip));
+    assert_eq!(chain.tips().len(), 1);
+    assert!(!chain.contains(&side[0].block_hash()));
+}
+
+#[test]
+fn truncation_keeps_the_first_of_equal_tips() {
+    let g = regtest_genesis();
+    let now = 2_000_000_000;
+    let a = mine_regtest_branch(&g, 3, start(), 1);
+    let b = mine_regtest_branch(&g, 3, start(), 2);
+    let mut chain = HeaderChain::new(Network::Regtest);
+    chain.accept(&a, now).unwrap();
+    chain.accept(&b, now).unwrap();
+    assert_eq!(chain.tip().1, a[2].block_hash());
+    let b4 = mine_regtest_branch(&b[2], 1, b[2].time + 600, 2);
+    chain.accept(&b4, now).unwrap();
+    assert_eq!(chain.tip().1, b4[0].block_hash());
+    // Back to a and b at equal work: a came first, a wins again.
+    let out = chain.truncate(7);
+    assert_eq!(out.tip, (3, a[2].block_hash()));
+    assert!(chain.is_in_best_chain(&a[0].block_hash()));
+    assert!(!chain.is_in_best_chain(&b[0].block_hash()));
+    assert_eq!(chain.tips().len(), 2);
+}
+
+#[test]
+fn truncate_then_reaccept_gives_the_same_state() {
+    let g = regtest_genesis();
+    let now = 2_000_000_000;
+    let a = mine_regtest_chain(&g, 3000, start());
+    let b = mine_regtest_branch(&a[1999], 1100, a[1999].time + 1, 2);
+    let mut chain = HeaderChain::new(Network::Regtest);
+    chain.accept(&a[..2500], now).unwrap();
+    let half = chain.len();
+    chain.accept(&a[2500..], now).unwrap();
+    let reorg = chain.accept(&b, now).unwrap();
+    assert!(reorg.reorg.is_some());
+    let full = snapshot(&chain);
+
+    // Past the reorg, at a batch boundary, mid-batch, then everything:
+    // accepting the same headers in the same order again rebuilds the same
+    // entries, index and best chain.
+    for len in [half, 2300, 1] {
+        let mut c = chain.clone();
+        c.truncate(len);
+        assert_eq!(c.len(), len);
+        for batch in [&a[len - 1..], &b[..]] {
+            for chunk in batch.chunks(700) {
+                c.accept(chunk, now).unwrap();
+            }
+        }
+        assert_eq!(snapshot(&c), full, "truncated to {len}");
+    }
+    // And the exact outcome of re-accepting the reorg is the same.
+    let mut c = chain.clone();
+    c.truncate(3001);
+    assert_eq!(c.accept(&b, now).unwrap(), reorg);
+    assert_eq!(snapshot(&c), full);
+}
+
+#[test]
+fn truncating_to_zero_or_one_keeps_genesis() {
+    let (mut chain, headers) = chain_of(20);
+    assert_eq!(chain.truncate(chain.len() + 5).removed, 0);
+    assert_eq!(chain.truncate(chain.len()).removed, 0);
+    let genesis = regtest_genesis().block_hash();
+    for len in [0, 1] {
+        let out = chain.truncate(len);
+        assert_eq!(out.tip, (0, genesis));
+        assert_eq!(chain.len(), 1);
+        assert_eq!(chain.locator(), vec![genesis]);
+        assert!(chain.contains(&genesis));
+        assert!(!chain.contains(&headers[0].block_hash()));
+    }
+    // Nothing left to drop the second time.
+    assert_eq!(chain.truncate(0).removed, 0);
+    chain.accept(&headers, last_time(&headers)).unwrap();
+    assert_eq!(chain.tip(), (20, headers[19].block_hash()));
+}
+
+#[test]
+fn plausible_height_bounds_mainnet() {
+    let p = ChainParams::new(Network::Bitcoin);
+    // 2026-11-01.
+    let bound = p.plausible_height(1_793_491_200);
+    assert!((930_001..1_300_000).contains(&bound), "{bound}");
+    let regtest = ChainParams::new(Network::Regtest);
+    assert_eq!(regtest.plausible_height(0), 2016);
 }

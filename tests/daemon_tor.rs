@@ -123,13 +123,7 @@ fn daemon_connects_to_an_onion_peer_over_v2() {
     let Some(net) = support::network("daemon_connects_to_an_onion_peer_over_v2") else {
         return;
     };
-    let onion = net
-        .onion_services()
-        .iter()
-        .find(|s| s.virtual_port == support::ONION_PEER_PORT)
-        .unwrap()
-        .onion_address
-        .clone();
+    let onion = support::peer_onion(net);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (shook_tx, shook_rx) = tokio::sync::oneshot::channel();
     let peer = rt.spawn(async move {

@@ -84,6 +84,9 @@ proxy = bitcoin.rpc.Proxy(btc_conf_file=sys.argv[1])
 print(json.dumps({
     "networkinfo": proxy.call("getnetworkinfo"),
     "peerinfo": proxy.call("getpeerinfo"),
+    "blockchaininfo": proxy.call("getblockchaininfo"),
+    "genesis": proxy.call("getblockhash", 0),
+    "header": proxy.call("getblockheader", proxy.call("getbestblockhash")),
 }, default=str))
 "#;
 
@@ -157,6 +160,19 @@ fn python_bitcoinlib_and_nightjar_cli_talk_to_a_running_daemon() {
     assert_eq!(p["connection_type"], "manual");
     assert_eq!(p["transport_protocol_type"], "v2");
     assert_eq!(p["subver"], peer.user_agent());
+    // The chain methods, as python-bitcoinlib calls them (no headers
+    // served: the node is at regtest's genesis).
+    let chain = &reply["blockchaininfo"];
+    assert_eq!(chain["chain"], "regtest");
+    assert_eq!(chain["blocks"], 0);
+    assert_eq!(chain["headers"], 0);
+    assert_eq!(chain["bestblockhash"], reply["genesis"]);
+    assert_eq!(
+        reply["genesis"],
+        "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"
+    );
+    assert_eq!(reply["header"]["height"], 0);
+    assert_eq!(reply["header"]["confirmations"], 1);
     // Both ends of a v2 connection see the same session id.
     let theirs = peer.stats().connections[0].transport.unwrap();
     assert_eq!(p["session_id"], theirs.session_id_hex());
@@ -168,7 +184,9 @@ fn python_bitcoinlib_and_nightjar_cli_talk_to_a_running_daemon() {
     let info = cli(datadir.path(), port, &["getpeerinfo"]);
     let info: Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(info[0]["session_id"], p["session_id"]);
-    let bad = cli(datadir.path(), port, &["getblockcount"]);
+    let count = cli(datadir.path(), port, &["getblockcount"]);
+    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "0");
+    let bad = cli(datadir.path(), port, &["getmempoolinfo"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("Method not found"));
 

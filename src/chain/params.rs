@@ -2,6 +2,7 @@
 //! [`Params`] does not carry: BIP94, the buried soft-fork heights as Bitcoin
 //! Core has them today, checkpoints and the minimum chain work.
 
+use bitcoin::blockdata::constants::genesis_block;
 use bitcoin::params::Params;
 use bitcoin::pow::{CompactTarget, Work};
 use bitcoin::{BlockHash, Network};
@@ -186,11 +187,66 @@ impl ChainParams {
         u32::try_from(self.consensus.difficulty_adjustment_interval()).unwrap_or(u32::MAX)
     }
 
+    /// An upper bound on the height an honest chain can have reached at
+    /// `now_unix`: the blocks one per target spacing since genesis would
+    /// give, plus 25%, plus one difficulty period (2016 blocks), saturating
+    /// at `u32::MAX`. Before the genesis time it is one period.
+    ///
+    /// Honest chains average close to their target spacing, because the
+    /// difficulty follows the hash rate. They run somewhat ahead of it,
+    /// since the difficulty lags a growing hash rate by up to a period:
+    /// mainnet has been a few percent ahead of the 10-minute schedule for
+    /// years (its own history), and a young test network mined by a few
+    /// large miners can be a period or so ahead. 25% slack covers the
+    /// first many times over and the extra period covers the second. A
+    /// peer claiming a chain higher than this is not showing us the honest
+    /// chain, whatever work it claims, so sync need not spend memory on it.
+    pub fn plausible_height(&self, now_unix: u64) -> u32 {
+        let genesis = genesis_block(&self.consensus).header.time;
+        let elapsed = now_unix.saturating_sub(u64::from(genesis));
+        let spacing = self.consensus.pow_target_spacing.max(1);
+        let on_schedule = elapsed / spacing;
+        let bound = on_schedule.saturating_mul(5) / 4;
+        let bound = bound.saturating_add(u64::from(self.interval()));
+        u32::try_from(bound).unwrap_or(u32::MAX)
+    }
+
     /// The checkpoint at `height`, if any.
     pub fn checkpoint_at(&self, height: u32) -> Option<&Checkpoint> {
         self.checkpoints
             .binary_search_by_key(&height, |c| c.height)
             .ok()
             .and_then(|i| self.checkpoints.get(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-11-01T00:00:00Z.
+    const NOV_2026: u64 = 1_793_491_200;
+
+    #[test]
+    fn plausible_height_bounds_mainnet_with_room() {
+        let p = ChainParams::new(Network::Bitcoin);
+        let bound = p.plausible_height(NOV_2026);
+        // Above the real chain (a few percent ahead of schedule, about
+        // 930 000 then by the brief's estimate) yet far below what a
+        // fabricated chain would claim.
+        assert!(bound > 930_000, "{bound}");
+        assert!(bound < 1_300_000, "{bound}");
+        // (1 793 491 200 − 1 231 006 505) / 600 = 937 474 on schedule.
+        assert_eq!(bound, 937_474 * 5 / 4 + 2016);
+    }
+
+    #[test]
+    fn plausible_height_saturates() {
+        let p = ChainParams::new(Network::Bitcoin);
+        // Before genesis: just the slack period.
+        assert_eq!(p.plausible_height(0), 2016);
+        assert_eq!(p.plausible_height(u64::MAX), u32::MAX);
+        // Later is never lower.
+        assert!(p.plausible_height(NOV_2026 + 600) >= p.plausible_height(NOV_2026));
     }
 }

@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 
 use super::DriverEvent;
 use crate::rpc::methods::TorStatus;
+use crate::systemd_notify;
 
 /// Log each distinct percentage or blockage once, and report every change
 /// to the engine task (readiness gates dialling; the rest is for
@@ -20,8 +21,14 @@ pub async fn watch(tor: TorTransport, events: mpsc::Sender<DriverEvent>) {
         let news = last.as_ref() != Some(&key) || p.ready != ready;
         if last.as_ref() != Some(&key) {
             match &p.blocked {
-                Some(why) => tracing::warn!(percent = p.percent, "Tor bootstrap blocked: {why}"),
-                None if !p.ready => tracing::info!("Tor bootstrap {}%: {}", p.percent, p.summary),
+                Some(why) => {
+                    tracing::warn!(percent = p.percent, "Tor bootstrap blocked: {why}");
+                    systemd_notify::status(&format!("Tor bootstrap blocked: {why}"));
+                }
+                None if !p.ready => {
+                    tracing::info!("Tor bootstrap {}%: {}", p.percent, p.summary);
+                    systemd_notify::status(&format!("Tor bootstrap {}%", p.percent));
+                }
                 None => {}
             }
             last = Some(key);
@@ -30,7 +37,11 @@ pub async fn watch(tor: TorTransport, events: mpsc::Sender<DriverEvent>) {
             ready = p.ready;
             if ready {
                 tracing::info!("Tor is ready");
+                // The unit is `Type=notify`: `systemctl start` returns now.
+                // Repeated after a loss of readiness, READY=1 is a no-op.
+                systemd_notify::ready("Tor ready; connecting to peers");
             } else {
+                systemd_notify::status("Tor is not ready; waiting for it");
                 tracing::warn!("Tor is no longer ready; not dialling until it is");
             }
         }

@@ -15,6 +15,9 @@ pub const DEFAULT_TARGET_OUTBOUND: usize = 8;
 /// an observer cannot predict them.
 pub const DEFAULT_FEELER_INTERVAL: Duration = Duration::from_secs(120);
 
+/// Core's stale-tip age: three block intervals without a new best header.
+pub const DEFAULT_STALE_TIP_AFTER: Duration = Duration::from_secs(30 * 60);
+
 /// Services a regular outbound peer must offer: a full node with witness
 /// data (Core's desirable service flags).
 pub fn regular_services() -> ServiceFlags {
@@ -74,6 +77,9 @@ pub struct EngineConfig {
     pub isolate_every_connection: bool,
     /// Our user agent (BIP14).
     pub user_agent: String,
+    /// How long the best header may stay unchanged before we suspect we
+    /// are partitioned and try an `Extra` peer (Core: 30 minutes).
+    pub stale_tip_after: Duration,
 }
 
 impl EngineConfig {
@@ -93,6 +99,7 @@ impl EngineConfig {
             fixed_seeds: true,
             isolate_every_connection: false,
             user_agent: format!("/nightjar:{}/", env!("CARGO_PKG_VERSION")),
+            stale_tip_after: DEFAULT_STALE_TIP_AFTER,
         }
     }
 

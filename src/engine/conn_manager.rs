@@ -249,11 +249,11 @@ impl ConnManager {
 
     /// The stale-tip defence: one `Extra` connection, from a netgroup we
     /// have no peer in.
-    pub fn open_extra(&mut self, cx: &mut Ctx<'_>, now: Now) {
+    pub fn open_extra(&mut self, cx: &mut Ctx<'_>, now: Now) -> Option<ConnId> {
         if self.only_manual {
-            return;
+            return None;
         }
-        let _ = self.create_connection(cx, now, ConnectionKind::Extra);
+        self.create_connection(cx, now, ConnectionKind::Extra).ok()
     }
 
     /// The seeds' `create_connection`: pick an address for `kind` that is

@@ -14,37 +14,57 @@ use crate::wire::ServiceFlags;
 
 const ONION_A: &str = "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion:18444";
 
-struct Harness {
-    engine: Engine,
+/// The unix time scenario clocks start at, unless a test picks its own.
+pub(super) const UNIX_START: u64 = 1_700_000_000;
+
+/// An engine with a hand-driven clock.
+pub(super) struct Harness {
+    pub(super) engine: Engine,
     base: Instant,
-    now: Duration,
+    pub(super) now: Duration,
+    unix_start: u64,
 }
 
 impl Harness {
-    fn new(config: EngineConfig) -> Self {
+    pub(super) fn new(config: EngineConfig) -> Self {
         let mut rng = StdRng::seed_from_u64(7);
         let addrman = AddrMan::new(config.network, AddrManKey::generate(&mut rng));
         Harness {
             engine: Engine::new(config, addrman, [9; 32]),
             base: Instant::now(),
             now: Duration::ZERO,
+            unix_start: UNIX_START,
         }
     }
 
-    fn t(&self) -> Now {
+    /// The engine starts from `chain` instead of genesis.
+    pub(super) fn with_chain(self, chain: crate::chain::HeaderChain) -> Self {
+        Harness {
+            engine: self.engine.with_chain(chain),
+            ..self
+        }
+    }
+
+    /// The wall clock starts at `unix` instead of [`UNIX_START`].
+    pub(super) fn starting_at(mut self, unix: u64) -> Self {
+        self.unix_start = unix;
+        self
+    }
+
+    pub(super) fn t(&self) -> Now {
         Now {
             mono: self.base + self.now,
-            unix: 1_700_000_000 + self.now.as_secs(),
+            unix: self.unix_start + self.now.as_secs(),
         }
     }
 
-    fn input(&mut self, input: Input) -> Vec<Output> {
+    pub(super) fn input(&mut self, input: Input) -> Vec<Output> {
         let t = self.t();
         self.engine.handle(t, input);
         std::iter::from_fn(|| self.engine.poll_output()).collect()
     }
 
-    fn advance(&mut self, by: Duration) -> Vec<Output> {
+    pub(super) fn advance(&mut self, by: Duration) -> Vec<Output> {
         let mut out = Vec::new();
         let end = self.now + by;
         while self.now < end {
@@ -54,7 +74,7 @@ impl Harness {
         out
     }
 
-    fn learn(&mut self, addrs: &[NetAddr]) {
+    pub(super) fn learn(&mut self, addrs: &[NetAddr]) {
         let records: Vec<AddrRecord> = addrs
             .iter()
             .map(|a| AddrRecord {
@@ -70,7 +90,12 @@ impl Harness {
             .add(&records, &src, 1_700_000_000, &mut rng);
     }
 
-    fn handshake(&mut self, conn: ConnId) -> Vec<Output> {
+    pub(super) fn handshake(&mut self, conn: ConnId) -> Vec<Output> {
+        self.handshake_at_height(conn, 0)
+    }
+
+    /// Connect `conn` and complete its handshake; it claims `start_height`.
+    pub(super) fn handshake_at_height(&mut self, conn: ConnId, start_height: i32) -> Vec<Output> {
         let mut out = self.input(Input::Connected {
             conn,
             transport: TransportKind::V2 {
@@ -80,7 +105,10 @@ impl Harness {
         });
         out.extend(self.input(Input::Peer(PeerUpdate {
             conn,
-            report: PeerReport::Event(PeerEvent::HandshakeComplete(info(conn.0))),
+            report: PeerReport::Event(PeerEvent::HandshakeComplete(PeerInfo {
+                start_height,
+                ..info(conn.0)
+            })),
         })));
         out
     }
@@ -99,7 +127,7 @@ fn info(nonce: u64) -> PeerInfo {
     }
 }
 
-fn dials(out: &[Output]) -> Vec<DialRequest> {
+pub(super) fn dials(out: &[Output]) -> Vec<DialRequest> {
     out.iter()
         .filter_map(|o| match o {
             Output::Dial(d) => Some(d.clone()),
@@ -109,7 +137,7 @@ fn dials(out: &[Output]) -> Vec<DialRequest> {
 }
 
 /// Routable IPv4 addresses in distinct /16s.
-fn ipv4_addrs(n: u8) -> Vec<NetAddr> {
+pub(super) fn ipv4_addrs(n: u8) -> Vec<NetAddr> {
     (0..n)
         .map(|i| format!("{}.{}.1.1:18444", 20 + i, i).parse().unwrap())
         .collect()

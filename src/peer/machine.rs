@@ -141,6 +141,9 @@ pub struct PeerMachine {
     pings: TokenBucket,
     addrs: TokenBucket,
     addrs_dropped: usize,
+    /// `getheaders` we sent that are not answered yet: their `headers`
+    /// replies were asked for, so they do not count against the byte rate.
+    headers_requested: u32,
     misbehavior: u32,
     transmit: VecDeque<NetworkMessage>,
     events: VecDeque<PeerEvent>,
@@ -169,6 +172,7 @@ impl PeerMachine {
                 now,
             ),
             addrs_dropped: 0,
+            headers_requested: 0,
             misbehavior: 0,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -253,8 +257,12 @@ impl PeerMachine {
         if self.stage == Stage::Closed {
             return;
         }
-        if matches!(msg, NetworkMessage::GetAddr) {
-            self.addrs.credit(limits::ADDR_BUCKET_CAPACITY, now);
+        match msg {
+            NetworkMessage::GetAddr => self.addrs.credit(limits::ADDR_BUCKET_CAPACITY, now),
+            NetworkMessage::GetHeaders(_) => {
+                self.headers_requested = self.headers_requested.saturating_add(1);
+            }
+            _ => {}
         }
         self.transmit.push_back(msg);
     }
@@ -279,7 +287,13 @@ impl PeerMachine {
         if !self.messages.try_take(1.0, now) {
             return self.close(DisconnectReason::Flood(Flood::Messages));
         }
-        if !self.bytes.try_take(wire_len as f64, now) {
+        // A `headers` reply we asked for is up to 162 kB: a header sync at
+        // full speed would exceed the byte rate meant for unsolicited
+        // traffic. The message rate still applies.
+        let solicited = matches!(msg, NetworkMessage::Headers(_)) && self.headers_requested > 0;
+        if solicited {
+            self.headers_requested -= 1;
+        } else if !self.bytes.try_take(wire_len as f64, now) {
             return self.close(DisconnectReason::Flood(Flood::Bytes));
         }
         match self.stage {
@@ -813,6 +827,32 @@ mod tests {
             NetworkMessage::SendHeaders,
             limits::BYTE_BURST as usize + 1,
         );
+        assert_eq!(
+            disconnect_reason(&mut m),
+            Some(DisconnectReason::Flood(Flood::Bytes))
+        );
+    }
+
+    #[test]
+    fn solicited_headers_skip_the_byte_rate_but_unsolicited_ones_do_not() {
+        let t0 = Instant::now();
+        let big = limits::BYTE_BURST as usize + 1;
+        let getheaders = || {
+            NetworkMessage::GetHeaders(crate::wire::GetHeadersMessage {
+                version: MIN_PROTOCOL_VERSION,
+                locator_hashes: Vec::new(),
+                stop_hash: bitcoin::hashes::Hash::all_zeros(),
+            })
+        };
+        let mut m = ready(t0);
+        m.send(t0, getheaders());
+        m.send(t0, getheaders());
+        // Two replies were asked for: both pass however big.
+        m.handle_message(t0, NetworkMessage::Headers(Vec::new()), big);
+        m.handle_message(t0, NetworkMessage::Headers(Vec::new()), big);
+        assert!(!m.is_closed());
+        // A third was not.
+        m.handle_message(t0, NetworkMessage::Headers(Vec::new()), big);
         assert_eq!(
             disconnect_reason(&mut m),
             Some(DisconnectReason::Flood(Flood::Bytes))

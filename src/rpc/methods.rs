@@ -2,6 +2,7 @@
 //! the driver calls [`answer`] inside the engine task, with the time, so
 //! replies are consistent with the engine and testable without sockets.
 
+mod chain;
 mod info;
 
 use nightjar_tor::Target;
@@ -12,6 +13,10 @@ use crate::engine::{CommandError, Engine, Now};
 use crate::netaddr::{NetworkId, NetworkSet};
 use crate::peer::ConnId;
 
+pub use chain::{
+    HEADERS_ONLY_WARNING, best_block_hash, block_count, block_hash, block_header, blockchain_info,
+    chain_tips, difficulty,
+};
 pub use info::{
     EMBEDDED_TOR, VERSION_NUMBER, addrman_info, network_info, node_address, peer_info,
     service_names,
@@ -47,6 +52,16 @@ pub struct NodeView<'a> {
 
 /// The methods, with their one-line help, in `help` order.
 pub const METHODS: &[(&str, &str, &str)] = &[
+    ("Blockchain", "getbestblockhash", "getbestblockhash"),
+    ("Blockchain", "getblockchaininfo", "getblockchaininfo"),
+    ("Blockchain", "getblockcount", "getblockcount"),
+    ("Blockchain", "getblockhash", "getblockhash height"),
+    (
+        "Blockchain",
+        "getblockheader",
+        "getblockheader \"blockhash\" ( verbose )",
+    ),
+    ("Blockchain", "getchaintips", "getchaintips"),
     ("Control", "help", "help ( \"command\" )"),
     ("Control", "stop", "stop"),
     ("Control", "uptime", "uptime"),
@@ -85,6 +100,12 @@ pub fn answer(view: &mut NodeView<'_>, method: &str, params: &Params) -> Result<
         "getnodeaddresses" => node_addresses(view, params),
         "addnode" => add_node(view, params),
         "disconnectnode" => disconnect_node(view, params),
+        "getblockchaininfo" => Ok(blockchain_info(view.engine.chain(), view.now.unix)),
+        "getblockcount" => Ok(block_count(view.engine.chain())),
+        "getbestblockhash" => Ok(best_block_hash(view.engine.chain())),
+        "getblockhash" => block_hash(view.engine.chain(), params),
+        "getblockheader" => block_header(view.engine.chain(), params),
+        "getchaintips" => Ok(chain_tips(view.engine.chain())),
         _ => Err(RpcError::new(codes::METHOD_NOT_FOUND, "Method not found")),
     }
 }

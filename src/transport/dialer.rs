@@ -120,11 +120,16 @@ impl Dialer for DirectTcpDialer {
     type Stream = TcpStream;
 
     async fn dial(&self) -> Result<TcpStream, DialError> {
-        TcpStream::connect(self.addr)
+        let stream = TcpStream::connect(self.addr)
             .await
             .map_err(|source| DialError::Tcp {
                 addr: self.addr,
                 source,
-            })
+            })?;
+        // Core sets TCP_NODELAY on every peer socket: a `getheaders` or
+        // `pong` must not wait for Nagle's algorithm. (Tor streams are
+        // Arti's business; this is the `--no-tor` path.)
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
     }
 }

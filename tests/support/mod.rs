@@ -40,6 +40,23 @@ fn peer_listener() -> &'static TcpListener {
     LISTENER.get_or_init(|| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
 }
 
+/// `<56 chars>.onion` of the onion service in front of the test-peer
+/// listener.
+pub fn peer_onion(net: &PrivNet) -> String {
+    net.onion_services()
+        .iter()
+        .find(|s| s.virtual_port == ONION_PEER_PORT)
+        .unwrap()
+        .onion_address
+        .clone()
+}
+
+/// The test-peer listener itself (a clone of the shared socket), for a
+/// scripted node to serve on.
+pub fn test_peer_std_listener() -> TcpListener {
+    peer_listener().try_clone().unwrap()
+}
+
 /// The test-peer listener, for tokio.
 pub fn test_peer_listener() -> tokio::net::TcpListener {
     let std = peer_listener().try_clone().unwrap();

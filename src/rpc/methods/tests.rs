@@ -302,12 +302,339 @@ fn uptime_help_stop_and_unknown_methods() {
     for (_, m, _) in METHODS {
         assert!(text.contains(m), "{m} in help");
     }
-    assert!(text.starts_with("== Control =="));
+    assert!(text.starts_with("== Blockchain =="));
+    assert!(text.contains("\n\n== Control ==\n"));
     assert_eq!(
         call(&mut e, base, "help", json!(["getpeerinfo"])).unwrap(),
         json!("getpeerinfo")
     );
-    let unknown = call(&mut e, base, "getblockcount", json!([])).unwrap_err();
+    let unknown = call(&mut e, base, "getmempoolinfo", json!([])).unwrap_err();
     assert_eq!(unknown.code, codes::METHOD_NOT_FOUND);
     assert_eq!(unknown.message, "Method not found");
+}
+
+// --- Chain methods ---
+
+use bitcoin::block::Header;
+use bitcoin::consensus::deserialize;
+use bitcoin::hex::FromHex;
+
+use crate::chain::HeaderChain;
+use crate::chain::regtest_miner::{mine_regtest_branch, mine_regtest_chain, regtest_genesis};
+
+/// Core's `GetDifficulty` for regtest's nBits `0x207fffff`: 0xffff /
+/// 0x7fffff, shifted down three bytes.
+const REGTEST_DIFFICULTY: f64 = 65535.0 / 8_388_607.0 / 16_777_216.0;
+
+/// Regtest's genesis hash, display order.
+const REGTEST_GENESIS: &str = "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206";
+
+/// A regtest chain: ten headers on genesis (the last at `T0 - 600`), a
+/// two-header side branch off height 5 and a one-header branch off height
+/// 9 (ending at the tip's height, with the same work: the tip keeps it).
+fn regtest_chain() -> (HeaderChain, Vec<Header>, Vec<Header>, Vec<Header>) {
+    let mut chain = HeaderChain::new(bitcoin::Network::Regtest);
+    let start = u32::try_from(T0 - 6000).unwrap();
+    let main = mine_regtest_chain(&regtest_genesis(), 10, start);
+    chain.accept(&main, T0).unwrap();
+    let side = mine_regtest_branch(&main[4], 2, main[5].time, 1);
+    chain.accept(&side, T0).unwrap();
+    let twin = mine_regtest_branch(&main[8], 1, main[9].time, 2);
+    chain.accept(&twin, T0).unwrap();
+    assert_eq!(chain.tip().1, main[9].block_hash());
+    (chain, main, side, twin)
+}
+
+/// An engine with no peers holding `chain`.
+fn with_chain(chain: HeaderChain) -> (Engine, Instant) {
+    let config = EngineConfig::new(chain.network());
+    let mut rng = StdRng::seed_from_u64(2);
+    let addrman = AddrMan::new(chain.network(), AddrManKey::generate(&mut rng));
+    (
+        Engine::new(config, addrman, [6; 32]).with_chain(chain),
+        Instant::now(),
+    )
+}
+
+#[test]
+fn getblockcount_getbestblockhash_getblockhash() {
+    let (chain, main, _, _) = regtest_chain();
+    let (mut e, base) = with_chain(chain.clone());
+    assert_eq!(
+        call(&mut e, base, "getblockcount", json!([])).unwrap(),
+        json!(10)
+    );
+    assert_eq!(
+        call(&mut e, base, "getbestblockhash", json!([])).unwrap(),
+        json!(main[9].block_hash().to_string())
+    );
+    assert_eq!(
+        call(&mut e, base, "getblockhash", json!([0])).unwrap(),
+        json!(REGTEST_GENESIS)
+    );
+    for h in 0..=10u32 {
+        let got = call(&mut e, base, "getblockhash", json!([h])).unwrap();
+        assert_eq!(
+            got,
+            json!(chain.hash_at(h).unwrap().to_string()),
+            "height {h}"
+        );
+    }
+    // The side branch's height-6 header is not what the best chain has.
+    assert_eq!(
+        call(&mut e, base, "getblockhash", json!({"height": 6})).unwrap(),
+        json!(main[5].block_hash().to_string())
+    );
+    for bad in [json!([11]), json!([-1]), json!([i64::MAX])] {
+        let err = call(&mut e, base, "getblockhash", bad.clone()).unwrap_err();
+        assert_eq!(err.code, codes::INVALID_PARAMETER, "{bad}");
+        assert_eq!(err.message, "Block height out of range");
+    }
+    for bad in [json!(["1"]), json!([1.5]), json!([u64::MAX])] {
+        let typed = call(&mut e, base, "getblockhash", bad.clone()).unwrap_err();
+        assert_eq!(typed.code, codes::TYPE_ERROR, "{bad}");
+    }
+    let missing = call(&mut e, base, "getblockhash", json!([])).unwrap_err();
+    assert_eq!(missing.code, codes::INVALID_PARAMS);
+}
+
+#[test]
+fn getblockheader_verbose_fields_and_link_rules() {
+    let (chain, main, side, _) = regtest_chain();
+    let (mut e, base) = with_chain(chain.clone());
+    let hdr =
+        |e: &mut Engine, hash: String| call(e, base, "getblockheader", json!([hash])).unwrap();
+
+    // A header in the middle of the best chain: every field.
+    let h5 = main[4];
+    let got = hdr(&mut e, h5.block_hash().to_string());
+    let want = json!({
+        "hash": h5.block_hash().to_string(),
+        "confirmations": 6,
+        "height": 5,
+        "version": 0x2000_0000,
+        "versionHex": "20000000",
+        "merkleroot": h5.merkle_root.to_string(),
+        "time": h5.time,
+        "mediantime": chain.median_time_past(&h5.block_hash()).unwrap(),
+        "nonce": h5.nonce,
+        "bits": "207fffff",
+        "target": format!("7fffff{}", "0".repeat(58)),
+        "difficulty": REGTEST_DIFFICULTY,
+        "chainwork": format!("{:064x}", 12),
+        "nTx": 0,
+        "previousblockhash": main[3].block_hash().to_string(),
+        "nextblockhash": main[5].block_hash().to_string(),
+    });
+    assert_eq!(got, want);
+    // The median of heights 0..=5 is height 3's time (genesis is oldest).
+    assert_eq!(got["mediantime"], json!(main[2].time));
+
+    // Genesis: no previousblockhash.
+    let g = hdr(&mut e, REGTEST_GENESIS.into());
+    assert_eq!(g["height"], json!(0));
+    assert_eq!(g["confirmations"], json!(11));
+    assert_eq!(g["chainwork"], json!(format!("{:064x}", 2)));
+    assert_eq!(g["versionHex"], json!("00000001"));
+    assert!(g.get("previousblockhash").is_none());
+    assert_eq!(g["nextblockhash"], json!(main[0].block_hash().to_string()));
+
+    // The tip: one confirmation, no nextblockhash.
+    let t = hdr(&mut e, main[9].block_hash().to_string());
+    assert_eq!(t["confirmations"], json!(1));
+    assert_eq!(t["height"], json!(10));
+    assert!(t.get("nextblockhash").is_none());
+    assert_eq!(
+        t["previousblockhash"],
+        json!(main[8].block_hash().to_string())
+    );
+
+    // Off the best chain: -1 confirmations, no nextblockhash even with a
+    // child on the branch.
+    let s = hdr(&mut e, side[0].block_hash().to_string());
+    assert_eq!(s["confirmations"], json!(-1));
+    assert_eq!(s["height"], json!(6));
+    assert_eq!(
+        s["previousblockhash"],
+        json!(main[4].block_hash().to_string())
+    );
+    assert!(s.get("nextblockhash").is_none());
+
+    // Upper-case hex is a hash too.
+    let upper = hdr(&mut e, h5.block_hash().to_string().to_uppercase());
+    assert_eq!(upper, want);
+}
+
+#[test]
+fn getblockheader_hex_round_trips() {
+    let (chain, main, side, _) = regtest_chain();
+    let (mut e, base) = with_chain(chain);
+    for header in [regtest_genesis(), main[0], main[9], side[1]] {
+        let hash = header.block_hash().to_string();
+        for args in [
+            json!([hash, false]),
+            json!({"blockhash": hash, "verbose": false}),
+        ] {
+            let got = call(&mut e, base, "getblockheader", args).unwrap();
+            let hex = got.as_str().unwrap();
+            assert_eq!(hex.len(), 160);
+            let bytes = Vec::<u8>::from_hex(hex).unwrap();
+            let back: Header = deserialize(&bytes).unwrap();
+            assert_eq!(back, header);
+        }
+    }
+    let verbose = call(
+        &mut e,
+        base,
+        "getblockheader",
+        json!([main[0].block_hash().to_string(), true]),
+    )
+    .unwrap();
+    assert!(verbose.is_object());
+}
+
+#[test]
+fn getblockheader_errors_match_core() {
+    let (chain, _, _, _) = regtest_chain();
+    let (mut e, base) = with_chain(chain);
+    let err = |e: &mut Engine, args: Value| call(e, base, "getblockheader", args).unwrap_err();
+
+    let unknown = err(&mut e, json!(["00".repeat(32)]));
+    assert_eq!(unknown.code, -5);
+    assert_eq!(unknown.message, "Block not found");
+
+    let short = err(&mut e, json!(["x"]));
+    assert_eq!(short.code, codes::INVALID_PARAMETER);
+    assert_eq!(
+        short.message,
+        "blockhash must be of length 64 (not 1, for 'x')"
+    );
+    let bad = "z".repeat(64);
+    let nonhex = err(&mut e, json!([bad]));
+    assert_eq!(nonhex.code, codes::INVALID_PARAMETER);
+    assert_eq!(
+        nonhex.message,
+        format!("blockhash must be hexadecimal string (not '{bad}')")
+    );
+    assert_eq!(err(&mut e, json!([5])).code, codes::TYPE_ERROR);
+    assert_eq!(err(&mut e, json!([])).code, codes::INVALID_PARAMS);
+    assert_eq!(
+        err(&mut e, json!([REGTEST_GENESIS, "no"])).code,
+        codes::TYPE_ERROR
+    );
+}
+
+#[test]
+fn getchaintips_lists_active_and_side_branches() {
+    let (chain, main, side, twin) = regtest_chain();
+    let (mut e, base) = with_chain(chain);
+    let got = call(&mut e, base, "getchaintips", json!([])).unwrap();
+    assert_eq!(
+        got,
+        json!([
+            {"height": 10, "hash": main[9].block_hash().to_string(), "branchlen": 0, "status": "active"},
+            {"height": 10, "hash": twin[0].block_hash().to_string(), "branchlen": 1, "status": "valid-headers"},
+            {"height": 7, "hash": side[1].block_hash().to_string(), "branchlen": 2, "status": "valid-headers"},
+        ])
+    );
+
+    // Genesis alone: one active tip at height 0.
+    let (mut g, base) = with_chain(HeaderChain::new(bitcoin::Network::Regtest));
+    assert_eq!(
+        call(&mut g, base, "getchaintips", json!([])).unwrap(),
+        json!([{"height": 0, "hash": REGTEST_GENESIS, "branchlen": 0, "status": "active"}])
+    );
+}
+
+#[test]
+fn getblockchaininfo_reports_headers_only_sync_state() {
+    let (chain, main, _, _) = regtest_chain();
+    let (mut e, base) = with_chain(chain.clone());
+    let got = call(&mut e, base, "getblockchaininfo", json!([])).unwrap();
+    let tip = main[9];
+    assert_eq!(
+        got,
+        json!({
+            "chain": "regtest",
+            "blocks": 10,
+            "headers": 10,
+            "bestblockhash": tip.block_hash().to_string(),
+            "bits": "207fffff",
+            "target": format!("7fffff{}", "0".repeat(58)),
+            "difficulty": REGTEST_DIFFICULTY,
+            "time": tip.time,
+            "mediantime": chain.median_time_past(&tip.block_hash()).unwrap(),
+            "verificationprogress": 1.0,
+            "initialblockdownload": false,
+            "chainwork": format!("{:064x}", 22),
+            "size_on_disk": 0,
+            "pruned": false,
+            "headersonly": true,
+            "warnings": [HEADERS_ONLY_WARNING],
+        })
+    );
+    assert_eq!(got["mediantime"], json!(main[4].time));
+
+    // A tip more than a day old: back in initial download, progress is the
+    // tip's share of the time since genesis.
+    let later = u64::from(tip.time) + crate::engine::header_sync::MAX_TIP_AGE + 1;
+    let stale = blockchain_info(&chain, later);
+    assert_eq!(stale["initialblockdownload"], json!(true));
+    let genesis = u64::from(regtest_genesis().time);
+    let want = (u64::from(tip.time) - genesis) as f64 / (later - genesis) as f64;
+    let progress = stale["verificationprogress"].as_f64().unwrap();
+    assert!((progress - want).abs() < 1e-12, "{progress} vs {want}");
+    assert!(progress > 0.0 && progress < 1.0);
+    // Exactly a day old still counts as synced.
+    let edge = blockchain_info(
+        &chain,
+        u64::from(tip.time) + crate::engine::header_sync::MAX_TIP_AGE,
+    );
+    assert_eq!(edge["initialblockdownload"], json!(false));
+
+    // Mainnet genesis only: below the minimum chain work, difficulty 1.
+    let main_info = blockchain_info(&HeaderChain::new(bitcoin::Network::Bitcoin), T0);
+    assert_eq!(main_info["chain"], json!("main"));
+    assert_eq!(main_info["blocks"], json!(0));
+    assert_eq!(main_info["bits"], json!("1d00ffff"));
+    assert_eq!(
+        main_info["target"],
+        json!(format!("00000000ffff{}", "0".repeat(52)))
+    );
+    assert_eq!(main_info["difficulty"], json!(1.0));
+    assert_eq!(
+        main_info["chainwork"],
+        json!(format!("{:064x}", 0x1_0001_0001_u64))
+    );
+    assert_eq!(main_info["initialblockdownload"], json!(true));
+    assert_eq!(
+        main_info["bestblockhash"],
+        json!("000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f")
+    );
+    for (net, name) in [
+        (bitcoin::Network::Testnet, "test"),
+        (bitcoin::Network::Testnet4, "testnet4"),
+        (bitcoin::Network::Signet, "signet"),
+    ] {
+        assert_eq!(
+            blockchain_info(&HeaderChain::new(net), T0)["chain"],
+            json!(name)
+        );
+    }
+}
+
+#[test]
+fn core_difficulty_formula() {
+    use bitcoin::pow::CompactTarget;
+    let d = |bits: u32| difficulty(CompactTarget::from_consensus(bits));
+    assert_eq!(d(0x1d00_ffff), 1.0);
+    // Core prints this with 16 digits, 4.656542373906925e-10; serde_json
+    // prints the same double in full.
+    assert_eq!(d(0x207f_ffff), REGTEST_DIFFICULTY);
+    assert_eq!(
+        format!("{:.15e}", REGTEST_DIFFICULTY),
+        "4.656542373906925e-10"
+    );
+    // Mainnet block 100000's bits; Core reports 14484.1623612254.
+    assert!((d(0x1b04_864c) - 14484.162361225399).abs() < 1e-9);
 }

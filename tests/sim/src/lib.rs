@@ -64,7 +64,8 @@
 //! and changes nothing a machine sees) — and arrives one latency later. Our
 //! machine's events reach the engine as `PeerReport::Event`s, then exactly
 //! one `PeerReport::Closed`. The remote answers our `getaddr` once with its
-//! gossip as `addrv2`; a `Misbehave` remote sends a second `version` after
+//! gossip as `addrv2` and every `getheaders` with an empty `headers` (it
+//! knows no block beyond genesis); a `Misbehave` remote sends a second `version` after
 //! the handshake; a `DropAfter` remote closes its end, which our machine
 //! sees a latency later as `PeerClosed`. Both machines' timers (handshake,
 //! ping, pong) run on the simulated clock.

@@ -222,6 +222,11 @@ impl Link {
         self.local.send(now, msg);
     }
 
+    /// Score the remote on our machine (the engine found it misbehaving).
+    pub fn misbehave(&mut self, points: u32, what: &'static str) {
+        self.local.misbehave(points, what);
+    }
+
     /// Close our end for `reason` (the engine asked, or the remote left).
     pub fn close_local(&mut self, reason: DisconnectReason) {
         self.local.close(reason);
@@ -314,6 +319,11 @@ impl Link {
                 self.answered_getaddr = true;
                 self.remote
                     .send(now, NetworkMessage::AddrV2(self.script.gossip.clone()));
+            }
+            // The simulated peers know no block beyond genesis, as Core
+            // answers then: an empty `headers`.
+            PeerEvent::Message(NetworkMessage::GetHeaders(_)) => {
+                self.remote.send(now, NetworkMessage::Headers(Vec::new()));
             }
             PeerEvent::Disconnect(_) if !self.remote_closed => {
                 self.remote_closed = true;

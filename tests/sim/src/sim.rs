@@ -425,6 +425,18 @@ impl Sim {
                 self.last_persisted = Some(bytes);
             }
             Output::ReleaseGroup(group) => self.circuits.release(group),
+            // The simulated peers serve no headers: the chain never grows.
+            Output::PersistChain | Output::TruncateChain(_) => {}
+            Output::Misbehaving { conn, points, what } => {
+                if let Some(SimConn {
+                    state: ConnState::Open { link, .. },
+                    ..
+                }) = self.conns.get_mut(&conn)
+                {
+                    link.misbehave(points, what);
+                    self.dirty.insert(conn);
+                }
+            }
         }
     }
 

@@ -380,6 +380,11 @@ impl Checker {
                 }
             }
             Output::Send { .. } | Output::PersistAddresses(_) | Output::ReleaseGroup(_) => {}
+            // The simulated peers send no headers: the chain cannot change
+            // and no peer can be scored for bad ones.
+            Output::PersistChain | Output::TruncateChain(_) | Output::Misbehaving { .. } => {
+                prop_assert!(false, "header-sync output with no headers sent: {entry:?}");
+            }
         }
         Ok(())
     }

@@ -4,24 +4,62 @@
 //! full node on every connection it accepts: it accepts the transport (v2,
 //! or v1 where its [`NodeSpec`] allows it), answers the version handshake,
 //! answers `ping` with `pong` and `getaddr` with one `addrv2` holding its
-//! current gossip list, and ignores everything else until the dialler
-//! closes. It records what happened on each connection, exactly, so that
-//! end-to-end tests can check what the daemon did from the far side.
+//! current gossip list, serves a header chain (below), and ignores
+//! everything else until the dialler closes. It records what happened on
+//! each connection, exactly, so that end-to-end tests can check what the
+//! daemon did from the far side.
+//!
+//! # Serving headers
+//!
+//! Each node serves its own header chain: the network's genesis followed by
+//! the headers of [`NodeSpec::headers`], replaced at any time with
+//! [`ScriptedNode::set_headers`]. The chain is taken as given and never
+//! validated, so a test can serve an invalid chain (bad proof of work,
+//! wrong bits, a broken parent link) simply by building one. Links are by
+//! *position*: header `i`'s parent is header `i - 1` (header 0's is
+//! genesis), whatever its `prev_blockhash` says, and each header is known
+//! by its own `block_hash`.
+//!
+//! - `version` carries the chain's height (its header count) as
+//!   `start_height`, read when the connection's handshake starts.
+//! - `getheaders` is answered as Core answers it: the first locator hash on
+//!   the served chain is the fork point (genesis if none is), and the reply
+//!   is a `headers` with the up to [`MAX_HEADERS_RESULTS`] headers after
+//!   it, ending early at `hash_stop` (included) when that is on the way;
+//!   it is empty when nothing follows. An empty locator asks for the
+//!   `hash_stop` header alone, and gets no reply if that is unknown; a
+//!   locator of more than [`MAX_LOCATOR_SIZE`] hashes closes the
+//!   connection, as Core disconnects such a peer.
+//! - Announcing (BIP130): [`ScriptedNode::set_headers`] sends every
+//!   handshaken connection that has sent `sendheaders` one `headers` with
+//!   the new chain's headers from the first position where it differs from
+//!   the old one (the old tip's successors when it extends the old chain,
+//!   the new branch from the fork point on a reorg), at most
+//!   [`MAX_HEADERS_RESULTS`] of them; the dialler fetches any rest with
+//!   `getheaders`. Nothing is announced when the new chain adds nothing
+//!   (same chain, or a truncation), nor by
+//!   [`ScriptedNode::set_headers_quietly`], which leaves the dialler to
+//!   poll.
 //!
 //! Nodes run on a tokio runtime: either the one a [`PeerFarm`] owns (for
 //! synchronous tests and examples) or any runtime through
 //! [`ScriptedNode::start`].
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bitcoin::block::Header;
+use bitcoin::blockdata::constants::genesis_block;
+use bitcoin::{BlockHash, Network};
 use nightjar::netaddr::{NetAddr, ParseNetAddrError};
 use nightjar::transport::TransportKind;
-use nightjar::wire::{AddrV2Message, Magic, NetworkMessage, ServiceFlags};
+use nightjar::wire::{AddrV2Message, GetHeadersMessage, Magic, NetworkMessage, ServiceFlags};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::{Handle, Runtime};
+use tokio::sync::broadcast;
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::{REGTEST, TestPeer, version_message};
@@ -34,6 +72,18 @@ pub const IDLE_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// How often [`ScriptedNode::wait_for`] re-reads the statistics.
 const WAIT_POLL: Duration = Duration::from_millis(50);
 
+/// Core's MAX_HEADERS_RESULTS: the most headers one `headers` message
+/// carries, in answer to `getheaders` or as an announcement.
+pub const MAX_HEADERS_RESULTS: usize = 2000;
+
+/// Core's MAX_LOCATOR_SZ: a `getheaders` with a longer locator closes the
+/// connection.
+pub const MAX_LOCATOR_SIZE: usize = 101;
+
+/// Announcements a connection may fall behind by before it skips some
+/// (each [`ScriptedNode::set_headers`] that changes the tip makes one).
+const ANNOUNCE_BACKLOG: usize = 256;
+
 /// What a scripted node is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSpec {
@@ -44,6 +94,11 @@ pub struct NodeSpec {
     pub magic: Magic,
     /// Whether it accepts v1 connections (v2 is always accepted).
     pub allow_v1: bool,
+    /// The header chain it serves from the start: the headers after the
+    /// network's genesis, in order, taken as given (see the module
+    /// documentation). Empty by default; [`ScriptedNode::set_headers`]
+    /// replaces it later.
+    pub headers: Vec<Header>,
 }
 
 impl NodeSpec {
@@ -55,7 +110,13 @@ impl NodeSpec {
             name: name.to_string(),
             magic: REGTEST,
             allow_v1: true,
+            headers: Vec::new(),
         }
+    }
+
+    /// This spec serving `headers` (see [`NodeSpec::headers`]).
+    pub fn with_headers(self, headers: Vec<Header>) -> Self {
+        NodeSpec { headers, ..self }
     }
 }
 
@@ -74,6 +135,17 @@ pub struct ConnectionRecord {
     pub user_agent: Option<String>,
     /// How many `getaddr` messages arrived.
     pub getaddr_count: usize,
+    /// How many `getheaders` messages arrived.
+    pub getheaders_count: usize,
+    /// The last `getheaders` that arrived (its locator and stop hash).
+    pub last_getheaders: Option<GetHeadersMessage>,
+    /// How many headers the node sent, in answers and announcements.
+    pub headers_sent: usize,
+    /// How many of [`headers_sent`](Self::headers_sent) were announced
+    /// unasked (after `sendheaders`, when the chain changed).
+    pub headers_announced: usize,
+    /// Whether a `sendheaders` arrived.
+    pub sendheaders: bool,
     /// Whether the connection has ended.
     pub closed: bool,
     /// Why it ended, as text (a transport or protocol error, or the
@@ -115,6 +187,14 @@ pub struct NodeStats {
     pub handshakes: usize,
     /// `getaddr` messages received, over all connections.
     pub getaddr_received: usize,
+    /// `getheaders` messages received, over all connections.
+    pub getheaders_received: usize,
+    /// Headers sent (answers and announcements), over all connections.
+    pub headers_sent: usize,
+    /// Headers announced unasked, over all connections.
+    pub headers_announced: usize,
+    /// Connections that sent `sendheaders`.
+    pub sendheaders_received: usize,
     /// Connections still open.
     pub open: usize,
     /// Every accepted connection, in order of acceptance.
@@ -131,6 +211,10 @@ impl NodeStats {
             transport_failures: count(|c| c.closed && c.transport.is_none()),
             handshakes: count(|c| c.handshake_done),
             getaddr_received: connections.iter().map(|c| c.getaddr_count).sum(),
+            getheaders_received: connections.iter().map(|c| c.getheaders_count).sum(),
+            headers_sent: connections.iter().map(|c| c.headers_sent).sum(),
+            headers_announced: connections.iter().map(|c| c.headers_announced).sum(),
+            sendheaders_received: count(|c| c.sendheaders),
             open: count(|c| !c.closed),
             connections,
         }
@@ -145,11 +229,113 @@ impl NodeStats {
     }
 }
 
+/// The header chain a node serves, indexed.
+#[derive(Debug, Clone)]
+struct ServedChain {
+    /// The network's genesis: height 0.
+    genesis: Header,
+    /// The headers after genesis: `headers[i]` is at height `i + 1`.
+    headers: Vec<Header>,
+    /// `hashes[i]` is `headers[i].block_hash()`.
+    hashes: Vec<BlockHash>,
+    /// Height by hash, genesis included; the lowest height where a hash
+    /// occurs more than once.
+    heights: HashMap<BlockHash, usize>,
+}
+
+impl ServedChain {
+    fn new(genesis: Header, headers: Vec<Header>) -> Self {
+        let hashes: Vec<BlockHash> = headers.iter().map(Header::block_hash).collect();
+        let mut heights = HashMap::with_capacity(hashes.len() + 1);
+        heights.insert(genesis.block_hash(), 0);
+        for (i, hash) in hashes.iter().enumerate() {
+            heights.entry(*hash).or_insert(i + 1);
+        }
+        ServedChain {
+            genesis,
+            headers,
+            hashes,
+            heights,
+        }
+    }
+
+    /// The tip's height: the number of headers after genesis.
+    fn height(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// The tip's hash (genesis's while nothing follows it).
+    fn tip_hash(&self) -> BlockHash {
+        self.hashes
+            .last()
+            .copied()
+            .unwrap_or_else(|| self.genesis.block_hash())
+    }
+
+    /// The header at `height`.
+    fn at(&self, height: usize) -> Option<Header> {
+        match height.checked_sub(1) {
+            None => Some(self.genesis),
+            Some(i) => self.headers.get(i).copied(),
+        }
+    }
+
+    /// Core's answer to `getheaders`, or `None` where Core sends nothing.
+    fn answer(&self, req: &GetHeadersMessage) -> Option<Vec<Header>> {
+        if req.locator_hashes.is_empty() {
+            // Only the stop hash's own header, if we have it.
+            let height = *self.heights.get(&req.stop_hash)?;
+            return self.at(height).map(|h| vec![h]);
+        }
+        let fork = req
+            .locator_hashes
+            .iter()
+            .find_map(|hash| self.heights.get(hash).copied())
+            .unwrap_or(0);
+        let mut out = Vec::new();
+        // By position: the header at height `fork + 1` is `headers[fork]`.
+        for (header, hash) in self.headers.iter().zip(&self.hashes).skip(fork) {
+            out.push(*header);
+            if out.len() >= MAX_HEADERS_RESULTS || *hash == req.stop_hash {
+                break;
+            }
+        }
+        Some(out)
+    }
+
+    /// What to announce on replacing `self` with `new`: `new`'s headers
+    /// from the first position where the two differ, at most
+    /// [`MAX_HEADERS_RESULTS`] of them.
+    fn announcement(&self, new: &ServedChain) -> Vec<Header> {
+        let same = self
+            .hashes
+            .iter()
+            .zip(&new.hashes)
+            .take_while(|(a, b)| a == b)
+            .count();
+        new.headers
+            .iter()
+            .skip(same)
+            .take(MAX_HEADERS_RESULTS)
+            .copied()
+            .collect()
+    }
+}
+
+/// The genesis header of the network `magic` belongs to (regtest's for a
+/// magic no network uses).
+fn genesis_for(magic: Magic) -> Header {
+    genesis_block(Network::from_magic(magic).unwrap_or(Network::Regtest)).header
+}
+
 /// What the node's tasks share with its handle.
 #[derive(Debug)]
 struct Shared {
     spec: NodeSpec,
     gossip: Mutex<Vec<AddrV2Message>>,
+    chain: Mutex<Arc<ServedChain>>,
+    /// Header announcements for connections that sent `sendheaders`.
+    announce: broadcast::Sender<Arc<Vec<Header>>>,
     records: Mutex<Vec<ConnectionRecord>>,
 }
 
@@ -164,6 +350,26 @@ impl Shared {
         self.gossip.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The chain served right now (a snapshot: replacing it later does not
+    /// change what the caller holds).
+    fn chain(&self) -> Arc<ServedChain> {
+        Arc::clone(&self.chain.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Serve `headers` from now on; announce what changed if `announce`.
+    fn set_chain(&self, headers: Vec<Header>, announce: bool) {
+        let new = Arc::new(ServedChain::new(genesis_for(self.spec.magic), headers));
+        let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+        let news = chain.announcement(&new);
+        *chain = new;
+        // Sent under the lock, so announcements go out in the order the
+        // chains were set. No subscriber (nobody sent `sendheaders`) is
+        // not an error.
+        if announce && !news.is_empty() {
+            let _ = self.announce.send(Arc::new(news));
+        }
+    }
+
     /// Add a record for a new connection; returns its index.
     fn open_record(&self, remote: SocketAddr) -> usize {
         let mut records = self.records();
@@ -173,6 +379,11 @@ impl Shared {
             handshake_done: false,
             user_agent: None,
             getaddr_count: 0,
+            getheaders_count: 0,
+            last_getheaders: None,
+            headers_sent: 0,
+            headers_announced: 0,
+            sendheaders: false,
             closed: false,
             close_reason: None,
         });
@@ -201,6 +412,17 @@ impl ScriptedNode {
         // Bind synchronously so the address is known (and connectable)
         // before this returns: tests hand it to the Tor network at once.
         let std_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        ScriptedNode::start_on(runtime, std_listener, spec)
+    }
+
+    /// Serve connections accepted on `std_listener` (bound by the caller,
+    /// e.g. the listener an onion service of the private Tor network
+    /// forwards to) on `runtime`.
+    pub fn start_on(
+        runtime: &Handle,
+        std_listener: std::net::TcpListener,
+        mut spec: NodeSpec,
+    ) -> std::io::Result<ScriptedNode> {
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let listener = {
@@ -208,9 +430,16 @@ impl ScriptedNode {
             let _entered = runtime.enter();
             TcpListener::from_std(std_listener)?
         };
+        // The spec keeps its other fields; the chain lives (and changes)
+        // in `Shared::chain`.
+        let headers = std::mem::take(&mut spec.headers);
+        let chain = ServedChain::new(genesis_for(spec.magic), headers);
+        let (announce, _) = broadcast::channel(ANNOUNCE_BACKLOG);
         let shared = Arc::new(Shared {
             spec,
             gossip: Mutex::new(Vec::new()),
+            chain: Mutex::new(Arc::new(chain)),
+            announce,
             records: Mutex::new(Vec::new()),
         });
         let accept_task = runtime
@@ -247,6 +476,47 @@ impl ScriptedNode {
     /// The current gossip list.
     pub fn gossip(&self) -> Vec<AddrV2Message> {
         self.shared.gossip().clone()
+    }
+
+    /// Serve `headers` (the chain after the network's genesis, taken as
+    /// given: see the module documentation) from now on, and announce the
+    /// new part to every connection that has sent `sendheaders`: the new
+    /// chain's headers from the first position where it differs from the
+    /// old one, at most [`MAX_HEADERS_RESULTS`], in one `headers`; nothing
+    /// if it adds no header. Open connections answer their next
+    /// `getheaders` from the new chain; new connections also announce its
+    /// height in `version`.
+    ///
+    /// A connection whose `sendheaders` the node has not read yet gets no
+    /// announcement: wait for [`ConnectionRecord::sendheaders`] first.
+    pub fn set_headers(&self, headers: Vec<Header>) {
+        self.shared.set_chain(headers, true);
+    }
+
+    /// [`set_headers`](Self::set_headers) without announcing anything:
+    /// diallers see the new chain only when they ask with `getheaders`.
+    pub fn set_headers_quietly(&self, headers: Vec<Header>) {
+        self.shared.set_chain(headers, false);
+    }
+
+    /// The headers served now (after genesis).
+    pub fn headers(&self) -> Vec<Header> {
+        self.shared.chain().headers.clone()
+    }
+
+    /// The served chain's height: how many headers follow genesis.
+    pub fn height(&self) -> usize {
+        self.shared.chain().height()
+    }
+
+    /// The served tip's hash (genesis's when no header follows it).
+    pub fn tip_hash(&self) -> BlockHash {
+        self.shared.chain().tip_hash()
+    }
+
+    /// The genesis header the served chain starts from.
+    pub fn genesis(&self) -> Header {
+        self.shared.chain().genesis
     }
 
     /// A snapshot of what the node has seen so far.
@@ -303,6 +573,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
+                    // As a Core node does: small messages go out at once.
+                    let _ = stream.set_nodelay(true);
                     let index = shared.open_record(remote);
                     connections.spawn(serve(stream, Arc::clone(&shared), index));
                 }
@@ -335,7 +607,8 @@ async fn run_connection(stream: TcpStream, shared: &Shared, index: usize) -> Str
     let kind = peer.kind();
     shared.update(index, |r| r.transport = Some(kind));
 
-    let ours = version_message(version_nonce(index), 0, &user_agent(&spec.name));
+    let height = i32::try_from(shared.chain().height()).unwrap_or(i32::MAX);
+    let ours = version_message(version_nonce(index), height, &user_agent(&spec.name));
     let theirs = match peer.answer_handshake(ours).await {
         Ok(v) => v,
         Err(e) => return format!("handshake: {e}"),
@@ -345,21 +618,99 @@ async fn run_connection(stream: TcpStream, shared: &Shared, index: usize) -> Str
         r.user_agent = Some(theirs.user_agent);
     });
 
+    // Subscribed once `sendheaders` arrives: only announcements made
+    // after that reach the connection.
+    let mut announcements: Option<broadcast::Receiver<Arc<Vec<Header>>>> = None;
     loop {
-        let msg = match peer.recv_within(IDLE_LIMIT).await {
-            Ok(msg) => msg,
-            Err(e) => return e.to_string(),
+        // Both branches are cancel-safe: the reader only loses a read that
+        // has not completed, and a broadcast receiver keeps its place.
+        let event = tokio::select! {
+            msg = peer.recv_within(IDLE_LIMIT) => Event::Message(msg),
+            news = next_announcement(&mut announcements) => Event::Announce(news),
         };
-        let reply = match msg {
-            NetworkMessage::Ping(nonce) => NetworkMessage::Pong(nonce),
-            NetworkMessage::GetAddr => {
-                shared.update(index, |r| r.getaddr_count += 1);
-                NetworkMessage::AddrV2(shared.gossip().clone())
+        let reply = match event {
+            Event::Message(Err(e)) => return e.to_string(),
+            Event::Message(Ok(msg)) => match msg {
+                NetworkMessage::Ping(nonce) => NetworkMessage::Pong(nonce),
+                NetworkMessage::GetAddr => {
+                    shared.update(index, |r| r.getaddr_count += 1);
+                    NetworkMessage::AddrV2(shared.gossip().clone())
+                }
+                NetworkMessage::SendHeaders => {
+                    // Subscribe before recording, so that a test that saw
+                    // the record is sure to get its next announcement.
+                    if announcements.is_none() {
+                        announcements = Some(shared.announce.subscribe());
+                    }
+                    shared.update(index, |r| r.sendheaders = true);
+                    continue;
+                }
+                NetworkMessage::GetHeaders(req) => {
+                    let locator_len = req.locator_hashes.len();
+                    let answer = if locator_len > MAX_LOCATOR_SIZE {
+                        None
+                    } else {
+                        shared.chain().answer(&req)
+                    };
+                    let sent = answer.as_ref().map_or(0, Vec::len);
+                    // Recorded before sending, so the counts are in place
+                    // by the time the dialler reads the answer.
+                    shared.update(index, |r| {
+                        r.getheaders_count += 1;
+                        r.last_getheaders = Some(req);
+                        r.headers_sent += sent;
+                    });
+                    if locator_len > MAX_LOCATOR_SIZE {
+                        return format!(
+                            "getheaders locator of {locator_len} hashes exceeds {MAX_LOCATOR_SIZE}"
+                        );
+                    }
+                    match answer {
+                        Some(headers) => NetworkMessage::Headers(headers),
+                        None => continue,
+                    }
+                }
+                _ => continue,
+            },
+            Event::Announce(news) => {
+                shared.update(index, |r| {
+                    r.headers_sent += news.len();
+                    r.headers_announced += news.len();
+                });
+                NetworkMessage::Headers(news.to_vec())
             }
-            _ => continue,
         };
         if let Err(e) = peer.send(reply).await {
             return format!("send: {e}");
+        }
+    }
+}
+
+/// What woke a connection up.
+enum Event {
+    /// A message from the dialler, or why there is none.
+    Message(Result<NetworkMessage, nightjar::peer::DisconnectReason>),
+    /// Headers to announce.
+    Announce(Arc<Vec<Header>>),
+}
+
+/// The next announcement for a connection subscribed to them; never
+/// resolves for one that is not (or for a node being dropped).
+async fn next_announcement(
+    announcements: &mut Option<broadcast::Receiver<Arc<Vec<Header>>>>,
+) -> Arc<Vec<Header>> {
+    let Some(rx) = announcements else {
+        return std::future::pending().await;
+    };
+    loop {
+        match rx.recv().await {
+            Ok(news) => return news,
+            // Fell behind: the skipped announcements are gone, and the
+            // dialler catches up with `getheaders` from the next one.
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => {
+                return std::future::pending().await;
+            }
         }
     }
 }
