@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use nightjar::addrman::AddrMan;
 use nightjar::chain::HeaderChain;
-use nightjar::chain::regtest_miner::{mine_regtest_chain, regtest_genesis};
+use nightjar::chain::regtest_miner::mine_regtest_chain_until;
 use nightjar::driver::{self, DriverOptions, Network};
 use nightjar::engine::{Engine, EngineConfig, Reach};
 use nightjar::rpc::{Dispatch, Params};
@@ -29,8 +29,7 @@ fn sync(c: &mut Criterion) {
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_secs();
-    let start = (now - 600 * HEADERS as u64) as u32;
-    let chain = mine_regtest_chain(&regtest_genesis(), HEADERS, start);
+    let chain = mine_regtest_chain_until(HEADERS, now);
     let farm = PeerFarm::new().expect("peer farm");
     let peer = farm
         .start_node(NodeSpec::regtest("bench").with_headers(chain))

@@ -134,8 +134,6 @@ pub enum Input {
         /// The addresses it gave.
         addrs: Vec<IpAddr>,
     },
-    /// Open one `Extra` connection (the stale-tip defence asks for it).
-    OpenExtra,
     /// Stop: disconnect everyone, persist, dial nothing more.
     Shutdown,
 }
@@ -226,11 +224,12 @@ pub struct Engine {
 impl Engine {
     /// An engine with this configuration, address book and RNG seed.
     pub fn new(config: EngineConfig, addrman: AddrMan, seed: [u8; 32]) -> Self {
+        let chain = HeaderChain::new(config.network);
         Engine {
             isolation: isolation::IsolationPolicy::new(config.isolation_scope()),
             conns: ConnManager::new(&config),
-            chain: HeaderChain::new(config.network),
-            sync: HeaderSync::new(&HeaderChain::new(config.network)),
+            sync: HeaderSync::new(&chain),
+            chain,
             config,
             addrman,
             peers: PeerTable::new(),
@@ -308,11 +307,6 @@ impl Engine {
             Input::Peer(update) => self.peer_report(now, update),
             Input::SeedResolved { seed, addrs } => {
                 self.conns.seed_resolved(&mut cx, now, &seed, &addrs);
-            }
-            Input::OpenExtra => {
-                if self.tor_ready && !self.shutting_down {
-                    self.open_extra(now);
-                }
             }
             Input::Shutdown => self.shut_down(),
         }

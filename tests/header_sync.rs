@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bitcoin::block::Header;
 use bitcoin::pow::CompactTarget;
 use daemon_log::Daemon;
-use nightjar::chain::regtest_miner::{mine_regtest_branch, mine_regtest_chain, regtest_genesis};
+use nightjar::chain::regtest_miner::{mine_regtest_branch, mine_regtest_chain_until};
 use nightjar_testpeer::node::{NodeSpec, PeerFarm, ScriptedNode};
 use serde_json::Value;
 
@@ -41,8 +41,7 @@ fn unix_now() -> u64 {
 /// `n` regtest headers ending about now (so the synced node is out of
 /// initial sync and takes announcements).
 fn recent_chain(n: usize) -> Vec<Header> {
-    let start = unix_now() - 600 * n as u64;
-    mine_regtest_chain(&regtest_genesis(), n, start as u32)
+    mine_regtest_chain_until(n, unix_now())
 }
 
 /// The daemon on regtest without Tor, connected only to `peer`.

@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use daemon_log::Daemon;
-use nightjar::chain::regtest_miner::{mine_regtest_chain, regtest_genesis};
+use nightjar::chain::regtest_miner::mine_regtest_chain_until;
 use nightjar_testpeer::node::{NodeSpec, PeerFarm, ScriptedNode};
 
 const CHAIN_LEN: usize = 50_000;
@@ -36,11 +36,7 @@ fn privacy_daemon_syncs_50k_headers_from_an_onion_peer() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let chain = mine_regtest_chain(
-        &regtest_genesis(),
-        CHAIN_LEN,
-        (now - 600 * CHAIN_LEN as u64) as u32,
-    );
+    let chain = mine_regtest_chain_until(CHAIN_LEN, now);
     let farm = PeerFarm::new().unwrap();
     let peer = ScriptedNode::start_on(
         &farm.handle(),

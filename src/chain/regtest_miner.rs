@@ -33,6 +33,15 @@ pub fn mine_regtest_chain(prev: &Header, count: usize, start_time: u32) -> Vec<H
     mine_regtest_branch(prev, count, start_time, 0)
 }
 
+/// `count` headers on regtest genesis spaced [`SPACING`] apart, the last
+/// one [`SPACING`] before `end_unix`: a chain whose tip is "now" when
+/// `end_unix` is now, so a node that syncs it leaves initial sync.
+pub fn mine_regtest_chain_until(count: usize, end_unix: u64) -> Vec<Header> {
+    let span = u64::from(SPACING).saturating_mul(count as u64);
+    let start = u32::try_from(end_unix.saturating_sub(span)).unwrap_or(u32::MAX);
+    mine_regtest_chain(&regtest_genesis(), count, start)
+}
+
 /// [`mine_regtest_chain`] with a `tag` mixed into the merkle roots, so two
 /// branches from the same parent and times differ.
 pub fn mine_regtest_branch(prev: &Header, count: usize, start_time: u32, tag: u32) -> Vec<Header> {

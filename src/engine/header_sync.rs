@@ -131,6 +131,13 @@ struct SyncPeer {
 }
 
 impl SyncPeer {
+    /// End its session, if any; a peer whose session ended has had its turn.
+    fn end_session(&mut self) -> Option<Session> {
+        let ended = self.session.take();
+        self.tried |= ended.is_some();
+        ended
+    }
+
     /// Outbound full-relay peers may be asked for headers; feelers leave
     /// at once, inbound peers are anyone, broadcast connections carry one
     /// transaction.
@@ -363,8 +370,7 @@ impl HeaderSync {
         let Some(peer) = self.peers.get_mut(&conn) else {
             return;
         };
-        peer.session = None;
-        peer.tried = true;
+        peer.end_session();
         if peer.kind == ConnectionKind::Manual {
             // The user vouched for it; just ask someone else.
             tracing::info!(%conn, "added peer did not answer getheaders in time");
@@ -381,10 +387,9 @@ impl HeaderSync {
         let Some(peer) = self.peers.get_mut(&conn) else {
             return;
         };
-        let Some(session) = peer.session.take() else {
+        let Some(session) = peer.end_session() else {
             return;
         };
-        peer.tried = true;
         tracing::debug!(%conn, new = session.new_headers, height = cx.chain.height(), "headers session finished");
         if Some(conn) == self.extra {
             if session.brought_work {
@@ -501,8 +506,7 @@ impl HeaderSync {
             tracing::warn!(%conn, height = cx.chain.height(), plausible, dropped, "low-work header chain longer than any honest chain: rolled back");
             self.roll_back(cx, mark);
             if let Some(p) = self.peers.get_mut(&conn) {
-                p.session = None;
-                p.tried = true;
+                p.end_session();
             }
             misbehave(cx, conn, INVALID_HEADERS_POINTS, "low-work header chain");
             return false;
@@ -552,8 +556,7 @@ impl HeaderSync {
         if error.is_invalid() {
             tracing::warn!(%conn, "invalid header from peer: {error}");
             if let Some(p) = self.peers.get_mut(&conn) {
-                p.session = None;
-                p.tried = true;
+                p.end_session();
             }
             misbehave(cx, conn, INVALID_HEADERS_POINTS, "invalid header");
             return;
@@ -611,12 +614,8 @@ impl HeaderSync {
         let fork = req
             .locator_hashes
             .iter()
-            .find_map(|h| {
-                cx.chain
-                    .is_in_best_chain(h)
-                    .then(|| cx.chain.get(h).map(|(height, _, _)| height))
-                    .flatten()
-            })
+            .filter(|h| cx.chain.is_in_best_chain(h))
+            .find_map(|h| cx.chain.get(h).map(|(height, _, _)| height))
             .unwrap_or(0);
         let mut headers = Vec::new();
         let mut height = fork.saturating_add(1);

@@ -10,7 +10,7 @@ use super::header_sync::{HEADERS_RESPONSE_TIMEOUT, MAX_HEADERS_RESULTS, MAX_UNCO
 use super::tests::{Harness, UNIX_START, dials, ipv4_addrs};
 use super::*;
 use crate::chain::regtest_miner::{
-    mine_regtest_branch, mine_regtest_chain, regtest_genesis, solve,
+    mine_regtest_branch, mine_regtest_chain, mine_regtest_chain_until, regtest_genesis, solve,
 };
 use crate::chain::{ChainParams, Checkpoint, HeaderChain};
 use crate::peer::PeerEvent;
@@ -19,8 +19,7 @@ use crate::wire::GetHeadersMessage;
 /// `n` headers on regtest genesis whose tip is about "now" (out of initial
 /// sync once synced).
 fn recent_chain(n: usize) -> Vec<Header> {
-    let start = UNIX_START - 600 * n as u64;
-    mine_regtest_chain(&regtest_genesis(), n, start as u32)
+    mine_regtest_chain_until(n, UNIX_START)
 }
 
 /// `n` headers whose tip is years old: syncing them leaves us in initial

@@ -194,26 +194,11 @@ fn target_hex(bits: CompactTarget) -> String {
     format!("{:x}", Target::from_compact(bits))
 }
 
-/// Core's `GetDifficulty`: the target of nBits `0x1d00ffff` divided by this
-/// target, computed from nBits the way Core does (the same scale on every
-/// network, so regtest's minimum is about 4.66e-10).
+/// Core's `GetDifficulty`: the difficulty-1 target (nBits `0x1d00ffff`)
+/// divided by this one, on every network (regtest's minimum is about
+/// 4.66e-10). rust-bitcoin computes exactly that.
 pub fn difficulty(bits: CompactTarget) -> f64 {
-    let bits = bits.to_consensus();
-    let mut shift = (bits >> 24) & 0xff;
-    let mantissa = bits & 0x00ff_ffff;
-    if mantissa == 0 {
-        return 0.0;
-    }
-    let mut diff = f64::from(0xffff_u32) / f64::from(mantissa);
-    while shift < 29 {
-        diff *= 256.0;
-        shift += 1;
-    }
-    while shift > 29 {
-        diff /= 256.0;
-        shift -= 1;
-    }
-    diff
+    Target::from_compact(bits).difficulty_float()
 }
 
 /// Core's `ParseHashV`: a 64-digit hex string, in display order.

@@ -230,12 +230,6 @@ impl Sim {
         self.settle();
     }
 
-    /// Asks the engine for one `Extra` connection.
-    pub fn open_extra(&mut self) {
-        self.inputs.push_back(Input::OpenExtra);
-        self.settle();
-    }
-
     /// Tells the engine to shut down.
     pub fn shutdown(&mut self) {
         self.shut_down = true;
