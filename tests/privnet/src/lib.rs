@@ -120,6 +120,10 @@ pub struct PrivNet {
     nodes: Mutex<Vec<TorNode>>,
     dns: DnsResponder,
     arti_network_file: PathBuf,
+    /// The `DirAuthority` lines every torrc includes.
+    dir_auth_conf: PathBuf,
+    /// The resolver file pointing at the loopback DNS responder.
+    resolv_conf: PathBuf,
     socks_addr: SocketAddr,
     onion_services: Vec<CTorOnionService>,
     timings: StartTimings,
@@ -312,6 +316,8 @@ impl PrivNet {
             nodes: Mutex::new(Vec::new()),
             dns,
             arti_network_file: dir.join("arti-network.toml"),
+            dir_auth_conf: dir_auth_conf.clone(),
+            resolv_conf: resolv_conf.clone(),
             socks_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, socks_port)),
             onion_services: Vec::new(),
             timings: StartTimings {
@@ -430,6 +436,37 @@ impl PrivNet {
         &self.dir
     }
 
+    /// Start a fresh C-tor client on this network, with a SOCKS port and an
+    /// empty data directory under the network's, as a user of Bitcoin Core
+    /// would run beside it. Returns at once: [`TorClient::wait_bootstrapped`]
+    /// waits for it. Stopped by PID when dropped, and exits by itself if this
+    /// process dies.
+    pub fn spawn_client(&self, name: &str) -> Result<TorClient> {
+        let datadir = self.dir.join(name);
+        if datadir.exists() {
+            bail!("a tor client named {name} already ran in {}", self.dir.display());
+        }
+        std::fs::create_dir_all(&datadir)?;
+        restrict_permissions(&datadir)?;
+        let socks_port = free_ports(1)?[0];
+        let mut text = torrc::common(
+            &datadir,
+            name,
+            &self.resolv_conf,
+            std::process::id(),
+            false,
+        );
+        text.push_str(&format!("SocksPort 127.0.0.1:{socks_port}\n"));
+        text.push_str(&format!("%include {}\n", self.dir_auth_conf.display()));
+        let torrc_path = datadir.join("torrc");
+        std::fs::write(&torrc_path, text)?;
+        let node = spawn_tor(name, &datadir, &torrc_path)?;
+        Ok(TorClient {
+            node,
+            socks_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, socks_port)),
+        })
+    }
+
     /// PIDs of the running tor processes.
     pub fn pids(&self) -> Vec<u32> {
         self.lock_nodes().iter().map(|n| n.child.id()).collect()
@@ -480,6 +517,57 @@ impl PrivNet {
             }
             std::thread::sleep(POLL);
         }
+    }
+}
+
+/// A C-tor client started by [`PrivNet::spawn_client`].
+#[derive(Debug)]
+pub struct TorClient {
+    node: TorNode,
+    socks_addr: SocketAddr,
+}
+
+impl TorClient {
+    /// Its SOCKS port on 127.0.0.1.
+    pub fn socks_addr(&self) -> SocketAddr {
+        self.socks_addr
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.node.child.id()
+    }
+
+    /// Wait until it reports `Bootstrapped 100%`, it exits, or `limit`
+    /// passes.
+    pub fn wait_bootstrapped(&mut self, limit: Duration) -> Result<()> {
+        let log = self.node.datadir.join("notice.log");
+        let deadline = Instant::now() + limit;
+        while !log_contains(&log, "Bootstrapped 100%") {
+            if let Ok(Some(status)) = self.node.child.try_wait() {
+                bail!(
+                    "tor client {} exited ({status}); its log ends:\n{}",
+                    self.node.nickname,
+                    log_tail(&log)
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "tor client {} not bootstrapped after {limit:?}; its log ends:\n{}",
+                    self.node.nickname,
+                    log_tail(&log)
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TorClient {
+    fn drop(&mut self) {
+        let _ = self.node.child.kill();
+        let _ = self.node.child.wait();
     }
 }
 
@@ -558,16 +646,29 @@ pub fn check_tor_installed() -> Result<()> {
 /// If `tor` is missing: in CI (`CI=true`) this panics, so the test fails
 /// loudly; elsewhere it prints how to install `tor` and returns `false`.
 pub fn tor_required(test: &str) -> bool {
-    let in_ci = std::env::var(CI_ENV).is_ok_and(|v| v == "true" || v == "1");
-    decide_tor_required(test, check_tor_installed(), in_ci)
+    required(test, "tor", check_tor_installed())
 }
 
-/// The decision behind [`tor_required`], apart from the environment.
+/// Whether CI is running us (`CI=true` or `CI=1`): then a missing tool is a
+/// failure, never a skip.
+pub fn in_ci() -> bool {
+    std::env::var(CI_ENV).is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The rule for every external tool a test needs (`tor`, Bitcoin Core):
+/// `installed` says whether `tool` is there. Returns `true` if the test can
+/// run; in CI a missing tool panics (the test fails); elsewhere the test is
+/// skipped with a loud message saying how to get the tool.
+pub fn required(test: &str, tool: &str, installed: Result<()>) -> bool {
+    decide_required(test, tool, installed, in_ci())
+}
+
+/// The decision behind [`required`], apart from the environment.
 #[allow(clippy::print_stderr, clippy::panic)]
-fn decide_tor_required(test: &str, installed: Result<()>, in_ci: bool) -> bool {
+fn decide_required(test: &str, tool: &str, installed: Result<()>, in_ci: bool) -> bool {
     match installed {
         Ok(()) => true,
-        Err(e) if in_ci => panic!("{test} needs tor and CI must run it: {e}"),
+        Err(e) if in_ci => panic!("{test} needs {tool} and CI must run it: {e}"),
         Err(e) => {
             eprintln!("\n*** SKIPPING {test}: {e} ***\n*** (in CI this is a failure) ***\n");
             false
@@ -636,9 +737,10 @@ mod tests {
 
     #[test]
     fn missing_tor_skips_outside_ci() {
-        assert!(decide_tor_required("t", Ok(()), true));
-        assert!(!decide_tor_required(
+        assert!(decide_required("t", "tor", Ok(()), true));
+        assert!(!decide_required(
             "t",
+            "tor",
             Err(anyhow::anyhow!("no tor")),
             false
         ));
@@ -647,6 +749,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "needs tor and CI must run it")]
     fn missing_tor_fails_in_ci() {
-        decide_tor_required("t", Err(anyhow::anyhow!("no tor")), true);
+        decide_required("t", "tor", Err(anyhow::anyhow!("no tor")), true);
     }
 }

@@ -1,0 +1,282 @@
+//! Interop with Bitcoin Core, directly over loopback (`--no-tor`): a real
+//! regtest `bitcoind` (built by `tests/core/build`) is the peer, and every
+//! test checks what *both* sides report, so a misreading of a BIP that our
+//! own test peers share cannot pass.
+//!
+//! - headers-first sync of Core-mined blocks over BIP324, with the same
+//!   session id on both sides, and a reorg made on Core that nightjar follows;
+//! - Core's view of our `version` message;
+//! - BIP155: addresses of all five networks learned from Core's `addrv2`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
+
+#[path = "support/daemon_log.rs"]
+mod daemon_log;
+#[path = "support/nightjar_node.rs"]
+mod nightjar_node;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bitcoin::{Address, Network, ScriptBuf};
+use nightjar_corenode::{CoreConfig, CoreNode, core_required};
+use nightjar_node::Nightjar;
+use serde_json::Value;
+
+/// Blocks Core mines before nightjar connects: more than one full
+/// `headers` reply (2 000), so the sync continues from a locator.
+const CHAIN_LEN: usize = 2_100;
+
+/// Sync, reorg and gossip each finish in seconds; this allows for a debug
+/// build on a loaded two-core machine. Core sends its `getaddr` answer at
+/// its next address-relay slot, on average 30 s after the handshake
+/// (exponentially distributed), hence the longer gossip limit.
+const LIMIT: Duration = Duration::from_secs(180);
+const GOSSIP_LIMIT: Duration = Duration::from_secs(300);
+
+/// nightjar's user agent, as its version message carries it.
+fn our_user_agent() -> String {
+    format!("/nightjar:{}/", env!("CARGO_PKG_VERSION"))
+}
+
+/// nightjar on regtest, Tor off, connected only to `core`.
+fn nightjar_connected_to(core: &CoreNode) -> Nightjar {
+    Nightjar::spawn([
+        "--no-tor".to_owned(),
+        "--no-dnsseed".to_owned(),
+        "--log-sensitive".to_owned(),
+        "--connect".to_owned(),
+        core.p2p_addr().to_string(),
+    ])
+}
+
+/// Core's `getpeerinfo` entry for nightjar, once Core has its version.
+fn cores_entry_for_us(core: &mut CoreNode) -> Value {
+    let mut found = None;
+    core.wait_for(LIMIT, "nightjar as a peer", |c| {
+        found = c
+            .peers()?
+            .into_iter()
+            .find(|p| p["subver"] == our_user_agent());
+        Ok(found.is_some())
+    })
+    .unwrap();
+    found.unwrap()
+}
+
+#[test]
+fn syncs_cores_chain_over_v2_with_one_session_id_and_follows_cores_reorg() {
+    let Some(bins) = core_required("syncs_cores_chain_over_v2") else {
+        return;
+    };
+    let mut core = CoreNode::start(&bins, CoreConfig::regtest("core-sync")).unwrap();
+    let mined = core.mine(CHAIN_LEN).unwrap();
+    let mut node = nightjar_connected_to(&core);
+
+    // 1. Headers-first sync of everything Core mined.
+    node.wait_for(LIMIT, "Core's chain", |n| {
+        n.block_count() == Some(CHAIN_LEN as u64)
+    });
+    let tip = core.best_block_hash().unwrap();
+    assert_eq!(tip, mined[CHAIN_LEN - 1]);
+    assert_eq!(node.best_hash(), Some(tip.to_string()));
+
+    // 2. One BIP324 session, seen from both ends: the same session id.
+    let ours = node.peers();
+    assert_eq!(ours.len(), 1, "{ours:#?}");
+    assert_eq!(ours[0]["transport_protocol_type"], "v2", "{:#?}", ours[0]);
+    let theirs = cores_entry_for_us(&mut core);
+    assert_eq!(theirs["inbound"], true, "{theirs:#}");
+    assert_eq!(theirs["connection_type"], "inbound", "{theirs:#}");
+    assert_eq!(theirs["transport_protocol_type"], "v2", "{theirs:#}");
+    let session = theirs["session_id"].as_str().unwrap();
+    assert_eq!(session.len(), 64, "{theirs:#}");
+    assert_eq!(ours[0]["session_id"], session);
+
+    // 3. Core's view of our version message: no services claimed (we serve
+    // no blocks), no transaction relay, our user agent, and nothing about
+    // our own address: the only address Core learned from us (`addrlocal`,
+    // its own address as we saw it) is the one we dialled.
+    assert_eq!(theirs["services"], "0000000000000000", "{theirs:#}");
+    assert_eq!(theirs["servicesnames"], Value::Array(vec![]), "{theirs:#}");
+    assert_eq!(theirs["relaytxes"], false, "{theirs:#}");
+    assert_eq!(theirs["version"], 70016, "{theirs:#}");
+    if let Some(local) = theirs.get("addrlocal") {
+        assert_eq!(local, &Value::String(core.p2p_addr().to_string()), "{theirs:#}");
+    }
+
+    // 4. A reorg made on Core: the last 5 blocks invalidated, a longer
+    // branch of 8 mined on the block before them. nightjar follows it and
+    // keeps the old tip as a side branch.
+    let fork_height = CHAIN_LEN - 5;
+    core.cli(&["invalidateblock", &mined[fork_height].to_string()])
+        .unwrap();
+    let other_payee = Address::p2wsh(&ScriptBuf::from_bytes(vec![0x52]), Network::Regtest);
+    let branch = core.mine_to(8, &other_payee).unwrap();
+    let new_tip = branch[7].to_string();
+    assert_eq!(core.best_block_hash().unwrap().to_string(), new_tip);
+    node.wait_for(LIMIT, "the reorg", |n| {
+        n.best_hash().as_deref() == Some(new_tip.as_str())
+    });
+    assert_eq!(node.block_count(), Some((fork_height + 8) as u64));
+    let tips = node.rpc(&["getchaintips"]).unwrap();
+    let tips = tips.as_array().unwrap();
+    assert!(
+        tips.iter().any(|t| t["status"] == "active"
+            && t["hash"] == new_tip
+            && t["height"] == fork_height + 8
+            && t["branchlen"] == 0),
+        "{tips:#?}"
+    );
+    assert!(
+        tips.iter().any(|t| t["status"] == "valid-headers"
+            && t["hash"] == mined[CHAIN_LEN - 1].to_string()
+            && t["height"] == CHAIN_LEN
+            && t["branchlen"] == 5),
+        "{tips:#?}"
+    );
+    // Core agrees on the shape: its old tip is now an invalid branch.
+    let core_tips = core.rpc(&["getchaintips"]).unwrap();
+    assert!(
+        core_tips.as_array().unwrap().iter().any(|t| t["status"] == "invalid"
+            && t["hash"] == mined[CHAIN_LEN - 1].to_string()
+            && t["branchlen"] == 5),
+        "{core_tips:#}"
+    );
+
+    let lines = node.stop();
+    assert!(
+        lines.iter().any(|l| l.contains("header chain reorganised")),
+        "{lines:#?}"
+    );
+    core.stop().unwrap();
+}
+
+/// `count` addresses of each network, in the text `addpeeraddress` takes,
+/// spread over many netgroups so Core's address manager keeps them apart.
+fn addresses_of_every_network(count: u8) -> BTreeMap<&'static str, Vec<(String, u16)>> {
+    let key = |net: u8, i: u8| {
+        let mut k = [0u8; 32];
+        k[0] = net;
+        k[1] = i;
+        k[31] = 0x5a;
+        k
+    };
+    let mut by_net = BTreeMap::new();
+    by_net.insert(
+        "ipv4",
+        (0..count)
+            .map(|i| (format!("{}.{}.7.9", 11 + i, 3 * i + 1), 8333))
+            .collect(),
+    );
+    by_net.insert(
+        "ipv6",
+        (0..count)
+            .map(|i| (format!("2a01:{:x}:{:x}::1", 0x100 + u16::from(i), i), 8333))
+            .collect(),
+    );
+    by_net.insert(
+        "onion",
+        (0..count)
+            .map(|i| {
+                let onion = nightjar_tor::OnionV3Address::from_pubkey(key(1, i));
+                (onion.to_string(), 8333)
+            })
+            .collect(),
+    );
+    by_net.insert(
+        "i2p",
+        (0..count)
+            .map(|i| {
+                let label = data_encoding::BASE32_NOPAD
+                    .encode(&key(2, i))
+                    .to_ascii_lowercase();
+                // I2P (SAM 3.1) has no ports: Core stores and sends 0.
+                (format!("{label}.b32.i2p"), 0)
+            })
+            .collect(),
+    );
+    by_net.insert(
+        "cjdns",
+        (0..count)
+            .map(|i| (format!("fc{:02x}:{:x}::1", i, 0x200 + u16::from(i)), 8333))
+            .collect(),
+    );
+    by_net
+}
+
+#[test]
+fn learns_addresses_of_all_five_networks_from_cores_addrv2() {
+    let Some(bins) = core_required("learns_addresses_from_cores_addrv2") else {
+        return;
+    };
+    // cjdnsreachable: Core files fc00::/8 under CJDNS only if told to.
+    let mut core = CoreNode::start(
+        &bins,
+        CoreConfig::regtest("core-addrv2").conf("cjdnsreachable=1"),
+    )
+    .unwrap();
+    let planted = addresses_of_every_network(60);
+    for (net, addrs) in &planted {
+        let mut taken = 0;
+        for (host, port) in addrs {
+            let r = core
+                .rpc(&["addpeeraddress", host, &port.to_string()])
+                .unwrap();
+            taken += usize::from(r["success"] == true);
+        }
+        // Some collide in Core's buckets (I2P and CJDNS addresses fall in
+        // few netgroups); most must be taken.
+        assert!(taken >= 30, "Core took only {taken} {net} addresses");
+    }
+    let info = core.rpc(&["getaddrmaninfo"]).unwrap();
+    for net in planted.keys() {
+        assert!(info[net]["total"].as_u64().unwrap() >= 30, "{info:#}");
+    }
+
+    let mut node = nightjar_connected_to(&core);
+    // Core answers one `getaddr` per inbound peer with a sample of at most
+    // 23 % of its table: about 60 of the 300, each network among them.
+    node.wait_for(GOSSIP_LIMIT, "addresses of all five networks", |n| {
+        planted.keys().all(|net| {
+            n.rpc(&["getnodeaddresses", "0", net])
+                .and_then(|v| v.as_array().map(|a| !a.is_empty()))
+                .unwrap_or(false)
+        })
+    });
+    // Every address nightjar learned is one Core had, with its network and
+    // port intact: nothing was mangled between the two address encodings.
+    let learned = node.rpc(&["getnodeaddresses", "0"]).unwrap();
+    let learned = learned.as_array().unwrap();
+    for a in learned {
+        let net = a["network"].as_str().unwrap();
+        let host = a["address"].as_str().unwrap();
+        let port = a["port"].as_u64().unwrap();
+        assert!(
+            planted[net]
+                .iter()
+                .any(|(h, p)| h == host && u64::from(*p) == port),
+            "nightjar learned {a} which Core was never given"
+        );
+    }
+    eprintln!("nightjar learned {} addresses from Core", learned.len());
+    // Core sent them as addrv2 because we asked for it (BIP155): an onion
+    // v3, I2P or CJDNS address does not fit the old `addr` message at all.
+    let theirs = cores_entry_for_us(&mut core);
+    assert_eq!(theirs["addr_relay_enabled"], true, "{theirs:#}");
+    assert!(
+        theirs["bytessent_per_msg"]["addrv2"].as_u64().unwrap_or(0) > 0,
+        "{theirs:#}"
+    );
+    assert!(
+        theirs["bytessent_per_msg"].get("addr").is_none(),
+        "{theirs:#}"
+    );
+    node.stop();
+    core.stop().unwrap();
+}
