@@ -107,7 +107,11 @@ fn syncs_cores_chain_over_v2_with_one_session_id_and_follows_cores_reorg() {
     assert_eq!(theirs["relaytxes"], false, "{theirs:#}");
     assert_eq!(theirs["version"], 70016, "{theirs:#}");
     if let Some(local) = theirs.get("addrlocal") {
-        assert_eq!(local, &Value::String(core.p2p_addr().to_string()), "{theirs:#}");
+        assert_eq!(
+            local,
+            &Value::String(core.p2p_addr().to_string()),
+            "{theirs:#}"
+        );
     }
 
     // 4. A reorg made on Core: the last 5 blocks invalidated, a longer
@@ -143,9 +147,13 @@ fn syncs_cores_chain_over_v2_with_one_session_id_and_follows_cores_reorg() {
     // Core agrees on the shape: its old tip is now an invalid branch.
     let core_tips = core.rpc(&["getchaintips"]).unwrap();
     assert!(
-        core_tips.as_array().unwrap().iter().any(|t| t["status"] == "invalid"
-            && t["hash"] == mined[CHAIN_LEN - 1].to_string()
-            && t["branchlen"] == 5),
+        core_tips
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["status"] == "invalid"
+                && t["hash"] == mined[CHAIN_LEN - 1].to_string()
+                && t["branchlen"] == 5),
         "{core_tips:#}"
     );
 

@@ -5,6 +5,8 @@
 //! - `--privacy`: headers synced from Core's onion service over BIP324, one
 //!   session id on both sides, nothing about us in Core's view of our
 //!   version message;
+//! - the harness itself: Core, given the network's SOCKS port, dials an
+//!   onion service (as it will dial nightjar's own);
 //! - v1: an `--addnode` peer that speaks only v1 (`-v2transport=0`) is
 //!   reached over v1 on the same isolation group's circuits, and the same
 //!   peer under `--privacy` is never sent a v1 byte.
@@ -43,14 +45,17 @@ const ONION_PORT: u16 = 18444;
 const LIMIT: Duration = Duration::from_secs(300);
 
 /// Core's P2P ports, fixed before the network starts so that its onion
-/// services can forward to them: [0] a v2 Core, [1] a v1-only Core.
-fn core_ports() -> &'static [u16; 2] {
-    static PORTS: OnceLock<[u16; 2]> = OnceLock::new();
+/// services can forward to them: [0] a v2 Core, [1] a v1-only Core, [2] a
+/// Core that another Core dials.
+fn core_ports() -> &'static [u16; 3] {
+    static PORTS: OnceLock<[u16; 3]> = OnceLock::new();
     PORTS.get_or_init(|| {
-        // Both listeners are held until both ports are chosen.
-        let a = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let b = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        [a.local_addr().unwrap().port(), b.local_addr().unwrap().port()]
+        // The listeners are held until every port is chosen.
+        let held: Vec<TcpListener> = (0..3)
+            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
+            .collect();
+        let port = |i: usize| held[i].local_addr().unwrap().port();
+        [port(0), port(1), port(2)]
     })
 }
 
@@ -211,7 +216,10 @@ fn added_v1_peer_is_reached_over_v1_on_its_own_circuits_but_never_under_privacy(
         .unwrap_or_else(|| panic!("no dialling line for {}", peer.conn));
     let isolation = peer.isolation.as_deref().unwrap_or_default();
     assert!(isolation.starts_with("manual/"), "{peer:?}");
-    assert_eq!(dialled.get("isolation").map(String::as_str), Some(isolation));
+    assert_eq!(
+        dialled.get("isolation").map(String::as_str),
+        Some(isolation)
+    );
     assert!(
         node.daemon
             .lines()
@@ -228,7 +236,9 @@ fn added_v1_peer_is_reached_over_v1_on_its_own_circuits_but_never_under_privacy(
     let peers = core.peers().unwrap();
     assert!(
         peers.iter().any(|p| p["transport_protocol_type"] == "v1"
-            && p["subver"].as_str().is_some_and(|s| s.starts_with("/nightjar:"))),
+            && p["subver"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("/nightjar:"))),
         "{peers:#?}"
     );
     assert!(v2_attempts_seen(&core) >= 1, "{}", core.log_tail(40));
@@ -263,7 +273,49 @@ fn added_v1_peer_is_reached_over_v1_on_its_own_circuits_but_never_under_privacy(
     );
     assert!(peer_lines(node.daemon.lines()).is_empty());
     assert_eq!(node.peers(), Vec::<Value>::new());
-    assert!(v2_attempts_seen(&core) >= attempts_before + 2, "{}", core.log_tail(40));
-    assert_eq!(versions_from_us(&core), versions_before, "{}", core.log_tail(40));
+    assert!(
+        v2_attempts_seen(&core) >= attempts_before + 2,
+        "{}",
+        core.log_tail(40)
+    );
+    assert_eq!(
+        versions_from_us(&core),
+        versions_before,
+        "{}",
+        core.log_tail(40)
+    );
     node.stop();
+}
+
+#[test]
+fn core_given_the_socks_port_dials_an_onion_service() {
+    let Some((bins, net)) = setup("core_given_the_socks_port_dials_an_onion_service") else {
+        return;
+    };
+    let listener = CoreNode::start(
+        &bins,
+        CoreConfig::regtest("core-listener").p2p_port(core_ports()[2]),
+    )
+    .unwrap();
+    let mined = listener.mine(50).unwrap();
+    let onion = core_onion(net, 2);
+    let mut dialer = CoreNode::start(
+        &bins,
+        CoreConfig::regtest("core-dialer")
+            .onion_proxy(net.socks_addr())
+            .connect(&onion),
+    )
+    .unwrap();
+    dialer
+        .wait_for(LIMIT, "the listener's chain over Tor", |c| {
+            Ok(c.best_block_hash()? == mined[49])
+        })
+        .unwrap();
+    let peers = dialer.peers().unwrap();
+    assert_eq!(peers.len(), 1, "{peers:#?}");
+    let p = &peers[0];
+    assert_eq!(p["addr"], onion, "{p:#}");
+    assert_eq!(p["network"], "onion", "{p:#}");
+    assert_eq!(p["connection_type"], "manual", "{p:#}");
+    assert_eq!(p["transport_protocol_type"], "v2", "{p:#}");
 }

@@ -104,7 +104,12 @@ impl Nightjar {
 
     /// Poll `ready` (reading the log meanwhile) until it holds; panics with
     /// the daemon's log if it exits or `limit` passes.
-    pub fn wait_for(&mut self, limit: Duration, what: &str, mut ready: impl FnMut(&Nightjar) -> bool) {
+    pub fn wait_for(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        mut ready: impl FnMut(&Nightjar) -> bool,
+    ) {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if ready(self) {

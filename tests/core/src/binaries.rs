@@ -88,7 +88,10 @@ fn is_executable(path: &Path) -> bool {
 /// the test fails instead of passing unseen.
 pub fn core_required(test: &str) -> Option<CoreBinaries> {
     let found = CoreBinaries::find();
-    let status = found.as_ref().map(|_| ()).map_err(|e| anyhow::anyhow!("{e:#}"));
+    let status = found
+        .as_ref()
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("{e:#}"));
     if nightjar_privnet::required(test, "Bitcoin Core (bitcoind, bitcoin-cli)", status) {
         found.ok()
     } else {

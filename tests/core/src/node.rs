@@ -120,6 +120,12 @@ impl CoreConfig {
             "listenonion=0".to_owned(),
             "printtoconsole=0".to_owned(),
             "shrinkdebugfile=0".to_owned(),
+            // Regtest turns on Core's internal consistency checks, which a
+            // user's node never runs; `checkblockindex` walks the whole block
+            // index after every block, making long chains quadratic to mine
+            // and sync, and would skew any timing against Core.
+            "checkblockindex=0".to_owned(),
+            "checkmempool=0".to_owned(),
             // The net category shows every version message Core receives,
             // so tests can say what a peer did or did not send.
             "debug=net".to_owned(),
@@ -159,7 +165,9 @@ impl CoreNode {
                 (d.clone(), None)
             }
             None => {
-                let t = tempfile::Builder::new().prefix("nightjar-core-").tempdir()?;
+                let t = tempfile::Builder::new()
+                    .prefix("nightjar-core-")
+                    .tempdir()?;
                 (t.path().to_path_buf(), Some(t))
             }
         };
@@ -271,6 +279,31 @@ impl CoreNode {
         self.mine_to(n, &anyone_can_spend_address())
     }
 
+    /// Mine `n` blocks paying [`anyone_can_spend_address`], one second
+    /// apart, the last about a minute ago. Core dates a block no earlier
+    /// than its parent's median time past + 1, so blocks mined faster than
+    /// one a second creep ahead of the clock (about 0.2 s a block) until they
+    /// reach the two-hour future limit, after which mining waits for the
+    /// clock. For long chains Core's clock is set back instead
+    /// (`setmocktime`), moved one second per block as the batches go, and
+    /// restored after.
+    pub fn mine_dated_back(&self, n: usize) -> Result<Vec<BlockHash>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let start = now - n as u64 - 60;
+        let address = anyone_can_spend_address();
+        let mut hashes = Vec::with_capacity(n);
+        while hashes.len() < n {
+            let clock = start + hashes.len() as u64;
+            self.cli(&["setmocktime", &clock.to_string()])?;
+            let batch = (n - hashes.len()).min(MINE_BATCH);
+            hashes.extend(self.mine_to(batch, &address)?);
+        }
+        self.cli(&["setmocktime", "0"])?;
+        Ok(hashes)
+    }
+
     /// Mine `n` blocks paying `address`. After `invalidateblock`, mine the
     /// new branch to another address than the old one: the same parent,
     /// time and payee would give the very block just invalidated.
@@ -280,7 +313,10 @@ impl CoreNode {
         while hashes.len() < n {
             let batch = (n - hashes.len()).min(MINE_BATCH).to_string();
             let mined = self.rpc(&["generatetoaddress", &batch, &address])?;
-            for h in mined.as_array().context("generatetoaddress returned no array")? {
+            for h in mined
+                .as_array()
+                .context("generatetoaddress returned no array")?
+            {
                 hashes.push(h.as_str().context("a block hash")?.parse()?);
             }
         }
@@ -447,7 +483,10 @@ mod tests {
             .onion_proxy("127.0.0.1:9050".parse().unwrap())
             .conf_text(1, 2);
         assert!(!text.lines().any(|l| l == "connect=0"), "{text}");
-        assert!(text.lines().any(|l| l == "connect=abc.onion:18444"), "{text}");
+        assert!(
+            text.lines().any(|l| l == "connect=abc.onion:18444"),
+            "{text}"
+        );
         assert!(text.lines().any(|l| l == "onion=127.0.0.1:9050"), "{text}");
         assert!(text.lines().any(|l| l == "listen=1"), "{text}");
     }

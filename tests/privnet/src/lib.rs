@@ -441,21 +441,23 @@ impl PrivNet {
     /// would run beside it. Returns at once: [`TorClient::wait_bootstrapped`]
     /// waits for it. Stopped by PID when dropped, and exits by itself if this
     /// process dies.
+    /// `name` is the client's nickname: 1 to 19 ASCII letters and digits,
+    /// as tor demands.
     pub fn spawn_client(&self, name: &str) -> Result<TorClient> {
+        if name.is_empty() || name.len() > 19 || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
+            bail!("tor nickname {name:?}: use 1 to 19 ASCII letters and digits");
+        }
         let datadir = self.dir.join(name);
         if datadir.exists() {
-            bail!("a tor client named {name} already ran in {}", self.dir.display());
+            bail!(
+                "a tor client named {name} already ran in {}",
+                self.dir.display()
+            );
         }
         std::fs::create_dir_all(&datadir)?;
         restrict_permissions(&datadir)?;
         let socks_port = free_ports(1)?[0];
-        let mut text = torrc::common(
-            &datadir,
-            name,
-            &self.resolv_conf,
-            std::process::id(),
-            false,
-        );
+        let mut text = torrc::common(&datadir, name, &self.resolv_conf, std::process::id(), false);
         text.push_str(&format!("SocksPort 127.0.0.1:{socks_port}\n"));
         text.push_str(&format!("%include {}\n", self.dir_auth_conf.display()));
         let torrc_path = datadir.join("torrc");
