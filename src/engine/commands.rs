@@ -5,7 +5,8 @@
 use nightjar_tor::Target;
 
 use super::conn_manager::CommandError;
-use super::{Engine, Now, Output};
+use super::Engine;
+use super::io::{Now, Output};
 use crate::addrman::AddrRecord;
 use crate::netaddr::NetworkSet;
 use crate::peer::ConnId;

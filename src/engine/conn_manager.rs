@@ -23,7 +23,7 @@ use super::peers::{PeerEntry, PeerState, PeerTable};
 use super::seeding::{SeedAction, Seeding, dns_seeds};
 use super::targets::addr_to_target;
 use super::version::our_version;
-use super::{DialFailure, DialRequest, Now, Output};
+use super::io::{DialFailure, DialRequest, Now, Output};
 use crate::addrman::{AddrMan, AddrRecord, AddrSource, InternalSource, Want};
 use crate::netaddr::NetAddr;
 use crate::peer::limits::MAX_ADDRS_PER_MESSAGE;

@@ -62,7 +62,7 @@ use bitcoin::hashes::Hash;
 
 use super::config::EngineConfig;
 use super::peers::PeerTable;
-use super::{Now, Output};
+use super::io::{Now, Output};
 use crate::chain::{HeaderChain, HeaderError};
 use crate::peer::machine::MIN_PROTOCOL_VERSION;
 use crate::peer::{ConnId, ConnectionKind};

@@ -13,7 +13,7 @@ use crate::chain::regtest_miner::{
     mine_regtest_branch, mine_regtest_chain, mine_regtest_chain_until, regtest_genesis, solve,
 };
 use crate::chain::{ChainParams, Checkpoint, HeaderChain};
-use crate::peer::PeerEvent;
+use crate::peer::{ConnectionKind, PeerEvent};
 use crate::wire::GetHeadersMessage;
 
 /// `n` headers on regtest genesis whose tip is about "now" (out of initial

@@ -9,7 +9,8 @@ use rand::rngs::StdRng;
 use super::*;
 use crate::addrman::{AddrManKey, AddrRecord, AddrSource, InternalSource};
 use crate::netaddr::NetAddr;
-use crate::peer::{DisconnectReason, PeerEvent, PeerInfo, PeerReport};
+use crate::peer::{ConnectionKind, DisconnectReason, PeerEvent, PeerInfo, PeerReport};
+use crate::transport::{TransportKind, V1Fallback};
 use crate::wire::ServiceFlags;
 
 const ONION_A: &str = "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion:18444";

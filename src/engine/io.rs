@@ -1,0 +1,137 @@
+//! The engine's vocabulary with the world: the time it is given, the
+//! [`Input`]s it handles and the [`Output`]s it asks for.
+//!
+//! A module of its own so that the engine's parts (connection manager,
+//! header sync, ...) name these types without reaching into their parent.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use nightjar_tor::{CircuitLabel, IsolationGroup, Target};
+
+use super::isolation::Isolation;
+use crate::peer::{ConnId, ConnectionKind, PeerConfig, PeerUpdate};
+use crate::transport::{TransportKind, V1Fallback};
+use crate::wire::NetworkMessage;
+
+/// The time, as the driver's clock read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic time, for deadlines.
+    pub mono: Instant,
+    /// Wall-clock time in unix seconds, for the address book and `version`.
+    pub unix: u64,
+}
+
+/// Why a dial did not produce a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialFailure {
+    /// What went wrong, for logs.
+    pub reason: String,
+    /// Whether the peer is to blame (unreachable, refused, bad handshake),
+    /// as opposed to us or the Tor network: only then does the failure
+    /// count against the address.
+    pub peer_at_fault: bool,
+}
+
+/// Something that happened, for the engine to act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Nothing new: time passed (the driver calls this at [`Engine::poll_timeout`]).
+    Tick,
+    /// The Tor client became ready (or stopped being ready).
+    TorReady(bool),
+    /// A dial succeeded: the transport is up and a peer task runs it.
+    Connected {
+        /// Which dial.
+        conn: ConnId,
+        /// v1 or v2.
+        transport: TransportKind,
+        /// The circuit carrying it, when known.
+        circuit: Option<CircuitLabel>,
+    },
+    /// A dial failed.
+    DialFailed {
+        /// Which dial.
+        conn: ConnId,
+        /// Why.
+        failure: DialFailure,
+    },
+    /// A peer task reported.
+    Peer(PeerUpdate),
+    /// A DNS seed answered (through Tor); empty when it failed.
+    SeedResolved {
+        /// The seed's name.
+        seed: String,
+        /// The addresses it gave.
+        addrs: Vec<IpAddr>,
+    },
+    /// Stop: disconnect everyone, persist, dial nothing more.
+    Shutdown,
+}
+
+/// A dial the engine wants made.
+#[derive(Debug, Clone)]
+pub struct DialRequest {
+    /// The connection's id, used in every later input and output.
+    pub conn: ConnId,
+    /// Whom to dial.
+    pub target: Target,
+    /// Why.
+    pub kind: ConnectionKind,
+    /// Which circuits it may share.
+    pub isolation: Isolation,
+    /// Whether v1 is allowed if the v2 handshake fails.
+    pub v1: V1Fallback,
+    /// The peer machine's configuration (our `version` and more).
+    pub peer: PeerConfig,
+}
+
+/// Something the engine wants done.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Dial a peer (through Tor unless Tor is explicitly off).
+    Dial(DialRequest),
+    /// Send a message to a connected peer.
+    Send {
+        /// To whom.
+        conn: ConnId,
+        /// What.
+        msg: NetworkMessage,
+    },
+    /// Close a connection (or abandon its dial).
+    Disconnect {
+        /// Which.
+        conn: ConnId,
+        /// Why, for logs.
+        reason: String,
+    },
+    /// Resolve a DNS seed through a Tor exit, then report
+    /// [`Input::SeedResolved`].
+    ResolveSeed {
+        /// The seed's name.
+        host: String,
+        /// The isolation group for the lookup.
+        group: IsolationGroup,
+    },
+    /// Write this serialized address book to disk (atomically).
+    PersistAddresses(Vec<u8>),
+    /// No connection uses this group any more: its circuits may close.
+    ReleaseGroup(IsolationGroup),
+    /// The header chain grew: append its new headers to the chain file.
+    PersistChain,
+    /// The header chain was rolled back to this many headers (provisional
+    /// low-work headers dropped): cut the chain file to match.
+    TruncateChain(usize),
+    /// Add misbehaviour points to a peer (its machine disconnects it at 100,
+    /// and the address is then discouraged).
+    Misbehaving {
+        /// Which peer.
+        conn: ConnId,
+        /// Points to add.
+        points: u32,
+        /// What it did, for logs.
+        what: &'static str,
+    },
+}
+
