@@ -5,6 +5,7 @@
 //!   peer, as a pure state machine ([`PeerMachine`]);
 //! - [`limits`]: the token buckets and their constants;
 //! - [`reason`]: why a connection ends ([`DisconnectReason`]);
+//! - [`requests`]: which replies we asked for (exempt from the byte rate);
 //! - [`task`]: the tokio task that hosts a machine over a transport session.
 
 pub mod kind;
@@ -12,6 +13,7 @@ pub mod limits;
 pub mod machine;
 pub mod reason;
 pub mod report;
+pub mod requests;
 pub mod task;
 
 pub use kind::ConnectionKind;

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use crate::peer::kind::ConnectionKind;
 use crate::peer::limits::{self, TokenBucket};
 use crate::peer::reason::{DisconnectReason, Flood, HandshakeViolation, MISBEHAVIOR_LIMIT};
+use crate::peer::requests::Solicited;
 use crate::wire::{AddrV2, AddrV2Message, Address, NetworkMessage, ServiceFlags, VersionMessage};
 
 /// Time allowed from connection to a completed handshake. Core allows 60 s;
@@ -141,9 +142,9 @@ pub struct PeerMachine {
     pings: TokenBucket,
     addrs: TokenBucket,
     addrs_dropped: usize,
-    /// `getheaders` we sent that are not answered yet: their `headers`
-    /// replies were asked for, so they do not count against the byte rate.
-    headers_requested: u32,
+    /// Replies to our requests still owed: they were asked for, so they do
+    /// not count against the byte rate.
+    solicited: Solicited,
     misbehavior: u32,
     transmit: VecDeque<NetworkMessage>,
     events: VecDeque<PeerEvent>,
@@ -172,7 +173,7 @@ impl PeerMachine {
                 now,
             ),
             addrs_dropped: 0,
-            headers_requested: 0,
+            solicited: Solicited::new(),
             misbehavior: 0,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -257,13 +258,10 @@ impl PeerMachine {
         if self.stage == Stage::Closed {
             return;
         }
-        match msg {
-            NetworkMessage::GetAddr => self.addrs.credit(limits::ADDR_BUCKET_CAPACITY, now),
-            NetworkMessage::GetHeaders(_) => {
-                self.headers_requested = self.headers_requested.saturating_add(1);
-            }
-            _ => {}
+        if matches!(msg, NetworkMessage::GetAddr) {
+            self.addrs.credit(limits::ADDR_BUCKET_CAPACITY, now);
         }
+        self.solicited.on_send(&msg);
         self.transmit.push_back(msg);
     }
 
@@ -287,13 +285,10 @@ impl PeerMachine {
         if !self.messages.try_take(1.0, now) {
             return self.close(DisconnectReason::Flood(Flood::Messages));
         }
-        // A `headers` reply we asked for is up to 162 kB: a header sync at
-        // full speed would exceed the byte rate meant for unsolicited
+        // A reply we asked for (a 162 kB `headers`, a block, filters) may
+        // come at full speed: the byte rate is meant for unsolicited
         // traffic. The message rate still applies.
-        let solicited = matches!(msg, NetworkMessage::Headers(_)) && self.headers_requested > 0;
-        if solicited {
-            self.headers_requested -= 1;
-        } else if !self.bytes.try_take(wire_len as f64, now) {
+        if !self.solicited.take_reply(&msg) && !self.bytes.try_take(wire_len as f64, now) {
             return self.close(DisconnectReason::Flood(Flood::Bytes));
         }
         match self.stage {
