@@ -73,10 +73,17 @@ pub use io::{DialFailure, DialRequest, Input, Now, Output};
 pub use isolation::Isolation;
 pub use peers::{PeerEntry, PeerState, PeerTable};
 
-/// How often the engine wants to run its maintenance even when nothing
-/// happens (Core's connection thread wakes every 500 ms; a second is plenty
-/// over Tor).
+/// The shortest sleep between two maintenance rounds: while the engine
+/// still wants something (an unfilled slot), it looks again this often
+/// (Core's connection thread wakes every 500 ms; a second is plenty over
+/// Tor). Timers are never served more often than this, so a timer that is
+/// already due cannot spin the driver.
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The longest sleep when no timer is due: state that is only looked at
+/// in passing (redial pauses ending, discouragement expiring, the seeding
+/// schedule) is looked at again at least this often.
+pub const IDLE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How often the address book is written out (Core's `DUMP_PEERS_INTERVAL`).
 pub const ADDRMAN_PERSIST_INTERVAL: Duration = Duration::from_secs(15 * 60);
@@ -291,13 +298,28 @@ impl Engine {
         self.outputs.pop_front()
     }
 
-    /// When to call [`Engine::handle`] with [`Input::Tick`] next. `None`
-    /// before the first input and after shutdown.
+    /// When to call [`Engine::handle`] with [`Input::Tick`] next: the
+    /// earliest timer of any part (dial and feeler deadlines, manual
+    /// retries, `getheaders` deadlines, the stale-tip check, the address
+    /// book's save), but no sooner than [`MAINTENANCE_INTERVAL`] and no
+    /// later than [`IDLE_INTERVAL`] after the last input. `None` before the
+    /// first input and after shutdown.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.shutting_down {
             return None;
         }
-        self.last_now.map(|t| t + MAINTENANCE_INTERVAL)
+        let last = self.last_now?;
+        let earliest = last + MAINTENANCE_INTERVAL;
+        let latest = last + IDLE_INTERVAL;
+        let due = self
+            .conns
+            .next_deadline(&self.config, &self.peers, last, self.tor_ready)
+            .into_iter()
+            .chain(self.sync.next_deadline(&self.config))
+            .chain(self.next_persist)
+            .min()
+            .unwrap_or(latest);
+        Some(due.clamp(earliest, latest))
     }
 }
 

@@ -655,6 +655,31 @@ impl ConnManager {
         tracing::debug!(%seed, answered = addrs.len(), added, "DNS seed");
     }
 
+    /// The earliest of the connection manager's timers: a dial's or a
+    /// feeler's deadline, the next feeler, the next manual-peer retry; and
+    /// the next second while regular slots are unfilled (an address may
+    /// become usable at any moment: a redial pause ends, gossip arrives).
+    pub fn next_deadline(
+        &self,
+        config: &EngineConfig,
+        peers: &PeerTable,
+        now: Instant,
+        tor_ready: bool,
+    ) -> Option<Instant> {
+        let entries = peers.iter().filter_map(|e| match (&e.state, e.feeler_deadline) {
+            (PeerState::Dialing { deadline }, _) => Some(*deadline),
+            (PeerState::Ready(_), Some(d)) => Some(d),
+            _ => None,
+        });
+        let automatic = tor_ready && !self.only_manual;
+        let wanting = automatic && peers.regular_count() < config.target_outbound;
+        entries
+            .chain(self.manual.next_retry())
+            .chain(self.next_feeler.filter(|_| automatic))
+            .chain(wanting.then_some(now + super::MAINTENANCE_INTERVAL))
+            .min()
+    }
+
     /// Deadlines: dials that took too long, feelers that got no reply; and
     /// forgetting old backoff records.
     pub fn expire(&mut self, cx: &mut Ctx<'_>, now: Now) {

@@ -296,6 +296,23 @@ impl HeaderSync {
         stale && self.extra.is_none() && self.next_extra.is_none_or(|t| now.mono >= t)
     }
 
+    /// The earliest of header sync's timers: a `getheaders` deadline, the
+    /// next round of initial sync, the next stale-tip check.
+    pub fn next_deadline(&self, config: &EngineConfig) -> Option<Instant> {
+        let sessions = self
+            .peers
+            .values()
+            .filter_map(|p| p.session.as_ref().map(|s| s.deadline));
+        let stale_check = self
+            .last_tip_change
+            .filter(|_| self.extra.is_none())
+            .map(|t| {
+                let stale_at = t + config.stale_tip_after;
+                self.next_extra.map_or(stale_at, |e| stale_at.max(e))
+            });
+        sessions.chain(self.next_retry).chain(stale_check).min()
+    }
+
     /// The engine opened the stale-tip extra connection.
     pub fn extra_opened(&mut self, now: Now, conn: ConnId) {
         self.extra = Some(conn);

@@ -387,3 +387,28 @@ fn shutdown_disconnects_everyone_and_persists() {
     assert!(dials(&h.advance(Duration::from_secs(60))).is_empty());
     assert_eq!(h.engine.poll_timeout(), None);
 }
+
+#[test]
+fn the_engine_sleeps_until_its_next_timer_not_every_second() {
+    let fixed: Target = ONION_A.parse().unwrap();
+    let mut config = EngineConfig::new(bitcoin::Network::Regtest);
+    config.connect = vec![fixed];
+    let mut h = Harness::new(config);
+    let out = h.input(Input::TorReady(true));
+    let conn = dials(&out)[0].conn;
+    // While a dial is out, its deadline is a timer; nothing else is due
+    // and no slot waits, so the engine sleeps past the one-second floor.
+    let dialling = h.engine.poll_timeout().unwrap() - h.t().mono;
+    assert!(dialling > MAINTENANCE_INTERVAL, "{dialling:?}");
+    assert!(dialling <= IDLE_INTERVAL, "{dialling:?}");
+    h.handshake(conn);
+    // Connected and idle: the idle cap, unless a timer comes sooner.
+    let idle = h.engine.poll_timeout().unwrap() - h.t().mono;
+    assert_eq!(idle, IDLE_INTERVAL);
+
+    // Unfilled regular slots keep the one-second retry of today.
+    let mut h = Harness::new(EngineConfig::new(bitcoin::Network::Regtest));
+    h.input(Input::TorReady(true));
+    let wanting = h.engine.poll_timeout().unwrap() - h.t().mono;
+    assert_eq!(wanting, MAINTENANCE_INTERVAL);
+}
