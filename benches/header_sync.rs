@@ -62,6 +62,7 @@ fn sync(c: &mut Criterion) {
                 addrman_file: dir.path().join("peers.dat"),
                 network: Network::Direct,
                 chain_store: Some(loaded.store),
+                listeners: Vec::new(),
             };
             let (rpc, calls) = driver::NodeRpc::new();
             let done = async {

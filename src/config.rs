@@ -186,6 +186,7 @@ impl Config {
             tor_network: self.settings.tor_network_file.value.clone(),
             engine: self.settings.engine_config(),
             rpc: self.settings.rpc_settings(&self.dirs.paths),
+            listen: self.settings.listen_addrs(),
         }
     }
 

@@ -39,6 +39,8 @@ pub struct DaemonOptions {
     pub engine: EngineConfig,
     /// The RPC server.
     pub rpc: RpcSettings,
+    /// Where to listen for peers (`listen`, `bind`); empty: nowhere.
+    pub listen: Vec<std::net::SocketAddr>,
 }
 
 /// Run until a termination signal arrives.
@@ -49,6 +51,7 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
         tor_network,
         engine,
         rpc,
+        listen,
     } = options;
     std::fs::create_dir_all(&paths.chain_dir)
         .with_context(|| format!("creating data directory {}", paths.chain_dir.display()))?;
@@ -83,6 +86,13 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
             return Err(e).context("starting the RPC server");
         }
     };
+    let listeners = if listen.is_empty() {
+        Vec::new()
+    } else {
+        driver::listen::bind_all(&listen)
+            .await
+            .context("listening for peers (listen, bind)")?
+    };
     let addrman_file = addr_file::addrman_path(&paths.chain_dir);
     let addrman = addr_file::load(&addrman_file, network);
     let seed: [u8; 32] = rand::random();
@@ -95,6 +105,7 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
             None => driver::Network::Direct,
         },
         chain_store: Some(loaded.store),
+        listeners,
     };
     let stop = async {
         tokio::select! {

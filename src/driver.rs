@@ -9,6 +9,7 @@
 
 pub mod addr_file;
 pub mod dial;
+pub mod listen;
 pub mod rpc_bridge;
 pub mod tor_watch;
 
@@ -58,6 +59,13 @@ pub enum DriverEvent {
         /// Why.
         failure: DialFailure,
     },
+    /// A stream arrived at one of our listeners.
+    Accepted {
+        /// The stream, not yet read.
+        stream: tokio::net::TcpStream,
+        /// Where it came from.
+        remote: std::net::SocketAddr,
+    },
     /// A DNS seed answered (empty on failure).
     Seed {
         /// The seed.
@@ -78,6 +86,8 @@ pub struct DriverOptions {
     /// The header chain file, kept in step with the engine's chain (`None`:
     /// headers live in memory only).
     pub chain_store: Option<ChainStore>,
+    /// Bound TCP listeners for inbound peers (none: we do not listen).
+    pub listeners: Vec<tokio::net::TcpListener>,
 }
 
 /// The clock: the one place time is read.
@@ -97,8 +107,12 @@ struct Driver {
     options: DriverOptions,
     events_tx: mpsc::Sender<DriverEvent>,
     peer_tx: mpsc::Sender<PeerUpdate>,
-    /// Dials in progress, with the peer configuration to start them with.
+    /// Dials (and inbound handshakes) in progress, with the peer
+    /// configuration to start them with.
     dials: HashMap<ConnId, (AbortHandle, PeerConfig)>,
+    /// Accepted streams waiting for the engine's decision, by link id.
+    pending_inbound: HashMap<u64, tokio::net::TcpStream>,
+    next_link: u64,
     peers: HashMap<ConnId, PeerHandle>,
     tasks: JoinSet<()>,
     saves: JoinSet<()>,
@@ -125,6 +139,8 @@ pub async fn run(
         events_tx,
         peer_tx,
         dials: HashMap::new(),
+        pending_inbound: HashMap::new(),
+        next_link: 0,
         peers: HashMap::new(),
         tasks: JoinSet::new(),
         saves: JoinSet::new(),
@@ -145,6 +161,10 @@ pub async fn run(
             d.tor.summary = "Tor is turned off".into();
             d.engine.handle(now(), Input::TorReady(true));
         }
+    }
+    for listener in std::mem::take(&mut d.options.listeners) {
+        d.tasks
+            .spawn(listen::accept_loop(listener, d.events_tx.clone()));
     }
     tokio::pin!(shutdown);
     loop {
@@ -223,6 +243,12 @@ impl Driver {
                         .handle(now(), Input::DialFailed { conn, failure });
                 }
             }
+            DriverEvent::Accepted { stream, remote } => {
+                let link = self.next_link;
+                self.next_link += 1;
+                self.pending_inbound.insert(link, stream);
+                self.engine.handle(now(), Input::Accepted { link, remote });
+            }
             DriverEvent::Seed { host, addrs } => self
                 .engine
                 .handle(now(), Input::SeedResolved { seed: host, addrs }),
@@ -264,6 +290,25 @@ impl Driver {
                         self.events_tx.clone(),
                     ));
                     self.dials.insert(conn, (task, config));
+                }
+                Output::Accept(req) => {
+                    // The engine answers an `Accepted` in the same turn, so
+                    // the stream is still here.
+                    if let Some(stream) = self.pending_inbound.remove(&req.link) {
+                        let conn = req.conn;
+                        let config = req.peer.clone();
+                        let task = self.tasks.spawn(listen::handshake(
+                            stream,
+                            self.options.magic,
+                            req,
+                            self.events_tx.clone(),
+                        ));
+                        self.dials.insert(conn, (task, config));
+                    }
+                }
+                Output::Refuse { link, .. } => {
+                    // Dropping the stream closes it, unanswered.
+                    self.pending_inbound.remove(&link);
                 }
                 Output::Send { conn, msg } => {
                     if let Some(peer) = self.peers.get(&conn)

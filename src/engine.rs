@@ -47,6 +47,7 @@ pub mod commands;
 pub mod config;
 pub mod conn_manager;
 pub mod header_sync;
+pub mod inbound;
 pub mod io;
 pub mod isolation;
 pub mod manual;
@@ -69,7 +70,7 @@ use crate::wire::NetworkMessage;
 pub use config::{EngineConfig, IsolationScope, Reach};
 pub use conn_manager::{CommandError, ConnManager};
 pub use header_sync::{HeaderSync, SyncCtx};
-pub use io::{DialFailure, DialRequest, Input, Now, Output};
+pub use io::{AcceptRequest, DialFailure, DialRequest, Input, Now, Output};
 pub use isolation::Isolation;
 pub use peers::{PeerEntry, PeerState, PeerTable};
 
@@ -186,6 +187,15 @@ impl Engine {
                 transport,
                 circuit,
             } => self.conns.connected(&mut cx, conn, transport, circuit),
+            Input::Accepted { link, .. } if self.shutting_down => {
+                cx.out.push_back(Output::Refuse {
+                    link,
+                    reason: "shutting down",
+                });
+            }
+            Input::Accepted { link, remote } => {
+                self.conns.accept(&mut cx, now, link, remote);
+            }
             Input::DialFailed { conn, failure } => {
                 self.conns.dial_failed(&mut cx, now, conn, &failure);
             }

@@ -617,14 +617,18 @@ fn refused_options_stop_the_daemon_too() {
     let home = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let out = run(
-        &["--listen", "--datadir", data.path().to_str().unwrap()],
+        &[
+            "--bind",
+            "127.0.0.1:8334",
+            "--datadir",
+            data.path().to_str().unwrap(),
+        ],
         home.path(),
         Duration::from_secs(30),
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr)
-            .contains("--listen: inbound connections are not available in this version"),
+        text(&out.stderr).contains("bind only applies to listening; add listen = true"),
         "{}",
         text(&out.stderr)
     );

@@ -235,13 +235,12 @@ fn values_out_of_range_or_unsupported_are_refused_by_name() {
         error("maxoutbound = 65"),
         "config error in /etc/nightjar/nightjar.toml: maxoutbound = 65: at most 64 outbound connections; use a number from 0 to 64"
     );
-    let e = error("listen = true");
+    let e = error("bind = [\"127.0.0.1\"]");
     assert!(
-        e.contains("listen = true")
-            && e.contains("inbound connections are not available in this version"),
+        e.contains("bind = [\"127.0.0.1\"]") && e.contains("add listen = true"),
         "{e}"
     );
-    let e = error("bind = [\"127.0.0.1:8334=onion\"]");
+    let e = error("listen = true\nbind = [\"127.0.0.1:8334=onion\"]");
     assert!(
         e.contains("bind = [\"127.0.0.1:8334=onion\"]") && e.contains("not available"),
         "{e}"

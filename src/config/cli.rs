@@ -117,11 +117,12 @@ pub struct CliOptions {
     /// Do not use the compiled-in seed addresses.
     #[arg(long, global = true, overrides_with = "fixedseeds")]
     pub no_fixedseeds: bool,
-    /// Accept inbound connections (not available in this version: refused).
+    /// Accept inbound connections on a TCP listener (off by default: a
+    /// Tor-first node opens no clearnet port unless asked).
     #[arg(long, global = true)]
     pub listen: bool,
-    /// Listen on this address (addr[:port][=onion]; needs --listen, which is
-    /// not available in this version).
+    /// Listen on this address (addr[:port]; needs --listen) [default: every
+    /// interface on the chain's port].
     #[arg(long, global = true, value_name = "ADDR", value_parser = types::parse_display::<BindSpec>)]
     pub bind: Vec<BindSpec>,
     /// Most connections in total [default: 125]; caps --max-outbound.

@@ -18,6 +18,9 @@ use crate::netaddr::{NetworkId, NetworkSet};
 use crate::paths::DataPaths;
 use crate::rpc::RpcSettings;
 
+/// Added (`addnode`) peers Core reserves connections for.
+const MAX_ADDED_PEERS: u32 = 8;
+
 /// Bitcoin Core's default `maxconnections`.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 125;
 
@@ -178,7 +181,41 @@ impl Settings {
         c.feeler_interval = Duration::from_secs(self.feeler_interval_secs.value);
         c.onlynet = self.onlynet.value.iter().copied().collect::<NetworkSet>();
         c.isolate_every_connection = self.tor_isolation.value == Isolation::PerConnection;
+        c.max_inbound = if self.listen.value {
+            self.max_inbound()
+        } else {
+            0
+        };
         c
+    }
+
+    /// Inbound slots: `maxconnections` less what outbound connections may
+    /// take (the regular target, up to 8 added peers, a feeler and a
+    /// stale-tip extra), as Core reckons it.
+    pub fn max_inbound(&self) -> usize {
+        let outbound = u32::from(self.maxoutbound.value).min(self.maxconnections.value);
+        let reserved = outbound + MAX_ADDED_PEERS + 2;
+        usize::try_from(self.maxconnections.value.saturating_sub(reserved)).unwrap_or(0)
+    }
+
+    /// Where to listen for peers: each `bind`, or (as Core) every IPv4 and
+    /// IPv6 interface on the chain's port; nothing without `listen`.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        if !self.listen.value {
+            return Vec::new();
+        }
+        let port = crate::engine::conn_manager::default_port(self.network());
+        if self.bind.value.is_empty() {
+            return vec![
+                SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port)),
+                SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
+            ];
+        }
+        self.bind
+            .value
+            .iter()
+            .map(|b| SocketAddr::new(b.ip, b.port.unwrap_or(port)))
+            .collect()
     }
 
     /// The RPC server's settings, for the chain directory of `paths`.
@@ -346,24 +383,24 @@ pub fn privacy_contradictions(explicit: &Layer) -> Vec<String> {
 /// warnings for settings that work but deserve a word.
 pub fn validate(s: &Settings, file: Option<&Path>) -> Result<Vec<String>, ConfigError> {
     let mut warnings = Vec::new();
-    if s.listen.value {
-        return Err(invalid(
-            file,
-            "listen",
-            "true",
-            s.listen.source,
-            false,
-            "inbound connections are not available in this version (nightjar has no listener yet); remove it",
-        ));
-    }
-    if !s.bind.value.is_empty() {
+    if !s.bind.value.is_empty() && !s.listen.value {
         return Err(invalid(
             file,
             "bind",
             &toml_list(&s.bind.value),
             s.bind.source,
             true,
-            "bind only applies to listening, and inbound connections are not available in this version; remove it",
+            "bind only applies to listening; add listen = true (--listen), or remove it",
+        ));
+    }
+    if s.bind.value.iter().any(|b| b.onion) {
+        return Err(invalid(
+            file,
+            "bind",
+            &toml_list(&s.bind.value),
+            s.bind.source,
+            true,
+            "onion inbound (=onion) comes through nightjar's own onion service, which is not available in this version; bind a plain address",
         ));
     }
     if !s.v2transport.value {

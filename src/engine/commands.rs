@@ -4,8 +4,8 @@
 
 use nightjar_tor::Target;
 
-use super::conn_manager::CommandError;
 use super::Engine;
+use super::conn_manager::CommandError;
 use super::io::{Now, Output};
 use crate::addrman::AddrRecord;
 use crate::netaddr::NetworkSet;

@@ -80,6 +80,8 @@ pub struct EngineConfig {
     /// How long the best header may stay unchanged before we suspect we
     /// are partitioned and try an `Extra` peer (Core: 30 minutes).
     pub stale_tip_after: Duration,
+    /// Inbound connections accepted at once; 0 when nothing listens.
+    pub max_inbound: usize,
 }
 
 impl EngineConfig {
@@ -100,7 +102,16 @@ impl EngineConfig {
             isolate_every_connection: false,
             user_agent: format!("/nightjar:{}/", env!("CARGO_PKG_VERSION")),
             stale_tip_after: DEFAULT_STALE_TIP_AFTER,
+            max_inbound: 0,
         }
+    }
+
+    /// Whether a peer that connects to us may speak v1. Yes, as in Core,
+    /// unless `--privacy` makes every session v2: an inbound peer chose the
+    /// transport, and refusing v1 would only turn away old nodes that
+    /// learn nothing from us either way.
+    pub fn inbound_v1_allowed(&self) -> bool {
+        !self.privacy
     }
 
     /// The networks outbound connections may use. Under `--privacy` only

@@ -17,13 +17,15 @@ use rand::rngs::StdRng;
 use safelog::sensitive;
 
 use super::config::{EngineConfig, regular_services};
+use super::inbound::INBOUND_HANDSHAKE_TIMEOUT;
+use super::inbound::InboundPolicy;
+use super::io::{AcceptRequest, DialFailure, DialRequest, Now, Output};
 use super::isolation::IsolationPolicy;
 use super::manual::ManualPeers;
 use super::peers::{PeerEntry, PeerState, PeerTable};
 use super::seeding::{SeedAction, Seeding, dns_seeds};
 use super::targets::addr_to_target;
 use super::version::our_version;
-use super::io::{DialFailure, DialRequest, Now, Output};
 use crate::addrman::{AddrMan, AddrRecord, AddrSource, InternalSource, Want};
 use crate::netaddr::NetAddr;
 use crate::peer::limits::MAX_ADDRS_PER_MESSAGE;
@@ -110,6 +112,8 @@ pub enum CommandError {
 #[derive(Debug)]
 pub struct ConnManager {
     manual: ManualPeers,
+    /// Inbound acceptance policy.
+    inbound: InboundPolicy,
     /// Only the `--connect` peer(s): no automatic connections at all.
     only_manual: bool,
     seeding: Seeding,
@@ -137,6 +141,7 @@ impl ConnManager {
         }
         ConnManager {
             manual: ManualPeers::new(keep),
+            inbound: InboundPolicy::default(),
             only_manual: !config.connect.is_empty(),
             seeding: Seeding::new(),
             next_conn: 1,
@@ -322,12 +327,7 @@ impl ConnManager {
         } else {
             V1Fallback::Forbidden
         };
-        let nonce = loop {
-            let n: u64 = cx.rng.random();
-            if n != 0 && !cx.peers.is_our_nonce(n, conn) {
-                break n;
-            }
-        };
+        let nonce = fresh_nonce(cx, conn);
         let peer = PeerConfig {
             kind,
             our_version: our_version(&target, nonce, now.unix, &cx.config.user_agent),
@@ -342,7 +342,7 @@ impl ConnManager {
             kind,
             target: target.clone(),
             addr,
-            isolation,
+            isolation: Some(isolation),
             v1,
             nonce,
             opened: now.mono,
@@ -366,6 +366,69 @@ impl ConnManager {
             peer,
         }));
         conn
+    }
+
+    /// A stream arrived at one of our listeners: take it on as an inbound
+    /// connection, or refuse it (see [`super::inbound`]).
+    pub fn accept(&mut self, cx: &mut Ctx<'_>, now: Now, link: u64, remote: SocketAddr) {
+        let addr = NetAddr::from(remote);
+        let discouraged = self.discouraged.contains_key(&addr);
+        if let Err(refusal) = self.inbound.judge(cx.config, cx.peers, &addr, discouraged) {
+            tracing::debug!(peer = %sensitive(remote), reason = refusal.reason(), "inbound refused");
+            cx.out.push_back(Output::Refuse {
+                link,
+                reason: refusal.reason(),
+            });
+            return;
+        }
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let target = Target::Ip(remote);
+        let nonce = fresh_nonce(cx, conn);
+        let peer = PeerConfig {
+            kind: ConnectionKind::Inbound,
+            // Their address as we saw it, ours nowhere (see `our_version`).
+            our_version: our_version(&target, nonce, now.unix, &cx.config.user_agent),
+            ping_seed: cx.rng.random(),
+        };
+        let allow_v1 = cx.config.inbound_v1_allowed();
+        cx.peers.insert(PeerEntry {
+            conn,
+            kind: ConnectionKind::Inbound,
+            target,
+            // Inbound peers stay out of the address book: whoever connects
+            // does not get to choose whom we dial.
+            addr: None,
+            isolation: None,
+            v1: if allow_v1 {
+                V1Fallback::Allowed
+            } else {
+                V1Fallback::Forbidden
+            },
+            nonce,
+            opened: now.mono,
+            opened_unix: now.unix,
+            state: PeerState::Dialing {
+                deadline: now.mono + INBOUND_HANDSHAKE_TIMEOUT,
+            },
+            transport: None,
+            circuit: None,
+            last_rtt: None,
+            min_rtt: None,
+            feeler_deadline: None,
+            answered_getaddr: false,
+        });
+        cx.out.push_back(Output::Accept(AcceptRequest {
+            link,
+            conn,
+            allow_v1,
+            peer,
+        }));
+    }
+
+    /// How many inbound streams were taken on and turned away so far.
+    pub fn inbound_counts(&self) -> InboundPolicy {
+        self.inbound
     }
 
     // === USER COMMANDS ===
@@ -666,11 +729,13 @@ impl ConnManager {
         now: Instant,
         tor_ready: bool,
     ) -> Option<Instant> {
-        let entries = peers.iter().filter_map(|e| match (&e.state, e.feeler_deadline) {
-            (PeerState::Dialing { deadline }, _) => Some(*deadline),
-            (PeerState::Ready(_), Some(d)) => Some(d),
-            _ => None,
-        });
+        let entries = peers
+            .iter()
+            .filter_map(|e| match (&e.state, e.feeler_deadline) {
+                (PeerState::Dialing { deadline }, _) => Some(*deadline),
+                (PeerState::Ready(_), Some(d)) => Some(d),
+                _ => None,
+            });
         let automatic = tor_ready && !self.only_manual;
         let wanting = automatic && peers.regular_count() < config.target_outbound;
         entries
@@ -741,9 +806,22 @@ fn disconnect(cx: &mut Ctx<'_>, conn: ConnId, reason: &str) {
 /// A closed connection's group may go once nobody uses it and it takes no
 /// new connections.
 fn release_if_unused(cx: &mut Ctx<'_>, entry: &PeerEntry) {
-    let group = entry.isolation.group;
+    let Some(group) = entry.isolation.map(|i| i.group) else {
+        return;
+    };
     if !cx.isolation.is_current(group) && !cx.peers.uses_group(group) {
         cx.out.push_back(Output::ReleaseGroup(group));
+    }
+}
+
+/// A `version` nonce for `conn`, distinct from every other of ours (a
+/// peer that echoes one back is ourselves).
+fn fresh_nonce(cx: &mut Ctx<'_>, conn: ConnId) -> u64 {
+    loop {
+        let n: u64 = cx.rng.random();
+        if n != 0 && !cx.peers.is_our_nonce(n, conn) {
+            break n;
+        }
     }
 }
 
@@ -760,10 +838,13 @@ fn log_connected(e: &PeerEntry) {
         .unwrap_or_else(|| "-".into());
     let circuit = e.circuit.as_ref().map_or("-", |c| c.id.as_str());
     let subver = e.info().map(|i| i.user_agent.as_str()).unwrap_or_default();
+    let isolation = e
+        .isolation
+        .map_or_else(|| "-".to_owned(), |i| i.to_string());
     if e.kind == ConnectionKind::Feeler {
-        tracing::debug!(conn = %e.conn, kind = %kind, addr = %sensitive(&e.target), transport = %transport, circuit, isolation = %e.isolation, session_id = %session_id, "peer connected");
+        tracing::debug!(conn = %e.conn, kind = %kind, addr = %sensitive(&e.target), transport = %transport, circuit, isolation = %isolation, session_id = %session_id, "peer connected");
     } else {
-        tracing::info!(conn = %e.conn, kind = %kind, addr = %sensitive(&e.target), transport = %transport, circuit, isolation = %e.isolation, session_id = %session_id, subver, "peer connected");
+        tracing::info!(conn = %e.conn, kind = %kind, addr = %sensitive(&e.target), transport = %transport, circuit, isolation = %isolation, session_id = %session_id, subver, "peer connected");
     }
 }
 

@@ -61,8 +61,8 @@ use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
 
 use super::config::EngineConfig;
-use super::peers::PeerTable;
 use super::io::{Now, Output};
+use super::peers::PeerTable;
 use crate::chain::{HeaderChain, HeaderError};
 use crate::peer::machine::MIN_PROTOCOL_VERSION;
 use crate::peer::{ConnId, ConnectionKind};
@@ -243,6 +243,9 @@ impl HeaderSync {
         };
         let may_sync = peer.may_sync();
         self.peers.insert(conn, peer);
+        if kind == ConnectionKind::Inbound {
+            self.announce_tip_to_newcomer(cx, now, conn);
+        }
         if !may_sync {
             return;
         }
@@ -311,6 +314,21 @@ impl HeaderSync {
                 self.next_extra.map_or(stale_at, |e| stale_at.max(e))
             });
         sessions.chain(self.next_retry).chain(stale_check).min()
+    }
+
+    /// Tell a peer that connected to us where our best chain ends, with
+    /// its tip header, once we are out of initial sync. A node that cannot
+    /// serve blocks is never picked for a header sync by Core, but Core
+    /// answers an announcement it cannot connect with a `getheaders`, which
+    /// we serve: a fresh node can learn the chain from us alone.
+    fn announce_tip_to_newcomer(&self, cx: &mut SyncCtx<'_>, now: Now, conn: ConnId) {
+        if Self::in_initial_sync(cx.chain, now.unix) || cx.chain.height() == 0 {
+            return;
+        }
+        cx.out.push_back(Output::Send {
+            conn,
+            msg: NetworkMessage::Headers(vec![cx.chain.tip_header()]),
+        });
     }
 
     /// The engine opened the stale-tip extra connection.

@@ -4,7 +4,7 @@
 //! A module of its own so that the engine's parts (connection manager,
 //! header sync, ...) name these types without reaching into their parent.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use nightjar_tor::{CircuitLabel, IsolationGroup, Target};
@@ -50,7 +50,15 @@ pub enum Input {
         /// The circuit carrying it, when known.
         circuit: Option<CircuitLabel>,
     },
-    /// A dial failed.
+    /// Someone opened a stream to one of our listeners (no handshake yet).
+    /// The engine accepts it as a connection of its own, or refuses it.
+    Accepted {
+        /// The driver's handle on the stream until the engine decides.
+        link: u64,
+        /// Where it came from.
+        remote: SocketAddr,
+    },
+    /// A dial (or an accepted stream's handshake) failed.
     DialFailed {
         /// Which dial.
         conn: ConnId,
@@ -87,11 +95,35 @@ pub struct DialRequest {
     pub peer: PeerConfig,
 }
 
+/// An accepted stream the engine takes on.
+#[derive(Debug, Clone)]
+pub struct AcceptRequest {
+    /// The driver's handle, from [`Input::Accepted`].
+    pub link: u64,
+    /// The connection's id from now on; the transport handshake's result
+    /// comes back as [`Input::Connected`] or [`Input::DialFailed`], as for
+    /// a dial.
+    pub conn: ConnId,
+    /// Whether the peer may speak v1.
+    pub allow_v1: bool,
+    /// The peer machine's configuration (it answers their `version`).
+    pub peer: PeerConfig,
+}
+
 /// Something the engine wants done.
 #[derive(Debug, Clone)]
 pub enum Output {
     /// Dial a peer (through Tor unless Tor is explicitly off).
     Dial(DialRequest),
+    /// Take on an accepted stream: run the responder handshake.
+    Accept(AcceptRequest),
+    /// Close an accepted stream unanswered.
+    Refuse {
+        /// The driver's handle, from [`Input::Accepted`].
+        link: u64,
+        /// Why, for logs.
+        reason: &'static str,
+    },
     /// Send a message to a connected peer.
     Send {
         /// To whom.
@@ -134,4 +166,3 @@ pub enum Output {
         what: &'static str,
     },
 }
-

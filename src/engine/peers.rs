@@ -37,8 +37,9 @@ pub struct PeerEntry {
     /// The address-book form of the target, when it has one (host names
     /// do not).
     pub addr: Option<NetAddr>,
-    /// The circuits it may share.
-    pub isolation: Isolation,
+    /// The circuits it may share (outbound connections; an inbound one
+    /// arrived on no circuit of ours).
+    pub isolation: Option<Isolation>,
     /// Whether v1 was allowed for it.
     pub v1: V1Fallback,
     /// Our `version` nonce (to catch connections to ourselves).
@@ -178,6 +179,7 @@ impl PeerTable {
 
     /// Whether any connection uses the isolation group.
     pub fn uses_group(&self, group: nightjar_tor::IsolationGroup) -> bool {
-        self.iter().any(|e| e.isolation.group == group)
+        self.iter()
+            .any(|e| e.isolation.is_some_and(|i| i.group == group))
     }
 }

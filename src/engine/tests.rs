@@ -412,3 +412,120 @@ fn the_engine_sleeps_until_its_next_timer_not_every_second() {
     let wanting = h.engine.poll_timeout().unwrap() - h.t().mono;
     assert_eq!(wanting, MAINTENANCE_INTERVAL);
 }
+
+fn listening(max_inbound: usize) -> Harness {
+    let mut config = EngineConfig::new(bitcoin::Network::Regtest);
+    config.connect = vec![ONION_A.parse().unwrap()];
+    config.max_inbound = max_inbound;
+    let mut h = Harness::new(config);
+    h.input(Input::TorReady(true));
+    h
+}
+
+fn accepted(out: &[Output]) -> Vec<AcceptRequest> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Accept(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn refused(out: &[Output]) -> Vec<&'static str> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Refuse { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_accepted_stream_becomes_an_inbound_connection_outside_the_address_book() {
+    let mut h = listening(4);
+    let remote: std::net::SocketAddr = "203.0.113.7:50000".parse().unwrap();
+    let out = h.input(Input::Accepted { link: 9, remote });
+    let a = accepted(&out);
+    assert_eq!(a.len(), 1, "{out:?}");
+    assert_eq!(a[0].link, 9);
+    assert!(a[0].allow_v1);
+    assert_eq!(a[0].peer.kind, ConnectionKind::Inbound);
+    // Our version tells them their address as we saw it, and nothing of ours.
+    let v = &a[0].peer.our_version;
+    assert_eq!(v.receiver.socket_addr().unwrap(), remote);
+    assert_eq!(
+        v.sender.socket_addr().unwrap(),
+        "0.0.0.0:0".parse().unwrap()
+    );
+    let conn = a[0].conn;
+    h.handshake(conn);
+    let entry = h.engine.peers().get(conn).unwrap();
+    assert_eq!(entry.kind, ConnectionKind::Inbound);
+    assert!(entry.addr.is_none() && entry.isolation.is_none());
+    assert_eq!(h.engine.addrman().info().all_networks().total(), 0);
+    // Inbound peers are not asked for addresses (we answer theirs).
+    let sent_getaddr = h
+        .input(Input::Tick)
+        .iter()
+        .any(|o| matches!(o, Output::Send { conn: c, msg: NetworkMessage::GetAddr } if *c == conn));
+    assert!(!sent_getaddr);
+}
+
+#[test]
+fn inbound_is_refused_when_not_listening_full_or_from_a_crowded_netgroup() {
+    let mut h = listening(0);
+    let out = h.input(Input::Accepted {
+        link: 1,
+        remote: "203.0.113.7:1".parse().unwrap(),
+    });
+    assert_eq!(refused(&out), ["not accepting connections"]);
+
+    let mut h = listening(10);
+    // Eight from one /16 (81.2.0.0) are let in; the ninth is not.
+    for i in 0..8u16 {
+        let remote = format!("81.2.100.{i}:{}", 1000 + i).parse().unwrap();
+        let out = h.input(Input::Accepted {
+            link: u64::from(i),
+            remote,
+        });
+        assert_eq!(accepted(&out).len(), 1, "{out:?}");
+    }
+    let out = h.input(Input::Accepted {
+        link: 8,
+        remote: "81.2.200.1:1".parse().unwrap(),
+    });
+    assert_eq!(
+        refused(&out),
+        ["too many connections from its network group"],
+        "{out:?}"
+    );
+    // Two more from elsewhere fill the ten slots; the next one is refused.
+    for (link, remote) in [(20, "192.0.2.1:1"), (21, "100.64.0.1:1")] {
+        h.input(Input::Accepted {
+            link,
+            remote: remote.parse().unwrap(),
+        });
+    }
+    let out = h.input(Input::Accepted {
+        link: 30,
+        remote: "203.0.113.99:1".parse().unwrap(),
+    });
+    assert_eq!(refused(&out), ["inbound slots full"], "{out:?}");
+}
+
+#[test]
+fn an_inbound_stream_that_never_finishes_its_handshake_is_dropped() {
+    let mut h = listening(4);
+    let out = h.input(Input::Accepted {
+        link: 1,
+        remote: "203.0.113.7:1".parse().unwrap(),
+    });
+    let conn = accepted(&out)[0].conn;
+    let out = h.advance(super::inbound::INBOUND_HANDSHAKE_TIMEOUT + Duration::from_secs(1));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Disconnect { conn: c, .. } if *c == conn)),
+        "{out:?}"
+    );
+    assert!(h.engine.peers().get(conn).is_none());
+}

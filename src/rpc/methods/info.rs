@@ -80,6 +80,11 @@ pub fn network_info(engine: &Engine, tor: &TorStatus) -> Value {
         })
         .collect();
     let connections = engine.peers().connected().count();
+    let inbound = engine
+        .peers()
+        .connected()
+        .filter(|e| !e.kind.is_outbound())
+        .count();
     json!({
         "version": VERSION_NUMBER,
         "subversion": config.user_agent,
@@ -90,8 +95,8 @@ pub fn network_info(engine: &Engine, tor: &TorStatus) -> Value {
         "timeoffset": 0,
         "networkactive": true,
         "connections": connections,
-        "connections_in": 0,
-        "connections_out": connections,
+        "connections_in": inbound,
+        "connections_out": connections - inbound,
         "networks": networks,
         "localaddresses": [],
         "warnings": [],
@@ -130,14 +135,14 @@ fn peer_entry(e: &PeerEntry) -> Value {
         "conntime": e.opened_unix,
         "version": info.map_or(0, |i| i.version),
         "subver": info.map_or("", |i| i.user_agent.as_str()),
-        "inbound": false,
+        "inbound": !e.kind.is_outbound(),
         "connection_type": e.kind.core_name(),
         "transport_protocol_type": transport,
         "session_id": session_id,
         "addr_relay_enabled": true,
         "permissions": [],
         "nightjar_kind": e.kind.label(),
-        "isolation": e.isolation.to_string(),
+        "isolation": e.isolation.map(|i| i.to_string()),
         "circuit": e.circuit.as_ref().map(|c| json!({ "id": c.id, "hops": c.hops })),
     });
     if let Some(map) = v.as_object_mut() {

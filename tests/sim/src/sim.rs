@@ -384,6 +384,11 @@ impl Sim {
         let now = self.clock.offset();
         match output {
             Output::Dial(request) => self.dial(request),
+            // The simulated world has no inbound peers yet: an answer to
+            // an `Accepted` nobody sent is the engine's mistake.
+            Output::Accept(_) | Output::Refuse { .. } => {
+                self.anomaly("an inbound decision with no inbound stream".to_owned());
+            }
             Output::Send { conn, msg } => match self.conns.get_mut(&conn) {
                 Some(SimConn {
                     state: ConnState::Open { link, .. },

@@ -294,6 +294,10 @@ impl Checker {
 
     fn output(&mut self, out: &Output, entry: &TraceEntry) -> Check {
         match out {
+            // Nothing listens in the simulated world.
+            Output::Accept(_) | Output::Refuse { .. } => {
+                prop_assert!(false, "inbound decision without a listener: {entry:?}");
+            }
             Output::Dial(req) => {
                 prop_assert!(self.tor_ready, "dial while Tor is not ready: {entry:?}");
                 prop_assert!(!self.shut_down, "dial after shutdown: {entry:?}");
@@ -437,6 +441,9 @@ impl Checker {
 
     fn input(&mut self, input: &Input, entry: &TraceEntry) -> Check {
         match input {
+            Input::Accepted { .. } => {
+                prop_assert!(false, "an inbound stream in a world without one: {entry:?}");
+            }
             Input::TorReady(ready) => self.tor_ready = *ready,
             Input::Shutdown => self.shut_down = true,
             Input::Connected {
@@ -737,7 +744,10 @@ fn healthy_world_fills_the_target_and_feelers_come_on_top() {
     assert_eq!(persisted.len(), 2, "{persisted:?}");
     assert!(persisted[0] >= mins(15) && persisted[0] <= mins(15) + TICK_SLACK);
     assert!(persisted[1] >= persisted[0] + mins(15), "{persisted:?}");
-    assert!(persisted[1] <= persisted[0] + mins(15) + TICK_SLACK, "{persisted:?}");
+    assert!(
+        persisted[1] <= persisted[0] + mins(15) + TICK_SLACK,
+        "{persisted:?}"
+    );
     assert!(sim.last_persisted().is_some_and(|b| !b.is_empty()));
 }
 

@@ -1,0 +1,112 @@
+//! Whom we let in: the policy for streams that arrive at our listeners,
+//! decided before any byte of theirs is read, so that refusing costs
+//! nothing.
+//!
+//! - Slots: [`EngineConfig::max_inbound`] (derived from `maxconnections`);
+//!   outbound, manual and extra connections never count against it and are
+//!   never touched for an inbound one.
+//! - Diversity: at most [`MAX_INBOUND_PER_NETGROUP`] connections from one
+//!   network group, so one /16 (or one host) cannot take every slot.
+//! - Discouraged addresses (misbehaviour past the limit) are refused.
+//! - The transport handshake must finish within
+//!   [`INBOUND_HANDSHAKE_TIMEOUT`]; the version handshake then has the peer
+//!   machine's own limit.
+//!
+//! When the slots are full the newcomer is refused. Core instead evicts an
+//! existing inbound peer chosen to keep the most useful and diverse ones
+//! (`AttemptToEvictConnection`); that is a later step here.
+
+use std::time::Duration;
+
+use super::config::EngineConfig;
+use super::peers::PeerTable;
+use crate::netaddr::{NetAddr, NetGroup};
+use crate::peer::ConnectionKind;
+
+/// Inbound connections from one network group at most.
+pub const MAX_INBOUND_PER_NETGROUP: usize = 8;
+
+/// Time an accepted stream has to complete its transport (BIP324 or v1
+/// detection) handshake. Shorter than an outbound dial's limit: there is no
+/// circuit to build, only bytes to exchange.
+pub const INBOUND_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why an inbound stream was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// We do not listen (or are shutting down).
+    NotListening,
+    /// Every inbound slot is taken.
+    Full,
+    /// Its network group already has its share.
+    NetgroupFull,
+    /// The address misbehaved recently.
+    Discouraged,
+}
+
+impl Refusal {
+    /// For logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::NotListening => "not accepting connections",
+            Refusal::Full => "inbound slots full",
+            Refusal::NetgroupFull => "too many connections from its network group",
+            Refusal::Discouraged => "address discouraged after misbehaviour",
+        }
+    }
+}
+
+/// Counts of what the policy decided, for `getnetworkinfo`-style reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InboundPolicy {
+    /// Streams taken on.
+    pub accepted: u64,
+    /// Streams turned away.
+    pub refused: u64,
+}
+
+impl InboundPolicy {
+    /// Decide on a stream from `remote`, given the connections we hold.
+    pub fn judge(
+        &mut self,
+        config: &EngineConfig,
+        peers: &PeerTable,
+        remote: &NetAddr,
+        discouraged: bool,
+    ) -> Result<(), Refusal> {
+        let verdict = decide(config, peers, remote.netgroup(), discouraged);
+        match verdict {
+            Ok(()) => self.accepted += 1,
+            Err(_) => self.refused += 1,
+        }
+        verdict
+    }
+}
+
+fn decide(
+    config: &EngineConfig,
+    peers: &PeerTable,
+    group: NetGroup,
+    discouraged: bool,
+) -> Result<(), Refusal> {
+    if config.max_inbound == 0 {
+        return Err(Refusal::NotListening);
+    }
+    if discouraged {
+        return Err(Refusal::Discouraged);
+    }
+    let inbound = || peers.iter().filter(|e| e.kind == ConnectionKind::Inbound);
+    if inbound().count() >= config.max_inbound {
+        return Err(Refusal::Full);
+    }
+    let same_group = inbound()
+        .filter(|e| match &e.target {
+            nightjar_tor::Target::Ip(sa) => NetAddr::from(*sa).netgroup() == group,
+            _ => false,
+        })
+        .count();
+    if same_group >= MAX_INBOUND_PER_NETGROUP {
+        return Err(Refusal::NetgroupFull);
+    }
+    Ok(())
+}
