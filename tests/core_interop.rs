@@ -6,7 +6,9 @@
 //! - headers-first sync of Core-mined blocks over BIP324, with the same
 //!   session id on both sides, and a reorg made on Core that nightjar follows;
 //! - Core's view of our `version` message;
-//! - BIP155: addresses of all five networks learned from Core's `addrv2`.
+//! - BIP155: addresses of all five networks learned from Core's `addrv2`;
+//! - inbound: a fresh Core that knows only nightjar's TCP listener learns
+//!   the whole header chain from it.
 
 #![allow(
     clippy::unwrap_used,
@@ -287,4 +289,65 @@ fn learns_addresses_of_all_five_networks_from_cores_addrv2() {
     );
     node.stop();
     core.stop().unwrap();
+}
+
+#[test]
+fn a_fresh_core_learns_the_chain_from_nightjar_alone_through_its_listener() {
+    let Some(bins) = core_required("a_fresh_core_learns_the_chain_from_nightjar_alone") else {
+        return;
+    };
+    let source = CoreNode::start(&bins, CoreConfig::regtest("core-source")).unwrap();
+    let mined = source.mine(CHAIN_LEN).unwrap();
+    let port = nightjar_testpeer::free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let mut node = Nightjar::spawn([
+        "--no-tor",
+        "--no-dnsseed",
+        "--log-sensitive",
+        "--connect",
+        &source.p2p_addr().to_string(),
+        "--listen",
+        "--bind",
+        &listen,
+    ]);
+    node.wait_for(LIMIT, "the source's chain", |n| {
+        n.block_count() == Some(CHAIN_LEN as u64)
+    });
+
+    // A fresh Core whose only peer is nightjar. Core never picks a peer
+    // that serves no blocks for its initial header sync; nightjar announces
+    // its tip, and Core fetches the rest with getheaders.
+    let mut fresh =
+        CoreNode::start(&bins, CoreConfig::regtest("core-fresh").connect(&listen)).unwrap();
+    fresh
+        .wait_for(LIMIT, "nightjar's headers", |c| {
+            Ok(c.header_count()? == CHAIN_LEN as u64)
+        })
+        .unwrap();
+    let tip = fresh
+        .rpc(&["getblockheader", &mined[CHAIN_LEN - 1].to_string()])
+        .unwrap();
+    assert_eq!(tip["height"], CHAIN_LEN, "{tip:#}");
+    let theirs = fresh.peers().unwrap();
+    assert_eq!(theirs.len(), 1, "{theirs:#?}");
+    let us = &theirs[0];
+    assert_eq!(us["subver"], our_user_agent(), "{us:#}");
+    assert_eq!(us["inbound"], false, "{us:#}");
+    assert_eq!(us["connection_type"], "manual", "{us:#}");
+    assert_eq!(us["transport_protocol_type"], "v2", "{us:#}");
+    // We advertise no services: we keep no blocks to serve.
+    assert_eq!(us["servicesnames"], Value::Array(vec![]), "{us:#}");
+    let ours = node.peers();
+    let inbound = ours
+        .iter()
+        .find(|p| p["inbound"] == true)
+        .unwrap_or_else(|| panic!("no inbound peer: {ours:#?}"));
+    assert_eq!(inbound["connection_type"], "inbound", "{inbound:#}");
+    assert_eq!(inbound["session_id"], us["session_id"], "{inbound:#}");
+    assert!(
+        inbound["subver"].as_str().unwrap().starts_with("/Satoshi:"),
+        "{inbound:#}"
+    );
+    node.stop();
+    fresh.stop().unwrap();
 }
