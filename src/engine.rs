@@ -46,6 +46,7 @@ macro_rules! ctx {
 pub mod commands;
 pub mod config;
 pub mod conn_manager;
+pub mod eviction;
 pub mod header_sync;
 pub mod inbound;
 pub mod io;
@@ -238,7 +239,14 @@ impl Engine {
                 let mut sx = sync_ctx!(self);
                 match msg {
                     NetworkMessage::Headers(headers) => {
+                        let tip = sx.chain.tip_header().block_hash();
                         self.sync.on_headers(&mut sx, now, conn, headers);
+                        // Eviction protects peers that bring us news.
+                        if self.chain.tip_header().block_hash() != tip
+                            && let Some(e) = self.peers.get_mut(conn)
+                        {
+                            e.last_useful_headers = Some(now.mono);
+                        }
                     }
                     NetworkMessage::GetHeaders(req) => {
                         self.sync.on_getheaders(&mut sx, now, conn, req);

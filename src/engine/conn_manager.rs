@@ -17,8 +17,9 @@ use rand::rngs::StdRng;
 use safelog::sensitive;
 
 use super::config::{EngineConfig, regular_services};
-use super::inbound::INBOUND_HANDSHAKE_TIMEOUT;
+use super::eviction::{Candidate, select_victim};
 use super::inbound::InboundPolicy;
+use super::inbound::{INBOUND_HANDSHAKE_TIMEOUT, Refusal};
 use super::io::{AcceptRequest, DialFailure, DialRequest, Now, Output};
 use super::isolation::IsolationPolicy;
 use super::manual::ManualPeers;
@@ -356,6 +357,8 @@ impl ConnManager {
             min_rtt: None,
             feeler_deadline: None,
             answered_getaddr: false,
+            last_useful_headers: None,
+            evicted: false,
         });
         cx.out.push_back(Output::Dial(DialRequest {
             conn,
@@ -373,7 +376,12 @@ impl ConnManager {
     pub fn accept(&mut self, cx: &mut Ctx<'_>, now: Now, link: u64, remote: SocketAddr) {
         let addr = NetAddr::from(remote);
         let discouraged = self.discouraged.contains_key(&addr);
-        if let Err(refusal) = self.inbound.judge(cx.config, cx.peers, &addr, discouraged) {
+        let verdict = match self.inbound.judge(cx.config, cx.peers, &addr, discouraged) {
+            Err(Refusal::Full) => self.evict_one(cx),
+            other => other,
+        };
+        if let Err(refusal) = verdict {
+            self.inbound.refused += 1;
             tracing::debug!(peer = %sensitive(remote), reason = refusal.reason(), "inbound refused");
             cx.out.push_back(Output::Refuse {
                 link,
@@ -381,6 +389,7 @@ impl ConnManager {
             });
             return;
         }
+        self.inbound.accepted += 1;
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         let target = Target::Ip(remote);
@@ -417,6 +426,8 @@ impl ConnManager {
             min_rtt: None,
             feeler_deadline: None,
             answered_getaddr: false,
+            last_useful_headers: None,
+            evicted: false,
         });
         cx.out.push_back(Output::Accept(AcceptRequest {
             link,
@@ -424,6 +435,34 @@ impl ConnManager {
             allow_v1,
             peer,
         }));
+    }
+
+    /// Every inbound slot is taken: make room by evicting one inbound peer
+    /// (see [`super::eviction`]), or say why not.
+    fn evict_one(&mut self, cx: &mut Ctx<'_>) -> Result<(), Refusal> {
+        let candidates: Vec<Candidate> = cx
+            .peers
+            .iter()
+            .filter(|e| e.kind == ConnectionKind::Inbound && e.is_ready() && !e.evicted)
+            .filter_map(|e| match &e.target {
+                Target::Ip(sa) => Some(Candidate {
+                    conn: e.conn,
+                    netgroup: NetAddr::from(*sa).netgroup(),
+                    min_rtt: e.min_rtt,
+                    connected: e.opened,
+                    last_useful_headers: e.last_useful_headers,
+                    onion: false,
+                }),
+                _ => None,
+            })
+            .collect();
+        let victim = select_victim(&candidates, cx.rng.random()).ok_or(Refusal::Full)?;
+        if let Some(e) = cx.peers.get_mut(victim) {
+            e.evicted = true;
+            tracing::debug!(conn = %victim, peer = %sensitive(&e.target), "evicting an inbound peer for a newcomer");
+        }
+        disconnect(cx, victim, "evicted to make room for an inbound peer");
+        Ok(())
     }
 
     /// How many inbound streams were taken on and turned away so far.

@@ -12,9 +12,9 @@
 //!   [`INBOUND_HANDSHAKE_TIMEOUT`]; the version handshake then has the peer
 //!   machine's own limit.
 //!
-//! When the slots are full the newcomer is refused. Core instead evicts an
-//! existing inbound peer chosen to keep the most useful and diverse ones
-//! (`AttemptToEvictConnection`); that is a later step here.
+//! When the slots are full, one inbound peer is evicted to make room, as
+//! Core's `AttemptToEvictConnection` does (see [`super::eviction`]); if
+//! every one is protected, the newcomer is refused.
 
 use std::time::Duration;
 
@@ -66,20 +66,16 @@ pub struct InboundPolicy {
 }
 
 impl InboundPolicy {
-    /// Decide on a stream from `remote`, given the connections we hold.
+    /// Decide on a stream from `remote`, given the connections we hold
+    /// (the caller counts the outcome: a full house may still make room).
     pub fn judge(
-        &mut self,
+        &self,
         config: &EngineConfig,
         peers: &PeerTable,
         remote: &NetAddr,
         discouraged: bool,
     ) -> Result<(), Refusal> {
-        let verdict = decide(config, peers, remote.netgroup(), discouraged);
-        match verdict {
-            Ok(()) => self.accepted += 1,
-            Err(_) => self.refused += 1,
-        }
-        verdict
+        decide(config, peers, remote.netgroup(), discouraged)
     }
 }
 
@@ -95,7 +91,12 @@ fn decide(
     if discouraged {
         return Err(Refusal::Discouraged);
     }
-    let inbound = || peers.iter().filter(|e| e.kind == ConnectionKind::Inbound);
+    // A peer chosen for eviction has given up its slot already.
+    let inbound = || {
+        peers
+            .iter()
+            .filter(|e| e.kind == ConnectionKind::Inbound && !e.evicted)
+    };
     if inbound().count() >= config.max_inbound {
         return Err(Refusal::Full);
     }

@@ -63,6 +63,12 @@ pub struct PeerEntry {
     /// Whether we have already answered its `getaddr` (once per connection,
     /// as Core does, so a peer cannot scrape the table).
     pub answered_getaddr: bool,
+    /// When it last sent headers that moved our best chain (eviction
+    /// protects such peers).
+    pub last_useful_headers: Option<Instant>,
+    /// Chosen for eviction: its disconnect is on the way, so it no longer
+    /// holds an inbound slot.
+    pub evicted: bool,
 }
 
 impl PeerEntry {

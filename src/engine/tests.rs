@@ -529,3 +529,59 @@ fn an_inbound_stream_that_never_finishes_its_handshake_is_dropped() {
     );
     assert!(h.engine.peers().get(conn).is_none());
 }
+
+#[test]
+fn a_full_house_evicts_one_inbound_peer_from_the_most_crowded_group() {
+    let mut h = listening(30);
+    // Eight each from three /16s, six from a fourth: all complete their
+    // handshakes.
+    let mut conns = Vec::new();
+    for i in 0..30u8 {
+        h.now += Duration::from_secs(1);
+        let remote = format!("81.{}.0.{}:1", 2 + i / 8, i % 8);
+        let out = h.input(Input::Accepted {
+            link: u64::from(i),
+            remote: remote.parse().unwrap(),
+        });
+        let conn = accepted(&out)[0].conn;
+        h.handshake(conn);
+        conns.push(conn);
+    }
+    let evicted = |out: &[Output]| -> Vec<ConnId> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Disconnect { conn, reason } if reason.contains("evicted") => Some(*conn),
+                _ => None,
+            })
+            .collect()
+    };
+    let out = h.input(Input::Accepted {
+        link: 99,
+        remote: "203.0.113.5:1".parse().unwrap(),
+    });
+    assert_eq!(accepted(&out).len(), 1, "{out:?}");
+    let first = evicted(&out);
+    assert_eq!(first.len(), 1, "{out:?}");
+    // Protected: one per group (4), then by ping (8; none measured, so the
+    // oldest), by useful headers (4; none), then half of the other 14 by
+    // uptime. The 7 youngest are left: the six of 81.5 and one of 81.4, so
+    // 81.5 is the most crowded group and loses its youngest member.
+    assert_eq!(first, [conns[29]]);
+    // While its disconnect is on the way it holds no slot: the next
+    // newcomer makes room by evicting someone else, not the same peer.
+    let out = h.input(Input::Accepted {
+        link: 100,
+        remote: "203.0.113.6:1".parse().unwrap(),
+    });
+    assert_eq!(accepted(&out).len(), 1, "{out:?}");
+    let second = evicted(&out);
+    assert_eq!(second.len(), 1, "{out:?}");
+    assert_ne!(second[0], first[0]);
+    let holding = h
+        .engine
+        .peers()
+        .iter()
+        .filter(|e| e.kind == ConnectionKind::Inbound && !e.evicted)
+        .count();
+    assert_eq!(holding, 30);
+}
