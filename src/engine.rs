@@ -68,6 +68,7 @@ use crate::chain::HeaderChain;
 use crate::peer::{ConnId, PeerEvent, PeerReport, PeerUpdate};
 use crate::wire::NetworkMessage;
 
+pub use commands::{Command, CommandReply};
 pub use config::{EngineConfig, IsolationScope, Reach};
 pub use conn_manager::{CommandError, ConnManager};
 pub use header_sync::{HeaderSync, SyncCtx};

@@ -1,6 +1,12 @@
-//! What the user may ask of the engine directly (through RPC): manage added
-//! peers, disconnect one, list addresses. Each call is an input like any
-//! other; its outputs queue up for the driver.
+//! What the user asks of the engine (through RPC): manage added peers,
+//! disconnect one. Each [`Command`] is an input like any other, handled at
+//! a time the driver gives, and its outputs queue up for the driver; the
+//! one difference is that the caller (an RPC call) waits for its answer, so
+//! [`Engine::command`] returns it instead of queueing it as an output that
+//! the driver would have to match back to the call.
+//!
+//! Read-only questions (peers, the chain, addresses) are not commands: they
+//! are answered from the engine's state through its accessors.
 
 use nightjar_tor::Target;
 
@@ -11,26 +17,65 @@ use crate::addrman::AddrRecord;
 use crate::netaddr::NetworkSet;
 use crate::peer::ConnId;
 
-impl Engine {
-    /// `addnode <peer> add`.
-    pub fn add_node(&mut self, target: Target) -> Result<(), CommandError> {
-        let cx = ctx!(self);
-        self.conns.add_node(&cx, target)
-    }
-
+/// A user command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `addnode <peer> add`: keep this peer connected.
+    AddNode(Target),
     /// `addnode <peer> remove`.
-    pub fn remove_node(&mut self, target: &Target) -> Result<(), CommandError> {
-        self.conns.remove_node(target)
-    }
+    RemoveNode(Target),
+    /// `addnode <peer> onetry`: one attempt, now.
+    OneTry(Target),
+    /// `disconnectnode`: close this connection.
+    Disconnect {
+        /// Which.
+        conn: ConnId,
+        /// Why, for logs.
+        reason: String,
+    },
+}
 
-    /// `addnode <peer> onetry` (only while Tor is ready: nothing is dialled
-    /// before).
-    pub fn one_try(&mut self, now: Now, target: Target) -> Result<ConnId, CommandError> {
-        if !self.tor_ready || self.shutting_down {
-            return Err(CommandError::Refused("Tor is not ready yet"));
+/// What a command did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandReply {
+    /// Done (nothing to report).
+    Done,
+    /// A connection was opened (`onetry`).
+    Dialling(ConnId),
+}
+
+impl Engine {
+    /// Handle `command` at `now` and return its answer.
+    pub fn command(&mut self, now: Now, command: Command) -> Result<CommandReply, CommandError> {
+        self.last_now = Some(now.mono);
+        match command {
+            Command::AddNode(target) => {
+                let cx = ctx!(self);
+                self.conns
+                    .add_node(&cx, target)
+                    .map(|()| CommandReply::Done)
+            }
+            Command::RemoveNode(target) => {
+                self.conns.remove_node(&target).map(|()| CommandReply::Done)
+            }
+            Command::OneTry(target) => {
+                // Only while Tor is ready: nothing is dialled before.
+                if !self.tor_ready || self.shutting_down {
+                    return Err(CommandError::Refused("Tor is not ready yet"));
+                }
+                let mut cx = ctx!(self);
+                self.conns
+                    .one_try(&mut cx, now, target)
+                    .map(CommandReply::Dialling)
+            }
+            Command::Disconnect { conn, reason } => {
+                if self.peers.get(conn).is_none() {
+                    return Err(CommandError::NotConnected);
+                }
+                self.outputs.push_back(Output::Disconnect { conn, reason });
+                Ok(CommandReply::Done)
+            }
         }
-        let mut cx = ctx!(self);
-        self.conns.one_try(&mut cx, now, target)
     }
 
     /// The added peers (`addnode`, `connect`).
@@ -38,21 +83,9 @@ impl Engine {
         self.conns.manual_peers().iter()
     }
 
-    /// `disconnectnode`: close `conn`; `false` if there is no such
-    /// connection.
-    pub fn disconnect(&mut self, conn: ConnId, reason: &str) -> bool {
-        if self.peers.get(conn).is_none() {
-            return false;
-        }
-        self.outputs.push_back(Output::Disconnect {
-            conn,
-            reason: reason.to_owned(),
-        });
-        true
-    }
-
     /// `getnodeaddresses`: up to `count` known addresses (all for 0) on
-    /// `networks`.
+    /// `networks`. A question, not a command, though sampling draws on the
+    /// engine's RNG.
     pub fn node_addresses(
         &mut self,
         count: usize,

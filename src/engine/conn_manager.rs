@@ -107,6 +107,9 @@ pub enum CommandError {
     /// `onetry` for a peer we are already connected to.
     #[error("already connected to this peer")]
     AlreadyConnected,
+    /// `disconnectnode` for a connection we do not have.
+    #[error("no such connection")]
+    NotConnected,
 }
 
 /// The connection manager's own state.

@@ -585,3 +585,59 @@ fn a_full_house_evicts_one_inbound_peer_from_the_most_crowded_group() {
         .count();
     assert_eq!(holding, 30);
 }
+
+#[test]
+fn user_commands_are_inputs_with_their_own_answers() {
+    let mut h = Harness::new(EngineConfig::new(bitcoin::Network::Regtest));
+    let peer: Target = ONION_A.parse().unwrap();
+    let t = h.t();
+    assert_eq!(
+        h.engine.command(t, Command::OneTry(peer.clone())),
+        Err(CommandError::Refused("Tor is not ready yet"))
+    );
+    h.input(Input::TorReady(true));
+    let t = h.t();
+    let Ok(CommandReply::Dialling(conn)) = h.engine.command(t, Command::OneTry(peer.clone()))
+    else {
+        panic!("onetry did not dial");
+    };
+    let out: Vec<Output> = std::iter::from_fn(|| h.engine.poll_output()).collect();
+    assert!(
+        dials(&out)
+            .iter()
+            .any(|d| d.conn == conn && d.target == peer)
+    );
+    assert_eq!(
+        h.engine.command(t, Command::AddNode(peer.clone())),
+        Ok(CommandReply::Done)
+    );
+    assert_eq!(
+        h.engine.command(t, Command::AddNode(peer.clone())),
+        Err(CommandError::AlreadyAdded)
+    );
+    let gone = ConnId(9_999);
+    assert_eq!(
+        h.engine.command(
+            t,
+            Command::Disconnect {
+                conn: gone,
+                reason: "test".into()
+            }
+        ),
+        Err(CommandError::NotConnected)
+    );
+    assert_eq!(
+        h.engine.command(
+            t,
+            Command::Disconnect {
+                conn,
+                reason: "test".into()
+            }
+        ),
+        Ok(CommandReply::Done)
+    );
+    assert!(
+        std::iter::from_fn(|| h.engine.poll_output())
+            .any(|o| matches!(o, Output::Disconnect { conn: c, .. } if c == conn))
+    );
+}

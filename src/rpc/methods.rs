@@ -9,7 +9,7 @@ use nightjar_tor::Target;
 use serde_json::{Value, json};
 
 use super::{Params, RpcError, codes};
-use crate::engine::{CommandError, Engine, Now};
+use crate::engine::{Command, CommandError, Engine, Now};
 use crate::netaddr::{NetworkId, NetworkSet};
 use crate::peer::ConnId;
 
@@ -206,10 +206,10 @@ fn add_node(view: &mut NodeView<'_>, params: &Params) -> Result<Value, RpcError>
             None => return Err(type_error("v2transport", "a boolean")),
         }
     }
-    let result = match command {
-        "add" => view.engine.add_node(target),
-        "remove" => view.engine.remove_node(&target),
-        "onetry" => view.engine.one_try(view.now, target).map(|_| ()),
+    let command = match command {
+        "add" => Command::AddNode(target),
+        "remove" => Command::RemoveNode(target),
+        "onetry" => Command::OneTry(target),
         other => {
             return Err(RpcError::new(
                 codes::INVALID_PARAMETER,
@@ -217,7 +217,8 @@ fn add_node(view: &mut NodeView<'_>, params: &Params) -> Result<Value, RpcError>
             ));
         }
     };
-    result.map(|()| Value::Null).map_err(|e| match e {
+    let result = view.engine.command(view.now, command);
+    result.map(|_| Value::Null).map_err(|e| match e {
         CommandError::AlreadyAdded => {
             RpcError::new(codes::NODE_ALREADY_ADDED, "Error: Node already added")
         }
@@ -231,6 +232,7 @@ fn add_node(view: &mut NodeView<'_>, params: &Params) -> Result<Value, RpcError>
         CommandError::Refused(why) => {
             RpcError::new(codes::INVALID_PARAMETER, format!("Error: refused: {why}"))
         }
+        CommandError::NotConnected => not_connected(),
     })
 }
 
@@ -257,13 +259,21 @@ fn disconnect_node(view: &mut NodeView<'_>, params: &Params) -> Result<Value, Rp
             ));
         }
     };
-    match conn {
-        Some(c) if view.engine.disconnect(c, "disconnectnode") => Ok(Value::Null),
-        _ => Err(RpcError::new(
-            codes::NODE_NOT_CONNECTED,
-            "Node not found in connected nodes",
-        )),
+    let command = |conn| Command::Disconnect {
+        conn,
+        reason: "disconnectnode".to_owned(),
+    };
+    match conn.map(|c| view.engine.command(view.now, command(c))) {
+        Some(Ok(_)) => Ok(Value::Null),
+        _ => Err(not_connected()),
     }
+}
+
+fn not_connected() -> RpcError {
+    RpcError::new(
+        codes::NODE_NOT_CONNECTED,
+        "Node not found in connected nodes",
+    )
 }
 
 fn type_error(name: &str, want: &str) -> RpcError {
