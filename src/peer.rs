@@ -6,7 +6,8 @@
 //! - [`limits`]: the token buckets and their constants;
 //! - [`reason`]: why a connection ends ([`DisconnectReason`]);
 //! - [`requests`]: which replies we asked for (exempt from the byte rate);
-//! - [`task`]: the tokio task that hosts a machine over a transport session.
+//! - [`task`]: the tokio task that hosts a machine over a transport session;
+//! - [`traffic`]: the process's byte totals (`getnettotals`).
 
 pub mod kind;
 pub mod limits;
@@ -15,6 +16,7 @@ pub mod reason;
 pub mod report;
 pub mod requests;
 pub mod task;
+pub mod traffic;
 
 pub use kind::ConnectionKind;
 pub use machine::{PeerConfig, PeerEvent, PeerInfo, PeerMachine};

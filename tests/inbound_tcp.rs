@@ -193,6 +193,17 @@ fn peers_connect_over_v2_and_v1_and_are_served_headers_and_addresses() {
         inbound.iter().any(|p| p["transport_protocol_type"] == "v1"),
         "{inbound:#?}"
     );
+    // The bytes moved so far: at least the 2 500 headers synced in and the
+    // 2 000 served out (81 bytes each on the wire).
+    let totals = node.rpc(&["getnettotals"]).unwrap();
+    assert!(
+        totals["totalbytesrecv"].as_u64().unwrap() > 2_500 * 81,
+        "{totals:#}"
+    );
+    assert!(
+        totals["totalbytessent"].as_u64().unwrap() > 2_000 * 81,
+        "{totals:#}"
+    );
     let info = node.rpc(&["getnetworkinfo"]).unwrap();
     assert_eq!(info["connections_in"], 2, "{info:#}");
     assert_eq!(info["connections_out"], 1, "{info:#}");

@@ -189,7 +189,7 @@ where
     loop {
         while let Some(msg) = machine.poll_transmit() {
             match tokio::time::timeout(WRITE_STALL_TIMEOUT, writer.send(&msg)).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(written)) => super::traffic::record_sent(written),
                 Ok(Err(e)) => machine.close(DisconnectReason::Io(e.to_string())),
                 Err(_) => machine.close(DisconnectReason::WriterStalled),
             }
@@ -209,7 +209,10 @@ where
         let deadline = machine.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             item = read_rx.recv() => match item {
-                Some(Ok((msg, wire_len))) => machine.handle_message(now(), msg, wire_len),
+                Some(Ok((msg, wire_len))) => {
+                    super::traffic::record_received(wire_len);
+                    machine.handle_message(now(), msg, wire_len);
+                }
                 Some(Err(reason)) => machine.close(reason),
                 None => machine.close(DisconnectReason::Local("reader stopped".into())),
             },

@@ -77,6 +77,7 @@ pub const METHODS: &[(&str, &str, &str)] = &[
     ),
     ("Network", "getaddrmaninfo", "getaddrmaninfo"),
     ("Network", "getconnectioncount", "getconnectioncount"),
+    ("Network", "getnettotals", "getnettotals"),
     ("Network", "getnetworkinfo", "getnetworkinfo"),
     (
         "Network",
@@ -94,6 +95,7 @@ pub fn answer(view: &mut NodeView<'_>, method: &str, params: &Params) -> Result<
         "stop" => Ok(json!("nightjar stopping")),
         "uptime" => Ok(json!(view.now.unix.saturating_sub(view.started_unix))),
         "getnetworkinfo" => Ok(network_info(view.engine, view.tor)),
+        "getnettotals" => Ok(net_totals(view.now)),
         "getpeerinfo" => Ok(peer_info(view.engine)),
         "getconnectioncount" => Ok(json!(view.engine.peers().connected().count())),
         "getaddrmaninfo" => Ok(addrman_info(view.engine)),
@@ -274,6 +276,25 @@ fn not_connected() -> RpcError {
         codes::NODE_NOT_CONNECTED,
         "Node not found in connected nodes",
     )
+}
+
+/// `getnettotals`, in Core's shape. nightjar serves no blocks, so there is
+/// no upload target to report: Core's "no target" values.
+fn net_totals(now: Now) -> Value {
+    let (received, sent) = crate::peer::traffic::totals();
+    json!({
+        "totalbytesrecv": received,
+        "totalbytessent": sent,
+        "timemillis": now.unix.saturating_mul(1000),
+        "uploadtarget": {
+            "timeframe": 86_400,
+            "target": 0,
+            "target_reached": false,
+            "serve_historical_blocks": false,
+            "bytes_left_in_cycle": 0,
+            "time_left_in_cycle": 0,
+        },
+    })
 }
 
 fn type_error(name: &str, want: &str) -> RpcError {
