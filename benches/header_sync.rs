@@ -60,6 +60,7 @@ fn sync(c: &mut Criterion) {
             let options = DriverOptions {
                 magic: REGTEST,
                 addrman_file: dir.path().join("peers.dat"),
+                banlist_file: dir.path().join("banlist.json"),
                 network: Network::Direct,
                 chain_store: Some(loaded.store),
                 listeners: Vec::new(),

@@ -12,7 +12,7 @@ use nightjar_tor::{TorNetwork, TorSettings, TorTransport};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::chain::{HeaderChain, Loaded, Recovery};
-use crate::driver::{self, DriverOptions, NodeRpc, addr_file};
+use crate::driver::{self, DriverOptions, NodeRpc, addr_file, ban_file};
 use crate::engine::{Engine, EngineConfig, Reach};
 use crate::paths::DataPaths;
 use crate::rpc;
@@ -96,10 +96,15 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
     let addrman_file = addr_file::addrman_path(&paths.chain_dir);
     let addrman = addr_file::load(&addrman_file, network);
     let seed: [u8; 32] = rand::random();
-    let node = Engine::new(engine, addrman, seed).with_chain(loaded.chain);
+    let banlist_file = ban_file::banlist_path(&paths.chain_dir);
+    let bans = ban_file::load(&banlist_file);
+    let node = Engine::new(engine, addrman, seed)
+        .with_chain(loaded.chain)
+        .with_bans(bans);
     let options = DriverOptions {
         magic: Magic::from(network),
         addrman_file,
+        banlist_file,
         network: match &tor {
             Some(t) => driver::Network::Tor(t.clone()),
             None => driver::Network::Direct,

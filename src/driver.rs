@@ -8,6 +8,7 @@
 //! releases. This module holds the node's only clock reads.
 
 pub mod addr_file;
+pub mod ban_file;
 pub mod dial;
 pub mod listen;
 pub mod rpc_bridge;
@@ -81,6 +82,8 @@ pub struct DriverOptions {
     pub magic: Magic,
     /// Where the address book is saved.
     pub addrman_file: PathBuf,
+    /// Where the user's bans are saved.
+    pub banlist_file: PathBuf,
     /// Tor or direct TCP.
     pub network: Network,
     /// The header chain file, kept in step with the engine's chain (`None`:
@@ -337,6 +340,10 @@ impl Driver {
                 Output::PersistAddresses(bytes) => {
                     let path = self.options.addrman_file.clone();
                     self.saves.spawn(addr_file::save(path, bytes));
+                }
+                Output::PersistBans(bytes) => {
+                    let path = self.options.banlist_file.clone();
+                    self.saves.spawn(ban_file::save(path, bytes));
                 }
                 Output::ReleaseGroup(group) => {
                     if let Network::Tor(tor) = &self.options.network {

@@ -43,6 +43,7 @@ macro_rules! ctx {
     };
 }
 
+pub mod banlist;
 pub mod commands;
 pub mod config;
 pub mod conn_manager;

@@ -1,6 +1,7 @@
 //! Inbound peers over TCP: a real `nightjar --listen` process (Tor off,
 //! regtest) that synced a chain from a scripted node, and test peers that
-//! connect to it over BIP324 v2 and over v1, speaking the real wire format.
+//! connect to it over BIP324 v2 and over v1, speaking the real wire format;
+//! a flood held to its share; and `setban`, which survives a restart.
 
 #![allow(
     clippy::unwrap_used,
@@ -277,5 +278,68 @@ fn a_flood_from_one_netgroup_is_held_to_its_share_and_the_node_keeps_serving() {
         "the outbound peer is gone: {peers:#?}"
     );
     drop(held);
+    node.stop();
+}
+
+/// Whether a stream opened to `listen` is closed unanswered.
+async fn refused_at_once(listen: SocketAddr) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut s = TcpStream::connect(listen).await.unwrap();
+    let mut buf = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[test]
+fn setban_refuses_the_subnet_and_survives_a_restart_until_cleared() {
+    let port = nightjar_testpeer::free_port().unwrap();
+    let listen: SocketAddr = ([127, 0, 0, 1], port).into();
+    let args = || {
+        [
+            "--no-tor".to_owned(),
+            "--no-dnsseed".to_owned(),
+            "--listen".to_owned(),
+            "--bind".to_owned(),
+            listen.to_string(),
+        ]
+    };
+    let mut node = Nightjar::spawn(args());
+    node.wait_for(LIMIT, "RPC", |n| n.block_count().is_some());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert!(
+        !rt.block_on(refused_at_once(listen)),
+        "refused before any ban"
+    );
+    // Like bitcoin-cli, nightjar-cli prints nothing for a null result.
+    let done = Some(Value::String(String::new()));
+    assert_eq!(node.rpc(&["setban", "127.0.0.0/8", "add", "3600"]), done);
+    // Banning it twice is Core's error -23.
+    assert_eq!(node.rpc(&["setban", "127.0.0.0/8", "add"]), None);
+    assert!(rt.block_on(refused_at_once(listen)));
+    let listed = node.rpc(&["listbanned"]).unwrap();
+    assert_eq!(listed[0]["address"], "127.0.0.0/8", "{listed:#}");
+    assert_eq!(listed[0]["ban_duration"], 3600, "{listed:#}");
+
+    // The ban is in banlist.json, and a restart keeps it.
+    let (_, datadir) = node.stop_keeping_data();
+    let file = datadir.path().join("regtest").join("banlist.json");
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("127.0.0.0/8")
+    );
+    let mut node = Nightjar::spawn_in(datadir, args());
+    node.wait_for(LIMIT, "RPC", |n| n.block_count().is_some());
+    assert!(rt.block_on(refused_at_once(listen)));
+    let listed = node.rpc(&["listbanned"]).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed:#}");
+
+    // clearbanned lets everyone in again: a v2 peer completes its handshake.
+    assert_eq!(node.rpc(&["clearbanned"]), done);
+    assert_eq!(node.rpc(&["listbanned"]), Some(Value::Array(vec![])));
+    let (peer, _, _) = rt.block_on(connect(listen, Speak::V2));
+    assert!(matches!(peer.kind(), TransportKind::V2 { .. }));
     node.stop();
 }

@@ -64,6 +64,7 @@ async fn driver_connects_over_v2_learns_addresses_and_saves_them_at_shutdown() {
     let options = DriverOptions {
         magic: REGTEST,
         addrman_file: file.clone(),
+        banlist_file: file.with_file_name("banlist.json"),
         network: Network::Direct,
         chain_store: None,
         listeners: Vec::new(),

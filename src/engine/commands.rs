@@ -33,6 +33,17 @@ pub enum Command {
         /// Why, for logs.
         reason: String,
     },
+    /// `setban <subnet> add`: ban until `until` (unix seconds).
+    Ban {
+        /// What.
+        subnet: ipnet::IpNet,
+        /// Until when.
+        until: u64,
+    },
+    /// `setban <subnet> remove`.
+    Unban(ipnet::IpNet),
+    /// `clearbanned`.
+    ClearBans,
 }
 
 /// What a command did.
@@ -75,7 +86,37 @@ impl Engine {
                 self.outputs.push_back(Output::Disconnect { conn, reason });
                 Ok(CommandReply::Done)
             }
+            Command::Ban { subnet, until } => {
+                let mut cx = ctx!(self);
+                self.conns
+                    .ban(&mut cx, now, subnet, until)
+                    .map(|()| CommandReply::Done)
+                    .map_err(CommandError::from)
+            }
+            Command::Unban(subnet) => {
+                let mut cx = ctx!(self);
+                self.conns
+                    .unban(&mut cx, subnet)
+                    .map(|()| CommandReply::Done)
+                    .map_err(CommandError::from)
+            }
+            Command::ClearBans => {
+                let mut cx = ctx!(self);
+                self.conns.clear_bans(&mut cx);
+                Ok(CommandReply::Done)
+            }
         }
+    }
+
+    /// The user's bans (`listbanned`).
+    pub fn bans(&self) -> &super::banlist::BanList {
+        self.conns.bans()
+    }
+
+    /// Start from these bans (loaded from disk).
+    pub fn with_bans(mut self, bans: super::banlist::BanList) -> Self {
+        self.conns.set_bans(bans);
+        self
     }
 
     /// The added peers (`addnode`, `connect`).

@@ -16,6 +16,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use safelog::sensitive;
 
+use super::banlist::{BanError, BanList};
 use super::config::{EngineConfig, regular_services};
 use super::eviction::{Candidate, select_victim};
 use super::inbound::InboundPolicy;
@@ -110,6 +111,21 @@ pub enum CommandError {
     /// `disconnectnode` for a connection we do not have.
     #[error("no such connection")]
     NotConnected,
+    /// `setban add` for a subnet already banned.
+    #[error("IP/subnet already banned")]
+    AlreadyBanned,
+    /// `setban remove` for a subnet not banned.
+    #[error("IP/subnet was not banned")]
+    NotBanned,
+}
+
+impl From<BanError> for CommandError {
+    fn from(e: BanError) -> Self {
+        match e {
+            BanError::AlreadyBanned => CommandError::AlreadyBanned,
+            BanError::NotBanned => CommandError::NotBanned,
+        }
+    }
 }
 
 /// The connection manager's own state.
@@ -125,6 +141,8 @@ pub struct ConnManager {
     next_feeler: Option<Instant>,
     recent: BTreeMap<NetAddr, Instant>,
     discouraged: BTreeMap<NetAddr, Instant>,
+    /// The user's bans.
+    bans: BanList,
 }
 
 impl ConnManager {
@@ -152,6 +170,7 @@ impl ConnManager {
             next_feeler: None,
             recent: BTreeMap::new(),
             discouraged: BTreeMap::new(),
+            bans: BanList::new(),
         }
     }
 
@@ -185,6 +204,10 @@ impl ConnManager {
         let (target, addr) = (peer.target.clone(), peer.addr);
         if cx.peers.has_target(&target, addr.as_ref()) {
             // Already connected some other way (say, as a regular peer).
+            return;
+        }
+        if banned(&self.bans, &target, now.unix) {
+            // The user banned it after adding it: the ban wins.
             return;
         }
         let conn = self.open_connection(cx, now, ConnectionKind::Manual, target, addr);
@@ -297,6 +320,7 @@ impl ConnManager {
             if cx.peers.has_target(&target, Some(&addr))
                 || self.recent.contains_key(&addr)
                 || self.discouraged.contains_key(&addr)
+                || banned(&self.bans, &target, now.unix)
                 || !cx.config.reachable_networks().contains(addr.network())
             {
                 continue;
@@ -380,6 +404,7 @@ impl ConnManager {
         let addr = NetAddr::from(remote);
         let discouraged = self.discouraged.contains_key(&addr);
         let verdict = match self.inbound.judge(cx.config, cx.peers, &addr, discouraged) {
+            _ if self.bans.is_banned(remote.ip(), now.unix) => Err(Refusal::Banned),
             Err(Refusal::Full) => self.evict_one(cx),
             other => other,
         };
@@ -466,6 +491,52 @@ impl ConnManager {
         }
         disconnect(cx, victim, "evicted to make room for an inbound peer");
         Ok(())
+    }
+
+    /// Start from these bans (loaded from disk).
+    pub fn set_bans(&mut self, bans: BanList) {
+        self.bans = bans;
+    }
+
+    /// The user's bans.
+    pub fn bans(&self) -> &BanList {
+        &self.bans
+    }
+
+    /// `setban <subnet> add`: ban it until `until` (unix seconds), and
+    /// close every connection to an address in it, added peers included.
+    pub fn ban(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        now: Now,
+        subnet: ipnet::IpNet,
+        until: u64,
+    ) -> Result<(), BanError> {
+        self.bans.add(subnet, now.unix, until)?;
+        let doomed: Vec<ConnId> = cx
+            .peers
+            .iter()
+            .filter(|e| banned(&self.bans, &e.target, now.unix))
+            .map(|e| e.conn)
+            .collect();
+        for conn in doomed {
+            disconnect(cx, conn, "banned by the user");
+        }
+        cx.out.push_back(Output::PersistBans(self.bans.to_bytes()));
+        Ok(())
+    }
+
+    /// `setban <subnet> remove`.
+    pub fn unban(&mut self, cx: &mut Ctx<'_>, subnet: ipnet::IpNet) -> Result<(), BanError> {
+        self.bans.remove(subnet)?;
+        cx.out.push_back(Output::PersistBans(self.bans.to_bytes()));
+        Ok(())
+    }
+
+    /// `clearbanned`.
+    pub fn clear_bans(&mut self, cx: &mut Ctx<'_>) {
+        self.bans.clear();
+        cx.out.push_back(Output::PersistBans(self.bans.to_bytes()));
     }
 
     /// How many inbound streams were taken on and turned away so far.
@@ -822,6 +893,9 @@ impl ConnManager {
         self.recent
             .retain(|_, at| now.mono.saturating_duration_since(*at) < REDIAL_INTERVAL);
         self.discouraged.retain(|_, until| now.mono < *until);
+        if self.bans.sweep(now.unix) {
+            cx.out.push_back(Output::PersistBans(self.bans.to_bytes()));
+        }
     }
 
     fn discourage(&mut self, addr: NetAddr, now: Instant) {
@@ -854,6 +928,11 @@ fn release_if_unused(cx: &mut Ctx<'_>, entry: &PeerEntry) {
     if !cx.isolation.is_current(group) && !cx.peers.uses_group(group) {
         cx.out.push_back(Output::ReleaseGroup(group));
     }
+}
+
+/// Whether a ban covers `target` (only IP targets can be banned).
+fn banned(bans: &BanList, target: &Target, now_unix: u64) -> bool {
+    matches!(target, Target::Ip(sa) if bans.is_banned(sa.ip(), now_unix))
 }
 
 /// A `version` nonce for `conn`, distinct from every other of ours (a

@@ -7,7 +7,8 @@
 //!   never touched for an inbound one.
 //! - Diversity: at most [`MAX_INBOUND_PER_NETGROUP`] connections from one
 //!   network group, so one /16 (or one host) cannot take every slot.
-//! - Discouraged addresses (misbehaviour past the limit) are refused.
+//! - Discouraged addresses (misbehaviour past the limit) and addresses the
+//!   user banned (`setban`) are refused.
 //! - The transport handshake must finish within
 //!   [`INBOUND_HANDSHAKE_TIMEOUT`]; the version handshake then has the peer
 //!   machine's own limit.
@@ -42,6 +43,8 @@ pub enum Refusal {
     NetgroupFull,
     /// The address misbehaved recently.
     Discouraged,
+    /// The user banned the address (`setban`).
+    Banned,
 }
 
 impl Refusal {
@@ -52,6 +55,7 @@ impl Refusal {
             Refusal::Full => "inbound slots full",
             Refusal::NetgroupFull => "too many connections from its network group",
             Refusal::Discouraged => "address discouraged after misbehaviour",
+            Refusal::Banned => "address banned",
         }
     }
 }

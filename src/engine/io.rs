@@ -148,6 +148,8 @@ pub enum Output {
     },
     /// Write this serialized address book to disk (atomically).
     PersistAddresses(Vec<u8>),
+    /// Write this serialized ban list to disk (atomically).
+    PersistBans(Vec<u8>),
     /// No connection uses this group any more: its circuits may close.
     ReleaseGroup(IsolationGroup),
     /// The header chain grew: append its new headers to the chain file.

@@ -641,3 +641,62 @@ fn user_commands_are_inputs_with_their_own_answers() {
             .any(|o| matches!(o, Output::Disconnect { conn: c, .. } if c == conn))
     );
 }
+
+#[test]
+fn a_ban_closes_matching_connections_refuses_newcomers_and_is_saved() {
+    let mut h = listening(8);
+    let out = h.input(Input::Accepted {
+        link: 1,
+        remote: "203.0.113.7:5000".parse().unwrap(),
+    });
+    let inside = accepted(&out)[0].conn;
+    h.handshake(inside);
+    let out = h.input(Input::Accepted {
+        link: 2,
+        remote: "198.18.0.1:5000".parse().unwrap(),
+    });
+    let outside = accepted(&out)[0].conn;
+    h.handshake(outside);
+    let t = h.t();
+    let until = t.unix + 3600;
+    let subnet: ipnet::IpNet = "203.0.113.0/24".parse().unwrap();
+    assert_eq!(
+        h.engine.command(t, Command::Ban { subnet, until }),
+        Ok(CommandReply::Done)
+    );
+    assert_eq!(
+        h.engine.command(t, Command::Ban { subnet, until }),
+        Err(CommandError::AlreadyBanned)
+    );
+    let out: Vec<Output> = std::iter::from_fn(|| h.engine.poll_output()).collect();
+    let closed: Vec<ConnId> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Disconnect { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed, [inside]);
+    let saved = out
+        .iter()
+        .find_map(|o| match o {
+            Output::PersistBans(bytes) => Some(bytes.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let restored = super::banlist::BanList::from_bytes(&saved).unwrap();
+    assert!(restored.is_banned("203.0.113.99".parse().unwrap(), t.unix));
+    let out = h.input(Input::Accepted {
+        link: 3,
+        remote: "203.0.113.8:1".parse().unwrap(),
+    });
+    assert_eq!(refused(&out), ["address banned"]);
+    // When the ban ends it is dropped, and the file rewritten.
+    h.now += Duration::from_secs(3601);
+    let out = h.input(Input::Tick);
+    assert!(
+        out.iter().any(|o| matches!(o, Output::PersistBans(_))),
+        "{out:?}"
+    );
+    assert_eq!(h.engine.bans().iter().count(), 0);
+}

@@ -2,6 +2,7 @@
 //! the driver calls [`answer`] inside the engine task, with the time, so
 //! replies are consistent with the engine and testable without sockets.
 
+mod bans;
 mod chain;
 mod info;
 
@@ -85,6 +86,13 @@ pub const METHODS: &[(&str, &str, &str)] = &[
         "getnodeaddresses ( count \"network\" )",
     ),
     ("Network", "getpeerinfo", "getpeerinfo"),
+    ("Network", "listbanned", "listbanned"),
+    (
+        "Network",
+        "setban",
+        "setban \"subnet\" \"command\" ( bantime absolute )",
+    ),
+    ("Network", "clearbanned", "clearbanned"),
 ];
 
 /// Answer one call. `stop` only answers here: the driver stops the node
@@ -102,6 +110,9 @@ pub fn answer(view: &mut NodeView<'_>, method: &str, params: &Params) -> Result<
         "getnodeaddresses" => node_addresses(view, params),
         "addnode" => add_node(view, params),
         "disconnectnode" => disconnect_node(view, params),
+        "setban" => bans::set_ban(view, params),
+        "listbanned" => Ok(bans::list_banned(view)),
+        "clearbanned" => bans::clear_banned(view),
         "getblockchaininfo" => Ok(blockchain_info(view.engine.chain(), view.now.unix)),
         "getblockcount" => Ok(block_count(view.engine.chain())),
         "getbestblockhash" => Ok(best_block_hash(view.engine.chain())),
@@ -235,6 +246,9 @@ fn add_node(view: &mut NodeView<'_>, params: &Params) -> Result<Value, RpcError>
             RpcError::new(codes::INVALID_PARAMETER, format!("Error: refused: {why}"))
         }
         CommandError::NotConnected => not_connected(),
+        other @ (CommandError::AlreadyBanned | CommandError::NotBanned) => {
+            RpcError::new(codes::MISC_ERROR, format!("Error: {other}"))
+        }
     })
 }
 

@@ -39,7 +39,15 @@ impl Nightjar {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        let datadir = tempfile::tempdir().unwrap();
+        Self::spawn_in(tempfile::tempdir().unwrap(), args)
+    }
+
+    /// [`spawn`](Self::spawn) in an existing data directory (a restart).
+    pub fn spawn_in<I, S>(datadir: TempDir, args: I) -> Nightjar
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
         let rpc_port = nightjar_testpeer::free_port().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nightjar"));
         cmd.args(["--network", "regtest", "--datadir"])
@@ -131,13 +139,18 @@ impl Nightjar {
     }
 
     /// SIGTERM and a clean exit; the whole log.
-    pub fn stop(mut self) -> Vec<String> {
+    pub fn stop(self) -> Vec<String> {
+        self.stop_keeping_data().0
+    }
+
+    /// [`stop`](Self::stop), handing back the data directory for a restart.
+    pub fn stop_keeping_data(mut self) -> (Vec<String>, TempDir) {
         let status = self.daemon.terminate(Duration::from_secs(30)).unwrap();
         assert!(
             status.is_some_and(|s| s.success()),
             "no clean exit ({status:?}):\n{}",
             self.daemon.lines().join("\n")
         );
-        self.daemon.lines().to_vec()
+        (self.daemon.lines().to_vec(), self.datadir)
     }
 }

@@ -424,6 +424,8 @@ impl Sim {
                 self.last_persisted = Some(bytes);
             }
             Output::ReleaseGroup(group) => self.circuits.release(group),
+            // Nobody bans anything in the simulated world.
+            Output::PersistBans(_) => self.anomaly("a ban list write without a ban".to_owned()),
             // The simulated peers serve no headers: the chain never grows.
             Output::PersistChain | Output::TruncateChain(_) => {}
             Output::Misbehaving { conn, points, what } => {

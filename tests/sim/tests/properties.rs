@@ -384,6 +384,10 @@ impl Checker {
                 }
             }
             Output::Send { .. } | Output::PersistAddresses(_) | Output::ReleaseGroup(_) => {}
+            // No user bans anything in the simulated world.
+            Output::PersistBans(_) => {
+                prop_assert!(false, "a ban list write without a ban: {entry:?}");
+            }
             // The simulated peers send no headers: the chain cannot change
             // and no peer can be scored for bad ones.
             Output::PersistChain | Output::TruncateChain(_) | Output::Misbehaving { .. } => {
