@@ -27,7 +27,7 @@
     clippy::panic
 )]
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -89,11 +89,7 @@ fn sibling_bin(name: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    nightjar_testpeer::free_port().unwrap()
 }
 
 fn secs(since: Instant) -> f64 {

@@ -365,28 +365,17 @@ impl ConnManager {
             self.recent.insert(a, now.mono);
         }
         tracing::debug!(%conn, kind = %kind.label(), target = %sensitive(&target), %isolation, "dialling");
-        cx.peers.insert(PeerEntry {
+        cx.peers.insert(PeerEntry::opening(
             conn,
             kind,
-            target: target.clone(),
+            target.clone(),
             addr,
-            isolation: Some(isolation),
+            Some(isolation),
             v1,
             nonce,
-            opened: now.mono,
-            opened_unix: now.unix,
-            state: PeerState::Dialing {
-                deadline: now.mono + DIAL_TIMEOUT,
-            },
-            transport: None,
-            circuit: None,
-            last_rtt: None,
-            min_rtt: None,
-            feeler_deadline: None,
-            answered_getaddr: false,
-            last_useful_headers: None,
-            evicted: false,
-        });
+            (now.mono, now.unix),
+            now.mono + DIAL_TIMEOUT,
+        ));
         cx.out.push_back(Output::Dial(DialRequest {
             conn,
             target,
@@ -429,34 +418,25 @@ impl ConnManager {
             ping_seed: cx.rng.random(),
         };
         let allow_v1 = cx.config.inbound_v1_allowed();
-        cx.peers.insert(PeerEntry {
+        let v1 = if allow_v1 {
+            V1Fallback::Allowed
+        } else {
+            V1Fallback::Forbidden
+        };
+        // Inbound peers stay out of the address book (`addr: None`):
+        // whoever connects does not get to choose whom we dial. No
+        // isolation group: the connection came in on no circuit of ours.
+        cx.peers.insert(PeerEntry::opening(
             conn,
-            kind: ConnectionKind::Inbound,
+            ConnectionKind::Inbound,
             target,
-            // Inbound peers stay out of the address book: whoever connects
-            // does not get to choose whom we dial.
-            addr: None,
-            isolation: None,
-            v1: if allow_v1 {
-                V1Fallback::Allowed
-            } else {
-                V1Fallback::Forbidden
-            },
+            None,
+            None,
+            v1,
             nonce,
-            opened: now.mono,
-            opened_unix: now.unix,
-            state: PeerState::Dialing {
-                deadline: now.mono + INBOUND_HANDSHAKE_TIMEOUT,
-            },
-            transport: None,
-            circuit: None,
-            last_rtt: None,
-            min_rtt: None,
-            feeler_deadline: None,
-            answered_getaddr: false,
-            last_useful_headers: None,
-            evicted: false,
-        });
+            (now.mono, now.unix),
+            now.mono + INBOUND_HANDSHAKE_TIMEOUT,
+        ));
         cx.out.push_back(Output::Accept(AcceptRequest {
             link,
             conn,

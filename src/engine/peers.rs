@@ -72,6 +72,42 @@ pub struct PeerEntry {
 }
 
 impl PeerEntry {
+    /// A connection we just decided to open (or to take on), whose
+    /// transport must be up by `deadline`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn opening(
+        conn: ConnId,
+        kind: ConnectionKind,
+        target: Target,
+        addr: Option<NetAddr>,
+        isolation: Option<Isolation>,
+        v1: V1Fallback,
+        nonce: u64,
+        (opened, opened_unix): (Instant, u64),
+        deadline: Instant,
+    ) -> Self {
+        PeerEntry {
+            conn,
+            kind,
+            target,
+            addr,
+            isolation,
+            v1,
+            nonce,
+            opened,
+            opened_unix,
+            state: PeerState::Dialing { deadline },
+            transport: None,
+            circuit: None,
+            last_rtt: None,
+            min_rtt: None,
+            feeler_deadline: None,
+            answered_getaddr: false,
+            last_useful_headers: None,
+            evicted: false,
+        }
+    }
+
     /// Whether the version handshake completed.
     pub fn is_ready(&self) -> bool {
         matches!(self.state, PeerState::Ready(_))
