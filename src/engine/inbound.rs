@@ -101,17 +101,19 @@ fn decide(
             .iter()
             .filter(|e| e.kind == ConnectionKind::Inbound && !e.evicted)
     };
-    if inbound().count() >= config.max_inbound {
-        return Err(Refusal::Full);
-    }
     let same_group = inbound()
         .filter(|e| match &e.target {
             nightjar_tor::Target::Ip(sa) => NetAddr::from(*sa).netgroup() == group,
             _ => false,
         })
         .count();
+    // The group's share first: a newcomer from a group that has its share
+    // must not make room for itself by evicting one of its own.
     if same_group >= MAX_INBOUND_PER_NETGROUP {
         return Err(Refusal::NetgroupFull);
+    }
+    if inbound().count() >= config.max_inbound {
+        return Err(Refusal::Full);
     }
     Ok(())
 }

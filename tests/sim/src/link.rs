@@ -157,6 +157,9 @@ pub struct LinkSetup {
     pub script: RemoteScript,
     /// Unix time now (the remote's `version` timestamp).
     pub unix_now: u64,
+    /// Whether the remote opened the connection (an inbound peer of ours):
+    /// then it speaks first.
+    pub remote_initiates: bool,
 }
 
 impl Link {
@@ -170,6 +173,7 @@ impl Link {
             latency,
             script,
             unix_now,
+            remote_initiates,
         } = setup;
         let unroutable = SocketAddr::from(([0, 0, 0, 0], 0));
         let remote_version = VersionMessage {
@@ -183,8 +187,17 @@ impl Link {
             start_height: REMOTE_START_HEIGHT,
             relay: true,
         };
+        // A remote that dials us is an outbound machine; one we dialled
+        // answers as an inbound one. (An added peer's kind demands no
+        // services of us, which is what a node dialling a non-serving
+        // peer on purpose does.)
+        let remote_kind = if remote_initiates {
+            ConnectionKind::Manual
+        } else {
+            ConnectionKind::Inbound
+        };
         let remote_config = PeerConfig {
-            kind: ConnectionKind::Inbound,
+            kind: remote_kind,
             our_version: remote_version.clone(),
             ping_seed: remote.ping_seed,
         };

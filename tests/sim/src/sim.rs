@@ -1,15 +1,20 @@
 //! The simulator: the engine, the world, and the event loop between them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use nightjar::addrman::{AddrMan, AddrManKey, AddrRecord, AddrSource, InternalSource};
 use nightjar::engine::conn_manager::default_port;
 use nightjar::engine::targets::target_to_addr;
-use nightjar::engine::{DialFailure, DialRequest, Engine, EngineConfig, Input, Output, Reach};
-use nightjar::peer::{ConnId, ConnectionKind, DisconnectReason, PeerReport, PeerUpdate};
+use nightjar::engine::{
+    AcceptRequest, DialFailure, DialRequest, Engine, EngineConfig, Input, Output, Reach,
+};
+use nightjar::peer::{
+    ConnId, ConnectionKind, DisconnectReason, PeerConfig, PeerReport, PeerUpdate,
+};
 use nightjar::transport::{TransportKind, V1Fallback};
-use nightjar_tor::Target;
+use nightjar_tor::{IsolationGroup, Target};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -18,7 +23,9 @@ use crate::clock::SimClock;
 use crate::link::{Link, LinkSetup, RemoteIdentity, RemoteScript, Side};
 use crate::queue::EventQueue;
 use crate::trace::{DialRecord, TraceEntry, TraceEvent};
-use crate::world::{Behaviour, CONNECT_LEGS, DNS_DELAY, OFFLINE_FAIL_AFTER, World, full_node};
+use crate::world::{
+    Behaviour, CONNECT_LEGS, DEFAULT_LATENCY, DNS_DELAY, OFFLINE_FAIL_AFTER, World, full_node,
+};
 
 /// Steps at one instant after which the simulator decides something loops
 /// without letting time pass, records an anomaly and stops the run.
@@ -53,6 +60,8 @@ enum Event {
     PeerGone { conn: ConnId },
     /// A DNS seed answers.
     SeedAnswer { host: String },
+    /// A remote opens a stream to our listener.
+    InboundArrives { remote: SocketAddr },
 }
 
 /// Where a simulated connection stands.
@@ -65,11 +74,32 @@ enum ConnState {
     },
 }
 
-/// A connection the driver holds: from the `Dial` output until it is
-/// reported gone (or abandoned).
+/// What a connection is, whichever side opened it.
+#[derive(Debug, Clone)]
+struct ConnSpec {
+    kind: ConnectionKind,
+    target: Target,
+    /// The isolation group (outbound connections through Tor).
+    group: Option<IsolationGroup>,
+    peer: PeerConfig,
+}
+
+impl From<&DialRequest> for ConnSpec {
+    fn from(r: &DialRequest) -> Self {
+        ConnSpec {
+            kind: r.kind,
+            target: r.target.clone(),
+            group: Some(r.isolation.group),
+            peer: r.peer.clone(),
+        }
+    }
+}
+
+/// A connection the driver holds: from the `Dial` (or `Accept`) output
+/// until it is reported gone (or abandoned).
 #[derive(Debug)]
 struct SimConn {
-    request: DialRequest,
+    spec: ConnSpec,
     dialled_at: Duration,
     state: ConnState,
 }
@@ -111,6 +141,10 @@ pub struct Sim {
     last_persisted: Option<Vec<u8>>,
     stalled: bool,
     shut_down: bool,
+    /// Inbound streams waiting for the engine's decision, by link id.
+    pending_inbound: BTreeMap<u64, SocketAddr>,
+    next_link: u64,
+    refused_inbound: usize,
 }
 
 impl Sim {
@@ -160,6 +194,9 @@ impl Sim {
             last_persisted: None,
             stalled: false,
             shut_down: false,
+            pending_inbound: BTreeMap::new(),
+            next_link: 0,
+            refused_inbound: 0,
         }
     }
 
@@ -307,8 +344,8 @@ impl Sim {
             };
             ConnView {
                 conn: *conn,
-                kind: c.request.kind,
-                target: c.request.target.clone(),
+                kind: c.spec.kind,
+                target: c.spec.target.clone(),
                 dialled_at: c.dialled_at,
                 connected_at,
                 ready,
@@ -328,7 +365,7 @@ impl Sim {
 
     /// Connections (dialling or open) whose kind matches `pred`.
     pub fn live_count(&self, pred: impl Fn(ConnectionKind) -> bool) -> usize {
-        self.conns.values().filter(|c| pred(c.request.kind)).count()
+        self.conns.values().filter(|c| pred(c.spec.kind)).count()
     }
 
     /// Connections with a completed handshake whose kind matches `pred`.
@@ -384,10 +421,13 @@ impl Sim {
         let now = self.clock.offset();
         match output {
             Output::Dial(request) => self.dial(request),
-            // The simulated world has no inbound peers yet: an answer to
-            // an `Accepted` nobody sent is the engine's mistake.
-            Output::Accept(_) | Output::Refuse { .. } => {
-                self.anomaly("an inbound decision with no inbound stream".to_owned());
+            Output::Accept(req) => self.accept(req),
+            Output::Refuse { link, .. } => {
+                if self.pending_inbound.remove(&link).is_some() {
+                    self.refused_inbound += 1;
+                } else {
+                    self.anomaly(format!("Refuse for unknown link {link}"));
+                }
             }
             Output::Send { conn, msg } => match self.conns.get_mut(&conn) {
                 Some(SimConn {
@@ -493,11 +533,69 @@ impl Sim {
         self.conns.insert(
             conn,
             SimConn {
-                request,
+                spec: ConnSpec::from(&request),
                 dialled_at: now,
                 state: ConnState::Dialing,
             },
         );
+    }
+
+    /// The engine took on an inbound stream: its transport comes up after
+    /// a round trip (v2 if the remote speaks it, else v1 if allowed).
+    fn accept(&mut self, req: AcceptRequest) {
+        let now = self.clock.offset();
+        let Some(remote) = self.pending_inbound.remove(&req.link) else {
+            self.anomaly(format!("Accept for unknown link {}", req.link));
+            return;
+        };
+        let target = Target::Ip(remote);
+        let profile = self.world.get(&target).and_then(|p| p.behaviour.profile());
+        let (latency, speaks_v2) =
+            profile.map_or((DEFAULT_LATENCY, true), |p| (p.latency, p.speaks_v2));
+        let outcome = if speaks_v2 {
+            DialOutcome::Connected(TransportKind::V2 {
+                session_id: self.rng.random(),
+            })
+        } else if req.allow_v1 {
+            DialOutcome::Connected(TransportKind::V1)
+        } else {
+            DialOutcome::Failed(DialFailure {
+                reason: "peer speaks v1 and v1 is not allowed".into(),
+                peer_at_fault: true,
+            })
+        };
+        self.queue.push(
+            now + latency * 2,
+            Event::DialDone {
+                conn: req.conn,
+                outcome,
+            },
+        );
+        self.conns.insert(
+            req.conn,
+            SimConn {
+                spec: ConnSpec {
+                    kind: ConnectionKind::Inbound,
+                    target,
+                    group: None,
+                    peer: req.peer,
+                },
+                dialled_at: now,
+                state: ConnState::Dialing,
+            },
+        );
+    }
+
+    /// A remote at `remote` will open a stream to our listener at `at`
+    /// (simulated time from the start). Its behaviour is the world's entry
+    /// for `remote` if there is one, else a well-behaved v2 peer.
+    pub fn schedule_inbound(&mut self, at: Duration, remote: SocketAddr) {
+        self.queue.push(at, Event::InboundArrives { remote });
+    }
+
+    /// Inbound streams the engine refused so far.
+    pub fn refused_inbound(&self) -> usize {
+        self.refused_inbound
     }
 
     fn handle_event(&mut self, event: Event) {
@@ -531,6 +629,12 @@ impl Sim {
                     link.close_local(DisconnectReason::PeerClosed);
                     self.dirty.insert(conn);
                 }
+            }
+            Event::InboundArrives { remote } => {
+                let link = self.next_link;
+                self.next_link += 1;
+                self.pending_inbound.insert(link, remote);
+                self.inputs.push_back(Input::Accepted { link, remote });
             }
             Event::SeedAnswer { host } => {
                 let port = default_port(self.engine.config().network);
@@ -571,42 +675,61 @@ impl Sim {
             }
             DialOutcome::Connected(transport) => transport,
         };
-        let request = c.request.clone();
+        let spec = c.spec.clone();
+        let inbound = spec.kind == ConnectionKind::Inbound;
         let profile = self
             .world
-            .get(&request.target)
+            .get(&spec.target)
             .and_then(|p| p.behaviour.profile());
-        let Some(profile) = profile else {
-            self.anomaly(format!("{conn} connected to a peer that accepts nothing"));
-            return;
-        };
-        let (latency, drop_after) = (profile.latency, profile.drop_after);
-        let script = RemoteScript {
-            gossip: profile.gossip.to_vec(),
-            misbehave: profile.misbehave,
+        // An inbound remote the world does not list is a plain, honest node.
+        let (latency, drop_after, script, services) = match profile {
+            Some(p) => (
+                p.latency,
+                p.drop_after,
+                RemoteScript {
+                    gossip: p.gossip.to_vec(),
+                    misbehave: p.misbehave,
+                },
+                p.services,
+            ),
+            None if inbound => (
+                DEFAULT_LATENCY,
+                None,
+                RemoteScript {
+                    gossip: Vec::new(),
+                    misbehave: false,
+                },
+                full_node(),
+            ),
+            None => {
+                self.anomaly(format!("{conn} connected to a peer that accepts nothing"));
+                return;
+            }
         };
         let remote = RemoteIdentity {
             nonce: self.rng.random_range(1..=u64::MAX),
             ping_seed: self.rng.random(),
-            services: profile.services,
+            services,
         };
-        let circuit = (self.engine.config().reach == Reach::Tor).then(|| {
-            self.circuits.stream(
-                request.isolation.group,
-                &request.target,
+        let circuit = match spec.group {
+            Some(group) if self.engine.config().reach == Reach::Tor => Some(self.circuits.stream(
+                group,
+                &spec.target,
                 self.clock.offset(),
-            )
-        });
+            )),
+            _ => None,
+        };
         let now = self.clock.now();
         let link = Link::new(
             LinkSetup {
-                local: request.peer.clone(),
+                local: spec.peer.clone(),
                 remote,
                 transport,
                 magic: self.engine.config().network.magic(),
                 latency,
                 script,
                 unix_now: now.unix,
+                remote_initiates: inbound,
             },
             now.mono,
         );
