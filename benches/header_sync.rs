@@ -64,6 +64,7 @@ fn sync(c: &mut Criterion) {
                 network: Network::Direct,
                 chain_store: Some(loaded.store),
                 listeners: Vec::new(),
+                onion_service: None,
             };
             let (rpc, calls) = driver::NodeRpc::new();
             let done = async {

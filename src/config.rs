@@ -187,6 +187,7 @@ impl Config {
             engine: self.settings.engine_config(),
             rpc: self.settings.rpc_settings(&self.dirs.paths),
             listen: self.settings.listen_addrs(),
+            listen_onion: self.settings.listenonion.value && self.settings.tor_enabled.value,
         }
     }
 

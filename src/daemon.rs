@@ -41,6 +41,8 @@ pub struct DaemonOptions {
     pub rpc: RpcSettings,
     /// Where to listen for peers (`listen`, `bind`); empty: nowhere.
     pub listen: Vec<std::net::SocketAddr>,
+    /// Accept inbound peers through our own onion service (`listenonion`).
+    pub listen_onion: bool,
 }
 
 /// Run until a termination signal arrives.
@@ -52,6 +54,7 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
         engine,
         rpc,
         listen,
+        listen_onion,
     } = options;
     std::fs::create_dir_all(&paths.chain_dir)
         .with_context(|| format!("creating data directory {}", paths.chain_dir.display()))?;
@@ -93,6 +96,10 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
             .await
             .context("listening for peers (listen, bind)")?
     };
+    // Launched by the driver once Tor is ready: a service launched before
+    // bootstrap ends at once.
+    let onion_service =
+        (tor.is_some() && listen_onion).then(|| crate::engine::conn_manager::default_port(network));
     let addrman_file = addr_file::addrman_path(&paths.chain_dir);
     let addrman = addr_file::load(&addrman_file, network);
     let seed: [u8; 32] = rand::random();
@@ -111,6 +118,7 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
         },
         chain_store: Some(loaded.store),
         listeners,
+        onion_service,
     };
     let stop = async {
         tokio::select! {

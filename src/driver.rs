@@ -24,10 +24,10 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::chain::ChainStore;
-use crate::engine::{DialFailure, Engine, Input, Now, Output};
+use crate::engine::{DialFailure, Engine, InboundFrom, Input, Now, Output};
 use crate::peer::task::{PeerHandle, sleep_until_opt};
 use crate::peer::{ConnId, PeerCommand, PeerConfig, PeerMachine, PeerReport, PeerUpdate};
-use crate::rpc::methods::{self, NodeView, TorStatus};
+use crate::rpc::methods::{self, NodeView, OnionServiceStatus, TorStatus};
 use crate::wire::Magic;
 pub use dial::Network;
 pub use rpc_bridge::{NodeRpc, RpcCall};
@@ -38,6 +38,10 @@ pub const EVENT_QUEUE: usize = 64;
 /// Peer reports that may wait for the engine task (the peer tasks wait when
 /// it is full: backpressure).
 pub const PEER_QUEUE: usize = 256;
+
+/// How long to wait before launching our onion service again after it
+/// failed or stopped.
+pub const ONION_RELAUNCH_DELAY: Duration = Duration::from_secs(60);
 
 /// How long shutdown waits for peers to close before dropping them.
 pub const PEER_CLOSE_GRACE: Duration = Duration::from_secs(3);
@@ -60,6 +64,15 @@ pub enum DriverEvent {
         /// Why.
         failure: DialFailure,
     },
+    /// A stream arrived at our onion service.
+    AcceptedOnion {
+        /// The stream, not yet read (boxed: a Tor stream is large).
+        stream: Box<nightjar_tor::TorStream>,
+    },
+    /// Our onion service's state changed.
+    OnionState(nightjar_tor::OnionServiceState),
+    /// Time to try launching our onion service again.
+    LaunchOnion,
     /// A stream arrived at one of our listeners.
     Accepted {
         /// The stream, not yet read.
@@ -91,6 +104,15 @@ pub struct DriverOptions {
     pub chain_store: Option<ChainStore>,
     /// Bound TCP listeners for inbound peers (none: we do not listen).
     pub listeners: Vec<tokio::net::TcpListener>,
+    /// Run our own onion service (`listenonion`) on this virtual port;
+    /// `None` when not asked for. It is launched once Tor is ready.
+    pub onion_service: Option<u16>,
+}
+
+/// An accepted stream waiting for the engine's decision.
+enum InboundStream {
+    Tcp(tokio::net::TcpStream),
+    Onion(Box<nightjar_tor::TorStream>),
 }
 
 /// The clock: the one place time is read.
@@ -114,7 +136,9 @@ struct Driver {
     /// configuration to start them with.
     dials: HashMap<ConnId, (AbortHandle, PeerConfig)>,
     /// Accepted streams waiting for the engine's decision, by link id.
-    pending_inbound: HashMap<u64, tokio::net::TcpStream>,
+    pending_inbound: HashMap<u64, InboundStream>,
+    /// Our onion service's address and virtual port, once launched.
+    onion_target: Option<nightjar_tor::Target>,
     next_link: u64,
     peers: HashMap<ConnId, PeerHandle>,
     tasks: JoinSet<()>,
@@ -143,6 +167,7 @@ pub async fn run(
         peer_tx,
         dials: HashMap::new(),
         pending_inbound: HashMap::new(),
+        onion_target: None,
         next_link: 0,
         peers: HashMap::new(),
         tasks: JoinSet::new(),
@@ -168,6 +193,12 @@ pub async fn run(
     for listener in std::mem::take(&mut d.options.listeners) {
         d.tasks
             .spawn(listen::accept_loop(listener, d.events_tx.clone()));
+    }
+    if d.options.onion_service.is_some() {
+        d.tor.onion_service = Some(OnionServiceStatus {
+            address: None,
+            state: "waiting for Tor".into(),
+        });
     }
     tokio::pin!(shutdown);
     loop {
@@ -217,7 +248,12 @@ impl Driver {
         match event {
             DriverEvent::Tor(status) => {
                 let changed = status.ready != self.tor.ready;
+                let onion = self.tor.onion_service.take();
                 self.tor = status;
+                self.tor.onion_service = onion;
+                if self.tor.ready {
+                    self.launch_onion_service();
+                }
                 if changed {
                     self.engine.handle(now(), Input::TorReady(self.tor.ready));
                 }
@@ -249,12 +285,101 @@ impl Driver {
             DriverEvent::Accepted { stream, remote } => {
                 let link = self.next_link;
                 self.next_link += 1;
-                self.pending_inbound.insert(link, stream);
-                self.engine.handle(now(), Input::Accepted { link, remote });
+                self.pending_inbound
+                    .insert(link, InboundStream::Tcp(stream));
+                let from = InboundFrom::Tcp(remote);
+                self.engine.handle(now(), Input::Accepted { link, from });
             }
+            DriverEvent::AcceptedOnion { stream } => {
+                let Some(service) = self.onion_target.clone() else {
+                    return;
+                };
+                let link = self.next_link;
+                self.next_link += 1;
+                self.pending_inbound
+                    .insert(link, InboundStream::Onion(stream));
+                let from = InboundFrom::Onion(service);
+                self.engine.handle(now(), Input::Accepted { link, from });
+            }
+            DriverEvent::OnionState(state) => self.onion_state(state),
+            DriverEvent::LaunchOnion => self.launch_onion_service(),
             DriverEvent::Seed { host, addrs } => self
                 .engine
                 .handle(now(), Input::SeedResolved { seed: host, addrs }),
+        }
+    }
+
+    /// Launch our onion service if it is wanted, Tor is ready and it does
+    /// not run yet. A failure is logged and shown, and tried again later;
+    /// the node keeps its outbound connections meanwhile.
+    fn launch_onion_service(&mut self) {
+        let (Some(port), Network::Tor(tor)) = (self.options.onion_service, &self.options.network)
+        else {
+            return;
+        };
+        if self.onion_target.is_some() || !self.tor.ready {
+            return;
+        }
+        match listen::launch_onion_service(tor, port) {
+            Ok((service, target)) => {
+                self.tor.onion_service = Some(OnionServiceStatus {
+                    address: Some(target.to_string()),
+                    state: "starting".into(),
+                });
+                self.onion_target = Some(target.clone());
+                self.tasks
+                    .spawn(listen::onion_accept_loop(service, self.events_tx.clone()));
+                // Announced from launch, as Core announces its onion
+                // service as soon as Tor has created it: publication
+                // follows within moments, and peers retry.
+                self.engine.handle(now(), Input::LocalOnion(Some(target)));
+            }
+            Err(why) => {
+                self.tor.onion_service = Some(OnionServiceStatus {
+                    address: None,
+                    state: format!("failed: {why}"),
+                });
+                self.relaunch_onion_later();
+            }
+        }
+    }
+
+    /// Try the onion service again after [`ONION_RELAUNCH_DELAY`].
+    fn relaunch_onion_later(&mut self) {
+        let events = self.events_tx.clone();
+        self.tasks.spawn(async move {
+            tokio::time::sleep(ONION_RELAUNCH_DELAY).await;
+            let _ = events.send(DriverEvent::LaunchOnion).await;
+        });
+    }
+
+    /// Our onion service changed state: log it and show it; once it has
+    /// stopped, stop announcing it and launch it again later.
+    fn onion_state(&mut self, state: nightjar_tor::OnionServiceState) {
+        use nightjar_tor::OnionServiceState as S;
+        let name = match state {
+            S::Starting => "starting",
+            S::Running => "running",
+            S::Degraded => "degraded",
+            S::Unreachable => "unreachable",
+            S::Stopped => "stopped",
+            _ => "unknown",
+        };
+        if let Some(status) = self.tor.onion_service.as_mut() {
+            status.state = name.into();
+        }
+        match state {
+            S::Running => tracing::info!("onion service published: inbound peers can reach us"),
+            S::Unreachable => tracing::warn!(
+                "onion service unreachable for now (Arti keeps trying to publish it); outbound connections are unaffected"
+            ),
+            S::Stopped => {
+                tracing::warn!("onion service stopped; launching it again in a minute");
+                self.onion_target = None;
+                self.engine.handle(now(), Input::LocalOnion(None));
+                self.relaunch_onion_later();
+            }
+            _ => tracing::debug!(state = name, "onion service state"),
         }
     }
 
@@ -298,14 +423,16 @@ impl Driver {
                     // The engine answers an `Accepted` in the same turn, so
                     // the stream is still here.
                     if let Some(stream) = self.pending_inbound.remove(&req.link) {
-                        let conn = req.conn;
-                        let config = req.peer.clone();
-                        let task = self.tasks.spawn(listen::handshake(
-                            stream,
-                            self.options.magic,
-                            req,
-                            self.events_tx.clone(),
-                        ));
+                        let (conn, config) = (req.conn, req.peer.clone());
+                        let (magic, events) = (self.options.magic, self.events_tx.clone());
+                        let task = match stream {
+                            InboundStream::Tcp(s) => {
+                                self.tasks.spawn(listen::handshake(s, magic, req, events))
+                            }
+                            InboundStream::Onion(s) => {
+                                self.tasks.spawn(listen::handshake(*s, magic, req, events))
+                            }
+                        };
                         self.dials.insert(conn, (task, config));
                     }
                 }

@@ -73,7 +73,7 @@ pub use commands::{Command, CommandReply};
 pub use config::{EngineConfig, IsolationScope, Reach};
 pub use conn_manager::{CommandError, ConnManager};
 pub use header_sync::{HeaderSync, SyncCtx};
-pub use io::{AcceptRequest, DialFailure, DialRequest, Input, Now, Output};
+pub use io::{AcceptRequest, DialFailure, DialRequest, InboundFrom, Input, Now, Output};
 pub use isolation::Isolation;
 pub use peers::{PeerEntry, PeerState, PeerTable};
 
@@ -196,9 +196,10 @@ impl Engine {
                     reason: "shutting down",
                 });
             }
-            Input::Accepted { link, remote } => {
-                self.conns.accept(&mut cx, now, link, remote);
+            Input::Accepted { link, from } => {
+                self.conns.accept(&mut cx, now, link, from);
             }
+            Input::LocalOnion(service) => self.conns.set_local_onion(&mut cx, now, service),
             Input::DialFailed { conn, failure } => {
                 self.conns.dial_failed(&mut cx, now, conn, &failure);
             }

@@ -39,6 +39,7 @@ onlynet = ["onion", "ipv6"]
 connect = ["{ONION}:38333"]
 addnode = ["10.0.0.1:38333", "{ONION}:1"]
 listen = false
+listenonion = false
 bind = []
 maxconnections = 40
 v2transport = true
@@ -71,6 +72,7 @@ sensitive = true
     assert_eq!(s.connect.value[0].to_string(), format!("{ONION}:38333"));
     assert_eq!(s.addnode.value.len(), 2);
     assert!(!s.listen.value && s.bind.value.is_empty() && s.v2transport.value);
+    assert!(!s.listenonion.value);
     assert_eq!(s.maxconnections.value, 40);
     assert!(!s.dnsseed.value && !s.fixedseeds.value);
     assert_eq!(s.rpcbind.value.len(), 2);

@@ -319,3 +319,117 @@ fn core_given_the_socks_port_dials_an_onion_service() {
     assert_eq!(p["connection_type"], "manual", "{p:#}");
     assert_eq!(p["transport_protocol_type"], "v2", "{p:#}");
 }
+
+/// nightjar's own onion service, from `getnetworkinfo`: (`onion:port`,
+/// state).
+fn onion_service(node: &Nightjar) -> Option<(String, String)> {
+    let info = node.rpc(&["getnetworkinfo"])?;
+    let o = &info["tor"]["onion_service"];
+    Some((
+        o["address"].as_str()?.to_owned(),
+        o["state"].as_str()?.to_owned(),
+    ))
+}
+
+#[test]
+fn core_dials_nightjars_own_onion_service_and_learns_the_chain_from_it() {
+    let Some((bins, net)) = setup("core_dials_nightjars_own_onion_service") else {
+        return;
+    };
+    // The chain comes from a Core node reached through an exit; the onion
+    // service is on by default when Tor is on.
+    let source = CoreNode::start(&bins, CoreConfig::regtest("core-chain")).unwrap();
+    let mined = source.mine(CHAIN_LEN).unwrap();
+    let mut node = nightjar_on(
+        net,
+        &[
+            "--connect",
+            &source.p2p_addr().to_string(),
+            "--no-dnsseed",
+            "--log-sensitive",
+        ],
+    );
+    // The service's state is shown as Arti reports it; on this small
+    // network it may say "unreachable" while its descriptor is still
+    // reaching the directories, so only its address is waited for.
+    node.wait_for(LIMIT, "the chain and the onion service", |n| {
+        n.block_count() == Some(CHAIN_LEN as u64) && onion_service(n).is_some()
+    });
+    let (ours, _) = onion_service(&node).unwrap();
+    let info = node.rpc(&["getnetworkinfo"]).unwrap();
+    let local = info["localaddresses"].get(0).unwrap_or_else(|| {
+        panic!(
+            "no local address: {info:#}\n{}",
+            node.daemon.lines().join("\n")
+        )
+    });
+    assert_eq!(
+        format!("{}:{}", local["address"].as_str().unwrap(), local["port"]),
+        ours
+    );
+    assert!(ours.ends_with(".onion:18444"), "{ours}");
+    // Announced to the outbound peer, in an addrv2 (Core drops it: a node
+    // that claims no services is not worth storing for it).
+    let agent = format!("/nightjar:{}/", env!("CARGO_PKG_VERSION"));
+    let mut source = source;
+    source
+        .wait_for(LIMIT, "our self-announcement", |c| {
+            Ok(c.peers()?.iter().any(|p| {
+                p["subver"] == agent && p["bytesrecv_per_msg"]["addrv2"].as_u64().unwrap_or(0) > 0
+            }))
+        })
+        .unwrap();
+
+    // A fresh Core whose only peer is nightjar's onion service, dialled
+    // through C tor's SOCKS port.
+    let mut fresh = CoreNode::start(
+        &bins,
+        CoreConfig::regtest("core-dials-onion")
+            .onion_proxy(net.socks_addr())
+            .connect(&ours),
+    )
+    .unwrap();
+    fresh
+        .wait_for(LIMIT, "nightjar's headers over its onion service", |c| {
+            Ok(c.header_count()? == CHAIN_LEN as u64)
+        })
+        .unwrap();
+    let tip = fresh
+        .rpc(&["getblockheader", &mined[CHAIN_LEN - 1].to_string()])
+        .unwrap();
+    assert_eq!(tip["height"], CHAIN_LEN, "{tip:#}");
+    let theirs = fresh.peers().unwrap();
+    assert_eq!(theirs.len(), 1, "{theirs:#?}");
+    assert_eq!(theirs[0]["network"], "onion", "{:#}", theirs[0]);
+    assert_eq!(
+        theirs[0]["transport_protocol_type"], "v2",
+        "{:#}",
+        theirs[0]
+    );
+    let peers = node.peers();
+    let inbound = peers
+        .iter()
+        .find(|p| p["inbound"] == true)
+        .unwrap_or_else(|| panic!("no inbound peer: {peers:#?}"));
+    assert_eq!(inbound["network"], "onion", "{inbound:#}");
+    assert_eq!(
+        inbound["session_id"], theirs[0]["session_id"],
+        "{inbound:#}"
+    );
+    fresh.stop().unwrap();
+
+    // The key lives under the state directory: the same address after a
+    // restart.
+    let (_, datadir) = node.stop_keeping_data();
+    let mut all = vec![
+        "--tor-network".to_owned(),
+        net.arti_network_file().display().to_string(),
+    ];
+    all.extend(["--no-dnsseed".to_owned()]);
+    let mut again = Nightjar::spawn_in(datadir, all);
+    again.wait_for(LIMIT, "the onion service again", |n| {
+        onion_service(n).is_some()
+    });
+    assert_eq!(onion_service(&again).unwrap().0, ours);
+    again.stop();
+}

@@ -68,6 +68,7 @@ async fn driver_connects_over_v2_learns_addresses_and_saves_them_at_shutdown() {
         network: Network::Direct,
         chain_store: None,
         listeners: Vec::new(),
+        onion_service: None,
     };
     let (rpc, rpc_calls) = driver::NodeRpc::new();
     let stop = async {

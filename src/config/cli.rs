@@ -121,6 +121,13 @@ pub struct CliOptions {
     /// Tor-first node opens no clearnet port unless asked).
     #[arg(long, global = true)]
     pub listen: bool,
+    /// Accept inbound peers through nightjar's own onion service [default:
+    /// on when Tor is on, off with --privacy].
+    #[arg(long, global = true, overrides_with = "no_listenonion")]
+    pub listenonion: bool,
+    /// Run no onion service.
+    #[arg(long, global = true, overrides_with = "listenonion")]
+    pub no_listenonion: bool,
     /// Listen on this address (addr[:port]; needs --listen) [default: every
     /// interface on the chain's port].
     #[arg(long, global = true, value_name = "ADDR", value_parser = types::parse_display::<BindSpec>)]
@@ -197,6 +204,12 @@ impl CliOptions {
             connect: list(&self.connect, "--connect"),
             addnode: list(&self.addnode, "--addnode"),
             listen: flag(self.listen, true, "--listen"),
+            listenonion: pair(
+                self.listenonion,
+                self.no_listenonion,
+                "--listenonion",
+                "--no-listenonion",
+            ),
             bind: list(&self.bind, "--bind"),
             maxconnections: value(self.maxconnections, "--maxconnections"),
             // No flag: `false` is refused and `true` is the default.

@@ -35,6 +35,7 @@ pub(crate) struct FileConfig {
     #[serde(default, deserialize_with = "de_targets")]
     addnode: Option<Vec<Target>>,
     listen: Option<bool>,
+    listenonion: Option<bool>,
     #[serde(default, deserialize_with = "de_binds")]
     bind: Option<Vec<BindSpec>>,
     maxconnections: Option<u32>,
@@ -178,8 +179,8 @@ pub fn expected(key: &str) -> &'static str {
         "connect" | "addnode" => "a list of peers, e.g. [\"<56 chars>.onion:8333\"]",
         "bind" => "a list of addresses, e.g. [\"127.0.0.1:8334=onion\"]",
         "rpcbind" => "a list of addresses, e.g. [\"127.0.0.1\"]",
-        "listen" | "v2transport" | "dnsseed" | "fixedseeds" | "privacy" | "v1fallback"
-        | "tor.enabled" | "log.sensitive" => "true or false",
+        "listen" | "listenonion" | "v2transport" | "dnsseed" | "fixedseeds" | "privacy"
+        | "v1fallback" | "tor.enabled" | "log.sensitive" => "true or false",
         "maxconnections" => "a whole number from 0 to 4294967295",
         "rpcport" => "a port number from 1 to 65535",
         "maxoutbound" => "a whole number from 0 to 64",
@@ -420,6 +421,7 @@ impl FileConfig {
             connect: self.connect.map(f),
             addnode: self.addnode.map(f),
             listen: self.listen.map(f),
+            listenonion: self.listenonion.map(f),
             bind: self.bind.map(f),
             maxconnections: self.maxconnections.map(f),
             v2transport: self.v2transport.map(f),
@@ -461,7 +463,7 @@ mod tests {
         assert!(keys.contains(&"tor.isolation".to_owned()));
         assert!(keys.contains(&"log.sensitive".to_owned()));
         assert!(!keys.contains(&"tor".to_owned()));
-        assert_eq!(keys.len(), 23, "{keys:?}");
+        assert_eq!(keys.len(), 24, "{keys:?}");
     }
 
     #[test]

@@ -79,7 +79,7 @@ macro_rules! for_each_layer_field {
     ($m:ident, $($arg:tt)*) => {
         $m!(
             $($arg)*;
-            chain, datadir, onlynet, connect, addnode, listen, bind, maxconnections,
+            chain, datadir, onlynet, connect, addnode, listen, listenonion, bind, maxconnections,
             v2transport, dnsseed, fixedseeds, rpcbind, rpcport, rpccookiefile, privacy,
             v1fallback, maxoutbound, feeler_interval_secs, tor_network_file, tor_enabled,
             tor_isolation, log_debug, log_sensitive
@@ -105,6 +105,8 @@ pub struct Layer {
     pub addnode: Option<Sourced<Vec<Target>>>,
     /// `listen`.
     pub listen: Option<Sourced<bool>>,
+    /// `listenonion`.
+    pub listenonion: Option<Sourced<bool>>,
     /// `bind`.
     pub bind: Option<Sourced<Vec<BindSpec>>>,
     /// `maxconnections`.
@@ -164,6 +166,9 @@ impl Layer {
         Layer {
             onlynet: Some(Sourced::new(vec![NetworkId::Onion], p)),
             listen: Some(Sourced::new(false, p)),
+            // An onion listener reveals no address, but it links the node's
+            // uptime to its onion name: under the preset, only when asked.
+            listenonion: Some(Sourced::new(false, p)),
             bind: Some(Sourced::new(Vec::new(), p)),
             v2transport: Some(Sourced::new(true, p)),
             dnsseed: Some(Sourced::new(false, p)),

@@ -55,6 +55,7 @@ pub(super) fn render(config: &Config) -> String {
     list(&mut out, "connect", &s.connect);
     list(&mut out, "addnode", &s.addnode);
     display(&mut out, "listen", &s.listen);
+    display(&mut out, "listenonion", &s.listenonion);
     list(&mut out, "bind", &s.bind);
     display(&mut out, "maxconnections", &s.maxconnections);
     display(&mut out, "v2transport", &s.v2transport);

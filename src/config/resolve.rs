@@ -47,6 +47,8 @@ pub struct Settings {
     pub addnode: Sourced<Vec<Target>>,
     /// `listen`.
     pub listen: Sourced<bool>,
+    /// `listenonion`.
+    pub listenonion: Sourced<bool>,
     /// `bind`.
     pub bind: Sourced<Vec<BindSpec>>,
     /// `maxconnections`.
@@ -116,6 +118,12 @@ impl Settings {
             connect: pick(explicit.connect, p.connect, Vec::new()),
             addnode: pick(explicit.addnode, p.addnode, Vec::new()),
             listen: pick(explicit.listen, p.listen, false),
+            // Core's default: an onion listener whenever onion is reachable.
+            listenonion: pick(
+                explicit.listenonion,
+                p.listenonion,
+                explicit.tor_enabled.as_ref().is_none_or(|t| t.value),
+            ),
             bind: pick(explicit.bind, p.bind, Vec::new()),
             maxconnections: pick(
                 explicit.maxconnections,
@@ -181,11 +189,10 @@ impl Settings {
         c.feeler_interval = Duration::from_secs(self.feeler_interval_secs.value);
         c.onlynet = self.onlynet.value.iter().copied().collect::<NetworkSet>();
         c.isolate_every_connection = self.tor_isolation.value == Isolation::PerConnection;
-        c.max_inbound = if self.listen.value {
-            self.max_inbound()
-        } else {
-            0
-        };
+        // Slots for inbound peers from the TCP listener and the onion
+        // service alike.
+        let listening = self.listen.value || (self.listenonion.value && self.tor_enabled.value);
+        c.max_inbound = if listening { self.max_inbound() } else { 0 };
         c
     }
 
@@ -383,6 +390,16 @@ pub fn privacy_contradictions(explicit: &Layer) -> Vec<String> {
 /// warnings for settings that work but deserve a word.
 pub fn validate(s: &Settings, file: Option<&Path>) -> Result<Vec<String>, ConfigError> {
     let mut warnings = Vec::new();
+    if s.listenonion.value && !s.tor_enabled.value {
+        return Err(invalid(
+            file,
+            "listenonion",
+            "true",
+            s.listenonion.source,
+            false,
+            "an onion service needs Tor, which is turned off; remove it or turn Tor on",
+        ));
+    }
     if !s.bind.value.is_empty() && !s.listen.value {
         return Err(invalid(
             file,

@@ -10,14 +10,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use nightjar_tor::{OnionService, OnionServiceState};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::DriverEvent;
 use super::dial::{Dialed, StartPeer};
 use crate::engine::{AcceptRequest, DialFailure};
 use crate::peer::task::spawn_peer;
-use crate::transport::accept_inbound;
+use crate::transport::{PeerStream, accept_inbound};
 use crate::wire::Magic;
 
 /// Pause after a failed `accept` (out of file descriptors, say), so the
@@ -71,10 +72,74 @@ pub async fn accept_loop(listener: TcpListener, events: mpsc::Sender<DriverEvent
     }
 }
 
+/// The nickname of nightjar's onion service in Arti's keystore (under the
+/// Tor state directory): the same name gives the same address across
+/// restarts.
+pub const ONION_SERVICE_NICKNAME: &str = "nightjar-p2p";
+
+/// Launch our onion service for inbound peers on virtual port `port` (the
+/// chain's P2P port, as Core's onion services use).
+pub fn launch_onion_service(
+    tor: &nightjar_tor::TorTransport,
+    port: u16,
+) -> Result<(OnionService, nightjar_tor::Target), String> {
+    match tor.serve_onion(ONION_SERVICE_NICKNAME, port) {
+        Ok(service) => {
+            let target = nightjar_tor::Target::Onion {
+                address: service.address(),
+                port,
+            };
+            tracing::info!(address = %safelog::sensitive(&target), "onion service launched; publishing it");
+            Ok((service, target))
+        }
+        Err(e) => {
+            tracing::warn!(
+                "onion service could not start: {e}; running with outbound connections only"
+            );
+            Err(e.to_string())
+        }
+    }
+}
+
+/// How often the onion service's state is looked at (its changes are
+/// logged and shown in `getnetworkinfo`).
+pub const ONION_STATE_POLL: Duration = Duration::from_secs(5);
+
+/// Accept onion streams from our own service forever, handing each to the
+/// engine task, and report the service's state when it changes. Arti keeps
+/// publishing the service (and retrying) on its own.
+pub async fn onion_accept_loop(mut service: OnionService, events: mpsc::Sender<DriverEvent>) {
+    let mut last = None;
+    let mut poll = tokio::time::interval(ONION_STATE_POLL);
+    loop {
+        tokio::select! {
+            stream = service.accept() => {
+                let event = match stream {
+                    Some(stream) => DriverEvent::AcceptedOnion { stream: Box::new(stream) },
+                    None => DriverEvent::OnionState(OnionServiceState::Stopped),
+                };
+                let stopped = matches!(event, DriverEvent::OnionState(_));
+                if events.send(event).await.is_err() || stopped {
+                    return;
+                }
+            }
+            _ = poll.tick() => {
+                let state = service.state();
+                if last != Some(state) {
+                    last = Some(state);
+                    if events.send(DriverEvent::OnionState(state)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The responder handshake for a stream the engine took on; the outcome
 /// goes to `events` as for a dial.
-pub async fn handshake(
-    stream: TcpStream,
+pub async fn handshake<S: PeerStream>(
+    stream: S,
     magic: Magic,
     req: AcceptRequest,
     events: mpsc::Sender<DriverEvent>,

@@ -52,6 +52,8 @@ pub async fn watch(tor: TorTransport, events: mpsc::Sender<DriverEvent>) {
                 ready: p.ready,
                 summary: p.summary.clone(),
                 blocked: p.blocked.clone(),
+                // The driver keeps its own record of the onion service.
+                onion_service: None,
             };
             if events.send(DriverEvent::Tor(status)).await.is_err() {
                 return;

@@ -108,6 +108,11 @@ impl Engine {
         }
     }
 
+    /// Our onion service's address, once it runs (`localaddresses`).
+    pub fn local_onion(&self) -> Option<crate::netaddr::NetAddr> {
+        self.conns.local_onion()
+    }
+
     /// The user's bans (`listbanned`).
     pub fn bans(&self) -> &super::banlist::BanList {
         self.conns.bans()

@@ -21,12 +21,12 @@ use super::config::{EngineConfig, regular_services};
 use super::eviction::{Candidate, select_victim};
 use super::inbound::InboundPolicy;
 use super::inbound::{INBOUND_HANDSHAKE_TIMEOUT, Refusal};
-use super::io::{AcceptRequest, DialFailure, DialRequest, Now, Output};
+use super::io::{AcceptRequest, DialFailure, DialRequest, InboundFrom, Now, Output};
 use super::isolation::IsolationPolicy;
 use super::manual::ManualPeers;
 use super::peers::{PeerEntry, PeerState, PeerTable};
 use super::seeding::{SeedAction, Seeding, dns_seeds};
-use super::targets::addr_to_target;
+use super::targets::{addr_to_target, target_to_addr};
 use super::version::our_version;
 use crate::addrman::{AddrMan, AddrRecord, AddrSource, InternalSource, Want};
 use crate::netaddr::NetAddr;
@@ -59,6 +59,10 @@ pub const DISCOURAGE_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Discouraged addresses remembered at most (oldest forgotten first).
 pub const MAX_DISCOURAGED: usize = 10_000;
+
+/// Mean interval between announcements of our own onion address to our
+/// outbound peers (Core's `AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL`).
+pub const SELF_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Address-book picks tried per connection before giving up for this round.
 pub const SELECT_TRIES: usize = 16;
@@ -143,6 +147,10 @@ pub struct ConnManager {
     discouraged: BTreeMap<NetAddr, Instant>,
     /// The user's bans.
     bans: BanList,
+    /// Our own onion service, announced to outbound peers.
+    local_onion: Option<NetAddr>,
+    /// When to announce it to every outbound peer again.
+    next_self_announce: Option<Instant>,
 }
 
 impl ConnManager {
@@ -171,6 +179,8 @@ impl ConnManager {
             recent: BTreeMap::new(),
             discouraged: BTreeMap::new(),
             bans: BanList::new(),
+            local_onion: None,
+            next_self_announce: None,
         }
     }
 
@@ -389,17 +399,29 @@ impl ConnManager {
 
     /// A stream arrived at one of our listeners: take it on as an inbound
     /// connection, or refuse it (see [`super::inbound`]).
-    pub fn accept(&mut self, cx: &mut Ctx<'_>, now: Now, link: u64, remote: SocketAddr) {
-        let addr = NetAddr::from(remote);
-        let discouraged = self.discouraged.contains_key(&addr);
-        let verdict = match self.inbound.judge(cx.config, cx.peers, &addr, discouraged) {
-            _ if self.bans.is_banned(remote.ip(), now.unix) => Err(Refusal::Banned),
+    pub fn accept(&mut self, cx: &mut Ctx<'_>, now: Now, link: u64, from: InboundFrom) {
+        // An onion peer is anonymous: no address to ban, discourage or
+        // group; only the slots (and eviction) apply.
+        let (target, group, banned, discouraged) = match from {
+            InboundFrom::Tcp(remote) => {
+                let addr = NetAddr::from(remote);
+                (
+                    Target::Ip(remote),
+                    Some(addr.netgroup()),
+                    self.bans.is_banned(remote.ip(), now.unix),
+                    self.discouraged.contains_key(&addr),
+                )
+            }
+            InboundFrom::Onion(service) => (service, None, false, false),
+        };
+        let verdict = match self.inbound.judge(cx.config, cx.peers, group, discouraged) {
+            _ if banned => Err(Refusal::Banned),
             Err(Refusal::Full) => self.evict_one(cx),
             other => other,
         };
         if let Err(refusal) = verdict {
             self.inbound.refused += 1;
-            tracing::debug!(peer = %sensitive(remote), reason = refusal.reason(), "inbound refused");
+            tracing::debug!(peer = %sensitive(&target), reason = refusal.reason(), "inbound refused");
             cx.out.push_back(Output::Refuse {
                 link,
                 reason: refusal.reason(),
@@ -409,11 +431,11 @@ impl ConnManager {
         self.inbound.accepted += 1;
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
-        let target = Target::Ip(remote);
         let nonce = fresh_nonce(cx, conn);
         let peer = PeerConfig {
             kind: ConnectionKind::Inbound,
-            // Their address as we saw it, ours nowhere (see `our_version`).
+            // Their address as we saw it (none for onion), ours nowhere
+            // (see `our_version`).
             our_version: our_version(&target, nonce, now.unix, &cx.config.user_agent),
             ping_seed: cx.rng.random(),
         };
@@ -452,16 +474,16 @@ impl ConnManager {
             .peers
             .iter()
             .filter(|e| e.kind == ConnectionKind::Inbound && e.is_ready() && !e.evicted)
-            .filter_map(|e| match &e.target {
-                Target::Ip(sa) => Some(Candidate {
+            .filter_map(|e| {
+                Some(Candidate {
                     conn: e.conn,
-                    netgroup: NetAddr::from(*sa).netgroup(),
+                    // Onion inbound peers share our service's group.
+                    netgroup: target_to_addr(&e.target)?.netgroup(),
                     min_rtt: e.min_rtt,
                     connected: e.opened,
                     last_useful_headers: e.last_useful_headers,
-                    onion: false,
-                }),
-                _ => None,
+                    onion: matches!(e.target, Target::Onion { .. }),
+                })
             })
             .collect();
         let victim = select_victim(&candidates, cx.rng.random()).ok_or(Refusal::Full)?;
@@ -751,6 +773,62 @@ impl ConnManager {
                 msg: NetworkMessage::GetAddr,
             });
         }
+        if announces_to(entry.kind) {
+            self.announce_self(cx, now, &[conn]);
+        }
+    }
+
+    /// Our onion service is up at `service` (or gone): remember it, tell
+    /// the outbound peers we have, and keep telling them at Core's cadence.
+    pub fn set_local_onion(&mut self, cx: &mut Ctx<'_>, now: Now, service: Option<Target>) {
+        self.local_onion = service.as_ref().and_then(target_to_addr);
+        if self.local_onion.is_none() {
+            self.next_self_announce = None;
+            return;
+        }
+        let peers: Vec<ConnId> = cx
+            .peers
+            .iter()
+            .filter(|e| e.is_ready() && announces_to(e.kind))
+            .map(|e| e.conn)
+            .collect();
+        self.announce_self(cx, now, &peers);
+        self.schedule_self_announce(cx, now);
+    }
+
+    /// Our onion address, if our onion service runs.
+    pub fn local_onion(&self) -> Option<NetAddr> {
+        self.local_onion
+    }
+
+    /// Send our onion address to `peers` in an `addrv2`. Only the onion
+    /// address, ever: a clearnet address of ours is never announced while
+    /// Tor is on (we do not even know one).
+    fn announce_self(&self, cx: &mut Ctx<'_>, now: Now, peers: &[ConnId]) {
+        let Some(addr) = self.local_onion else {
+            return;
+        };
+        let record = AddrRecord {
+            addr,
+            // We serve no blocks: claiming services would be a lie.
+            services: crate::wire::ServiceFlags::NONE,
+            last_seen: now.unix,
+        };
+        for conn in peers {
+            cx.out.push_back(Output::Send {
+                conn: *conn,
+                msg: NetworkMessage::AddrV2(vec![record.to_addrv2()]),
+            });
+        }
+    }
+
+    /// Core re-announces its own address on average once a day
+    /// (`AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL`), at exponential intervals.
+    fn schedule_self_announce(&mut self, cx: &mut Ctx<'_>, now: Now) {
+        let u: f64 = cx.rng.random_range(f64::EPSILON..1.0);
+        let gap = (-u.ln() * SELF_ANNOUNCE_INTERVAL.as_secs_f64())
+            .min(10.0 * SELF_ANNOUNCE_INTERVAL.as_secs_f64());
+        self.next_self_announce = Some(now.mono + Duration::from_secs_f64(gap));
     }
 
     /// Answer a `getaddr` once per inbound connection (Core answers only
@@ -833,6 +911,7 @@ impl ConnManager {
         let wanting = automatic && peers.regular_count() < config.target_outbound;
         entries
             .chain(self.manual.next_retry())
+            .chain(self.next_self_announce)
             .chain(self.next_feeler.filter(|_| automatic))
             .chain(wanting.then_some(now + super::MAINTENANCE_INTERVAL))
             .min()
@@ -873,6 +952,16 @@ impl ConnManager {
         self.recent
             .retain(|_, at| now.mono.saturating_duration_since(*at) < REDIAL_INTERVAL);
         self.discouraged.retain(|_, until| now.mono < *until);
+        if self.next_self_announce.is_some_and(|t| now.mono >= t) {
+            let peers: Vec<ConnId> = cx
+                .peers
+                .iter()
+                .filter(|e| e.is_ready() && announces_to(e.kind))
+                .map(|e| e.conn)
+                .collect();
+            self.announce_self(cx, now, &peers);
+            self.schedule_self_announce(cx, now);
+        }
         if self.bans.sweep(now.unix) {
             cx.out.push_back(Output::PersistBans(self.bans.to_bytes()));
         }
@@ -908,6 +997,16 @@ fn release_if_unused(cx: &mut Ctx<'_>, entry: &PeerEntry) {
     if !cx.isolation.is_current(group) && !cx.peers.uses_group(group) {
         cx.out.push_back(Output::ReleaseGroup(group));
     }
+}
+
+/// Whether we tell a peer of this kind our own onion address: outbound
+/// full-relay peers, as Core does (not feelers, which leave at once, nor
+/// inbound peers, who found us already).
+fn announces_to(kind: ConnectionKind) -> bool {
+    matches!(
+        kind,
+        ConnectionKind::Regular(_) | ConnectionKind::Manual | ConnectionKind::Extra
+    )
 }
 
 /// Whether a ban covers `target` (only IP targets can be banned).

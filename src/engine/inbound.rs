@@ -70,23 +70,24 @@ pub struct InboundPolicy {
 }
 
 impl InboundPolicy {
-    /// Decide on a stream from `remote`, given the connections we hold
+    /// Decide on a stream from network group `group` (`None` for onion
+    /// peers, which have no address), given the connections we hold
     /// (the caller counts the outcome: a full house may still make room).
     pub fn judge(
         &self,
         config: &EngineConfig,
         peers: &PeerTable,
-        remote: &NetAddr,
+        group: Option<NetGroup>,
         discouraged: bool,
     ) -> Result<(), Refusal> {
-        decide(config, peers, remote.netgroup(), discouraged)
+        decide(config, peers, group, discouraged)
     }
 }
 
 fn decide(
     config: &EngineConfig,
     peers: &PeerTable,
-    group: NetGroup,
+    group: Option<NetGroup>,
     discouraged: bool,
 ) -> Result<(), Refusal> {
     if config.max_inbound == 0 {
@@ -103,7 +104,7 @@ fn decide(
     };
     let same_group = inbound()
         .filter(|e| match &e.target {
-            nightjar_tor::Target::Ip(sa) => NetAddr::from(*sa).netgroup() == group,
+            nightjar_tor::Target::Ip(sa) => Some(NetAddr::from(*sa).netgroup()) == group,
             _ => false,
         })
         .count();

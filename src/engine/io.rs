@@ -56,8 +56,11 @@ pub enum Input {
         /// The driver's handle on the stream until the engine decides.
         link: u64,
         /// Where it came from.
-        remote: SocketAddr,
+        from: InboundFrom,
     },
+    /// Our onion service runs at this address (or no longer runs): it is
+    /// announced to outbound peers.
+    LocalOnion(Option<Target>),
     /// A dial (or an accepted stream's handshake) failed.
     DialFailed {
         /// Which dial.
@@ -93,6 +96,16 @@ pub struct DialRequest {
     pub v1: V1Fallback,
     /// The peer machine's configuration (our `version` and more).
     pub peer: PeerConfig,
+}
+
+/// Where an inbound stream came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundFrom {
+    /// Our TCP listener, from this address.
+    Tcp(SocketAddr),
+    /// Our onion service, whose address and virtual port this is. The peer
+    /// is anonymous: there is no address of theirs to judge or to ban.
+    Onion(Target),
 }
 
 /// An accepted stream the engine takes on.

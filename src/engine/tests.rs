@@ -444,7 +444,10 @@ fn refused(out: &[Output]) -> Vec<&'static str> {
 fn an_accepted_stream_becomes_an_inbound_connection_outside_the_address_book() {
     let mut h = listening(4);
     let remote: std::net::SocketAddr = "203.0.113.7:50000".parse().unwrap();
-    let out = h.input(Input::Accepted { link: 9, remote });
+    let out = h.input(Input::Accepted {
+        link: 9,
+        from: InboundFrom::Tcp(remote),
+    });
     let a = accepted(&out);
     assert_eq!(a.len(), 1, "{out:?}");
     assert_eq!(a[0].link, 9);
@@ -476,7 +479,7 @@ fn inbound_is_refused_when_not_listening_full_or_from_a_crowded_netgroup() {
     let mut h = listening(0);
     let out = h.input(Input::Accepted {
         link: 1,
-        remote: "203.0.113.7:1".parse().unwrap(),
+        from: InboundFrom::Tcp("203.0.113.7:1".parse().unwrap()),
     });
     assert_eq!(refused(&out), ["not accepting connections"]);
 
@@ -486,13 +489,13 @@ fn inbound_is_refused_when_not_listening_full_or_from_a_crowded_netgroup() {
         let remote = format!("81.2.100.{i}:{}", 1000 + i).parse().unwrap();
         let out = h.input(Input::Accepted {
             link: u64::from(i),
-            remote,
+            from: InboundFrom::Tcp(remote),
         });
         assert_eq!(accepted(&out).len(), 1, "{out:?}");
     }
     let out = h.input(Input::Accepted {
         link: 8,
-        remote: "81.2.200.1:1".parse().unwrap(),
+        from: InboundFrom::Tcp("81.2.200.1:1".parse().unwrap()),
     });
     assert_eq!(
         refused(&out),
@@ -503,12 +506,12 @@ fn inbound_is_refused_when_not_listening_full_or_from_a_crowded_netgroup() {
     for (link, remote) in [(20, "192.0.2.1:1"), (21, "100.64.0.1:1")] {
         h.input(Input::Accepted {
             link,
-            remote: remote.parse().unwrap(),
+            from: InboundFrom::Tcp(remote.parse().unwrap()),
         });
     }
     let out = h.input(Input::Accepted {
         link: 30,
-        remote: "203.0.113.99:1".parse().unwrap(),
+        from: InboundFrom::Tcp("203.0.113.99:1".parse().unwrap()),
     });
     assert_eq!(refused(&out), ["inbound slots full"], "{out:?}");
 }
@@ -518,7 +521,7 @@ fn an_inbound_stream_that_never_finishes_its_handshake_is_dropped() {
     let mut h = listening(4);
     let out = h.input(Input::Accepted {
         link: 1,
-        remote: "203.0.113.7:1".parse().unwrap(),
+        from: InboundFrom::Tcp("203.0.113.7:1".parse().unwrap()),
     });
     let conn = accepted(&out)[0].conn;
     let out = h.advance(super::inbound::INBOUND_HANDSHAKE_TIMEOUT + Duration::from_secs(1));
@@ -541,7 +544,7 @@ fn a_full_house_evicts_one_inbound_peer_from_the_most_crowded_group() {
         let remote = format!("81.{}.0.{}:1", 2 + i / 8, i % 8);
         let out = h.input(Input::Accepted {
             link: u64::from(i),
-            remote: remote.parse().unwrap(),
+            from: InboundFrom::Tcp(remote.parse().unwrap()),
         });
         let conn = accepted(&out)[0].conn;
         h.handshake(conn);
@@ -557,7 +560,7 @@ fn a_full_house_evicts_one_inbound_peer_from_the_most_crowded_group() {
     };
     let out = h.input(Input::Accepted {
         link: 99,
-        remote: "203.0.113.5:1".parse().unwrap(),
+        from: InboundFrom::Tcp("203.0.113.5:1".parse().unwrap()),
     });
     assert_eq!(accepted(&out).len(), 1, "{out:?}");
     let first = evicted(&out);
@@ -571,7 +574,7 @@ fn a_full_house_evicts_one_inbound_peer_from_the_most_crowded_group() {
     // newcomer makes room by evicting someone else, not the same peer.
     let out = h.input(Input::Accepted {
         link: 100,
-        remote: "203.0.113.6:1".parse().unwrap(),
+        from: InboundFrom::Tcp("203.0.113.6:1".parse().unwrap()),
     });
     assert_eq!(accepted(&out).len(), 1, "{out:?}");
     let second = evicted(&out);
@@ -647,13 +650,13 @@ fn a_ban_closes_matching_connections_refuses_newcomers_and_is_saved() {
     let mut h = listening(8);
     let out = h.input(Input::Accepted {
         link: 1,
-        remote: "203.0.113.7:5000".parse().unwrap(),
+        from: InboundFrom::Tcp("203.0.113.7:5000".parse().unwrap()),
     });
     let inside = accepted(&out)[0].conn;
     h.handshake(inside);
     let out = h.input(Input::Accepted {
         link: 2,
-        remote: "198.18.0.1:5000".parse().unwrap(),
+        from: InboundFrom::Tcp("198.18.0.1:5000".parse().unwrap()),
     });
     let outside = accepted(&out)[0].conn;
     h.handshake(outside);
@@ -688,7 +691,7 @@ fn a_ban_closes_matching_connections_refuses_newcomers_and_is_saved() {
     assert!(restored.is_banned("203.0.113.99".parse().unwrap(), t.unix));
     let out = h.input(Input::Accepted {
         link: 3,
-        remote: "203.0.113.8:1".parse().unwrap(),
+        from: InboundFrom::Tcp("203.0.113.8:1".parse().unwrap()),
     });
     assert_eq!(refused(&out), ["address banned"]);
     // When the ban ends it is dropped, and the file rewritten.
@@ -699,4 +702,79 @@ fn a_ban_closes_matching_connections_refuses_newcomers_and_is_saved() {
         "{out:?}"
     );
     assert_eq!(h.engine.bans().iter().count(), 0);
+}
+
+#[test]
+fn onion_inbound_peers_skip_the_group_share_and_our_onion_is_announced_to_outbound_peers() {
+    let ours: Target = "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion:18444"
+        .parse()
+        .unwrap();
+    let mut h = listening(10);
+    // The manual (--connect) peer dialled at start completes its handshake
+    // before our service is up: it hears of it when the service is.
+    let dialled = h
+        .engine
+        .peers()
+        .iter()
+        .find(|e| e.kind == ConnectionKind::Manual)
+        .unwrap()
+        .conn;
+    h.handshake(dialled);
+    let out = h.input(Input::LocalOnion(Some(ours.clone())));
+    let announced: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                conn,
+                msg: NetworkMessage::AddrV2(a),
+            } => Some((*conn, a.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announced.len(), 1, "{out:?}");
+    assert_eq!(announced[0].0, dialled);
+    let record = crate::addrman::AddrRecord::from_addrv2(&announced[0].1[0]).unwrap();
+    assert_eq!(addr_to_target_for_test(&record.addr), ours);
+    assert_eq!(record.services, ServiceFlags::NONE);
+    assert_eq!(
+        h.engine.local_onion().map(|a| a.to_string()),
+        Some(ours.to_string())
+    );
+
+    // Twelve anonymous onion streams: no group share applies, only the
+    // ten slots.
+    let mut accepted_n = 0;
+    for link in 0..12 {
+        let out = h.input(Input::Accepted {
+            link,
+            from: InboundFrom::Onion(ours.clone()),
+        });
+        let a = accepted(&out);
+        if let Some(first) = a.first().filter(|_| link == 0) {
+            // Our version to an anonymous peer names no address at all.
+            let unroutable = "0.0.0.0:0".parse().unwrap();
+            assert_eq!(
+                first.peer.our_version.receiver.socket_addr().unwrap(),
+                unroutable
+            );
+            assert_eq!(
+                first.peer.our_version.sender.socket_addr().unwrap(),
+                unroutable
+            );
+        }
+        accepted_n += a.len();
+        if link >= 10 {
+            assert_eq!(refused(&out), ["inbound slots full"], "{out:?}");
+        }
+    }
+    assert_eq!(accepted_n, 10);
+    let out = h.input(Input::Accepted {
+        link: 99,
+        from: InboundFrom::Tcp("203.0.113.1:1".parse().unwrap()),
+    });
+    assert_eq!(refused(&out), ["inbound slots full"]);
+}
+
+fn addr_to_target_for_test(addr: &NetAddr) -> Target {
+    super::targets::addr_to_target(addr).unwrap()
 }

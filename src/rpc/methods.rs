@@ -36,6 +36,19 @@ pub struct TorStatus {
     pub summary: String,
     /// Why it is stuck, if it is.
     pub blocked: Option<String>,
+    /// Our own onion service (`listenonion`): its address and state, or
+    /// why it could not start.
+    pub onion_service: Option<OnionServiceStatus>,
+}
+
+/// Our onion service as `getnetworkinfo` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OnionServiceStatus {
+    /// `<56 chars>.onion:port`, once launched.
+    pub address: Option<String>,
+    /// `starting`, `running`, `degraded`, `unreachable`, `stopped`, or
+    /// `failed: <why>`.
+    pub state: String,
 }
 
 /// What a method call may read and change.

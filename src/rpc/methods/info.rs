@@ -98,7 +98,15 @@ pub fn network_info(engine: &Engine, tor: &TorStatus) -> Value {
         "connections_in": inbound,
         "connections_out": connections - inbound,
         "networks": networks,
-        "localaddresses": [],
+        // Our onion service, once it runs; never a clearnet address.
+        "localaddresses": engine
+            .local_onion()
+            .map(|a| {
+                let text = a.to_string();
+                let (host, port) = text.rsplit_once(':').unwrap_or((text.as_str(), ""));
+                vec![json!({ "address": host, "port": port.parse::<u16>().unwrap_or(0), "score": 1 })]
+            })
+            .unwrap_or_default(),
         "warnings": [],
         "privacy": config.privacy,
         "tor": {
@@ -107,6 +115,10 @@ pub fn network_info(engine: &Engine, tor: &TorStatus) -> Value {
             "progress": tor.percent,
             "summary": tor.summary,
             "blocked": tor.blocked,
+            "onion_service": tor.onion_service.as_ref().map(|o| json!({
+                "address": o.address,
+                "state": o.state,
+            })),
         },
     })
 }

@@ -105,6 +105,7 @@ fn call(
         ready: true,
         summary: "done".into(),
         blocked: None,
+        onion_service: None,
     };
     let params = match params {
         Value::Array(v) => Params::Positional(v),
@@ -164,7 +165,7 @@ fn getnetworkinfo_shows_reachability_through_tor_and_bootstrap_state() {
     assert_eq!(got["warnings"], json!([]));
     assert_eq!(
         got["tor"],
-        json!({"enabled": true, "bootstrapped": true, "progress": 100, "summary": "done", "blocked": null})
+        json!({"enabled": true, "bootstrapped": true, "progress": 100, "summary": "done", "blocked": null, "onion_service": null})
     );
     let net = |name: &str| {
         got["networks"]

@@ -8,7 +8,8 @@ use nightjar::addrman::{AddrMan, AddrManKey, AddrRecord, AddrSource, InternalSou
 use nightjar::engine::conn_manager::default_port;
 use nightjar::engine::targets::target_to_addr;
 use nightjar::engine::{
-    AcceptRequest, DialFailure, DialRequest, Engine, EngineConfig, Input, Output, Reach,
+    AcceptRequest, DialFailure, DialRequest, Engine, EngineConfig, InboundFrom, Input, Output,
+    Reach,
 };
 use nightjar::peer::{
     ConnId, ConnectionKind, DisconnectReason, PeerConfig, PeerReport, PeerUpdate,
@@ -634,7 +635,8 @@ impl Sim {
                 let link = self.next_link;
                 self.next_link += 1;
                 self.pending_inbound.insert(link, remote);
-                self.inputs.push_back(Input::Accepted { link, remote });
+                let from = InboundFrom::Tcp(remote);
+                self.inputs.push_back(Input::Accepted { link, from });
             }
             Event::SeedAnswer { host } => {
                 let port = default_port(self.engine.config().network);

@@ -445,7 +445,7 @@ impl Checker {
 
     fn input(&mut self, input: &Input, entry: &TraceEntry) -> Check {
         match input {
-            Input::Accepted { .. } => {
+            Input::Accepted { .. } | Input::LocalOnion(_) => {
                 prop_assert!(false, "an inbound stream in a world without one: {entry:?}");
             }
             Input::TorReady(ready) => self.tor_ready = *ready,
