@@ -255,6 +255,7 @@ impl Engine {
                         self.sync.on_getheaders(&mut sx, now, conn, req);
                     }
                     NetworkMessage::Inv(items) => self.sync.on_inv(&mut sx, now, conn, items),
+                    NetworkMessage::SendHeaders => self.sync.on_sendheaders(conn),
                     _ => {}
                 }
             }

@@ -18,6 +18,8 @@
     clippy::print_stderr
 )]
 
+mod support;
+
 #[path = "support/daemon_log.rs"]
 mod daemon_log;
 #[path = "support/nightjar_node.rs"]
@@ -418,6 +420,44 @@ fn core_dials_nightjars_own_onion_service_and_learns_the_chain_from_it() {
     );
     fresh.stop().unwrap();
 
+    // A second Arti client reaches it too, as a test peer speaking BIP324:
+    // nightjar answers the handshake and announces its tip.
+    let target: nightjar_tor::Target = ours.parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let announced = rt.block_on(async {
+        let (visitor, _dir) = support::client(net).await;
+        let stream = visitor
+            .connect(&target, nightjar_tor::IsolationGroup::new(1))
+            .await
+            .unwrap();
+        let mut peer = nightjar_testpeer::TestPeer::connect(
+            stream,
+            nightjar_testpeer::REGTEST,
+            nightjar_testpeer::Speak::V2,
+        )
+        .await
+        .unwrap();
+        let version = peer
+            .start_handshake(nightjar_testpeer::version_message(9, 0, "/arti-visitor/"))
+            .await
+            .unwrap();
+        // An anonymous peer: our version names no address at all.
+        assert_eq!(
+            version.receiver.socket_addr().unwrap(),
+            "0.0.0.0:0".parse().unwrap()
+        );
+        peer.recv_until(|m| matches!(m, nightjar::wire::NetworkMessage::Headers(_)))
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        announced,
+        nightjar::wire::NetworkMessage::Headers(vec![source_tip_header(
+            &source,
+            &mined[CHAIN_LEN - 1]
+        )])
+    );
+
     // The key lives under the state directory: the same address after a
     // restart.
     let (_, datadir) = node.stop_keeping_data();
@@ -432,4 +472,12 @@ fn core_dials_nightjars_own_onion_service_and_learns_the_chain_from_it() {
     });
     assert_eq!(onion_service(&again).unwrap().0, ours);
     again.stop();
+}
+
+/// The header of block `hash`, from Core, decoded.
+fn source_tip_header(core: &CoreNode, hash: &bitcoin::BlockHash) -> bitcoin::block::Header {
+    let hex = core
+        .cli(&["getblockheader", &hash.to_string(), "false"])
+        .unwrap();
+    bitcoin::consensus::encode::deserialize_hex(&hex).unwrap()
 }

@@ -128,6 +128,8 @@ struct SyncPeer {
     tried: bool,
     /// Unconnecting `headers` messages in a row.
     unconnecting: u32,
+    /// It asked for new blocks as `headers` (BIP130 `sendheaders`).
+    wants_headers: bool,
 }
 
 impl SyncPeer {
@@ -240,6 +242,7 @@ impl HeaderSync {
             session: None,
             tried: false,
             unconnecting: 0,
+            wants_headers: false,
         };
         let may_sync = peer.may_sync();
         self.peers.insert(conn, peer);
@@ -329,6 +332,30 @@ impl HeaderSync {
             conn,
             msg: NetworkMessage::Headers(vec![cx.chain.tip_header()]),
         });
+    }
+
+    /// A peer sent `sendheaders`: announce new tips to it as headers.
+    pub fn on_sendheaders(&mut self, conn: ConnId) {
+        if let Some(p) = self.peers.get_mut(&conn) {
+            p.wants_headers = true;
+        }
+    }
+
+    /// Our tip moved (headers from `source`): announce it, as a `headers`
+    /// message with the tip, to the inbound peers that asked for
+    /// announcements with `sendheaders`. One header is enough: a peer
+    /// that cannot connect it asks with `getheaders`, which we serve.
+    /// Outbound peers are where our headers come from; they are not told.
+    fn announce_tip(&self, cx: &mut SyncCtx<'_>, source: ConnId) {
+        let tip = cx.chain.tip_header();
+        for (conn, p) in &self.peers {
+            if *conn != source && p.wants_headers && p.kind == ConnectionKind::Inbound {
+                cx.out.push_back(Output::Send {
+                    conn: *conn,
+                    msg: NetworkMessage::Headers(vec![tip]),
+                });
+            }
+        }
     }
 
     /// The engine opened the stale-tip extra connection.
@@ -500,6 +527,7 @@ impl HeaderSync {
         }
         if outcome.tip_changed {
             self.last_tip_change = Some(now.mono);
+            self.announce_tip(cx, conn);
             let (height, hash) = outcome.tip;
             if let Some(reorg) = outcome.reorg {
                 tracing::warn!(%conn, height, %hash, fork_height = reorg.fork_height, disconnected = reorg.disconnected, connected = reorg.connected, "header chain reorganised");

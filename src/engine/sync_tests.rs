@@ -480,3 +480,48 @@ fn a_stale_tip_extra_that_brings_more_work_is_kept() {
     let out = h.advance(Duration::from_secs(30));
     assert!(disconnected(&out, extra.conn).is_none());
 }
+
+#[test]
+fn inbound_peers_hear_our_tip_at_once_and_new_tips_after_sendheaders() {
+    let mut config = connect_config(1);
+    config.max_inbound = 4;
+    let chain = recent_chain(10);
+    let mut h = Harness::new(config);
+    let (conns, _) = manual_peers(&mut h, &[10]);
+    let a = conns[0];
+    h.input(headers(a, &chain));
+    let announced = |out: &[Output], to: ConnId| -> Vec<Vec<Header>> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send {
+                    conn,
+                    msg: NetworkMessage::Headers(hs),
+                } if *conn == to => Some(hs.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // Two inbound peers: both hear our tip when their handshake completes.
+    let mut inbound = Vec::new();
+    for link in 0..2 {
+        let out = h.input(Input::Accepted {
+            link,
+            from: InboundFrom::Tcp(format!("203.0.113.{link}:1").parse().unwrap()),
+        });
+        let conn = match &out[..] {
+            [Output::Accept(req)] => req.conn,
+            other => panic!("{other:?}"),
+        };
+        let out = h.handshake(conn);
+        assert_eq!(announced(&out, conn), vec![vec![chain[9]]]);
+        inbound.push(conn);
+    }
+    // Only the one that asked with sendheaders hears of the next tip; the
+    // outbound peer that brought it is not told.
+    h.input(peer_msg(inbound[0], NetworkMessage::SendHeaders));
+    let more = mine_regtest_chain(&chain[9], 1, chain[9].time + 600);
+    let out = h.input(headers(a, &more));
+    assert_eq!(announced(&out, inbound[0]), vec![more.clone()]);
+    assert!(announced(&out, inbound[1]).is_empty());
+    assert!(announced(&out, a).is_empty());
+}
