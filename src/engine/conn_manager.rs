@@ -60,6 +60,13 @@ pub const DISCOURAGE_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 /// Discouraged addresses remembered at most (oldest forgotten first).
 pub const MAX_DISCOURAGED: usize = 10_000;
 
+/// How long a `getaddr` answer is reused at least (Core: 21 hours, plus
+/// up to [`GETADDR_CACHE_SPREAD`] at random).
+pub const GETADDR_CACHE_LIFETIME: Duration = Duration::from_secs(21 * 60 * 60);
+
+/// The random part of a `getaddr` answer's lifetime (Core: up to 6 hours).
+pub const GETADDR_CACHE_SPREAD: Duration = Duration::from_secs(6 * 60 * 60);
+
 /// Mean interval between announcements of our own onion address to our
 /// outbound peers (Core's `AVG_LOCAL_ADDRESS_BROADCAST_INTERVAL`).
 pub const SELF_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -147,6 +154,8 @@ pub struct ConnManager {
     discouraged: BTreeMap<NetAddr, Instant>,
     /// The user's bans.
     bans: BanList,
+    /// Our `getaddr` answer, per way in (onion or not), until it expires.
+    getaddr_cache: BTreeMap<bool, (Vec<AddrRecord>, Instant)>,
     /// Our own onion service, announced to outbound peers.
     local_onion: Option<NetAddr>,
     /// When to announce it to every outbound peer again.
@@ -179,6 +188,7 @@ impl ConnManager {
             recent: BTreeMap::new(),
             discouraged: BTreeMap::new(),
             bans: BanList::new(),
+            getaddr_cache: BTreeMap::new(),
             local_onion: None,
             next_self_announce: None,
         }
@@ -843,12 +853,32 @@ impl ConnManager {
         }
         entry.answered_getaddr = true;
         let wants_v2 = entry.info().is_some_and(|i| i.addrv2);
-        let sample = cx.addrman.gossip_sample(
-            MAX_ADDRS_PER_MESSAGE,
-            cx.config.reachable_networks(),
-            now.unix,
-            cx.rng,
-        );
+        // One cached answer per way in, as Core keeps one per network and
+        // local address: reconnecting does not draw a fresh sample (no
+        // scraping the table piece by piece), and the onion service and the
+        // TCP listener answer differently (their answers cannot be compared
+        // to tell that both belong to one node).
+        let onion = matches!(entry.target, Target::Onion { .. });
+        let fresh = self
+            .getaddr_cache
+            .get(&onion)
+            .filter(|(_, until)| now.mono < *until)
+            .map(|(sample, _)| sample.clone());
+        let sample = match fresh {
+            Some(sample) => sample,
+            None => {
+                let sample = cx.addrman.gossip_sample(
+                    MAX_ADDRS_PER_MESSAGE,
+                    cx.config.reachable_networks(),
+                    now.unix,
+                    cx.rng,
+                );
+                let spread = cx.rng.random_range(0..GETADDR_CACHE_SPREAD.as_secs());
+                let until = now.mono + GETADDR_CACHE_LIFETIME + Duration::from_secs(spread);
+                self.getaddr_cache.insert(onion, (sample.clone(), until));
+                sample
+            }
+        };
         let msg = if wants_v2 {
             NetworkMessage::AddrV2(sample.iter().map(AddrRecord::to_addrv2).collect())
         } else {

@@ -6,6 +6,7 @@ use nightjar_tor::Target;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use super::conn_manager::{GETADDR_CACHE_LIFETIME, GETADDR_CACHE_SPREAD};
 use super::*;
 use crate::addrman::{AddrManKey, AddrRecord, AddrSource, InternalSource};
 use crate::netaddr::NetAddr;
@@ -777,4 +778,39 @@ fn onion_inbound_peers_skip_the_group_share_and_our_onion_is_announced_to_outbou
 
 fn addr_to_target_for_test(addr: &NetAddr) -> Target {
     super::targets::addr_to_target(addr).unwrap()
+}
+
+#[test]
+fn getaddr_answers_are_cached_per_way_in() {
+    let mut h = listening(10);
+    h.learn(&ipv4_addrs(200));
+    let ours: Target = ONION_A.parse().unwrap();
+    let ask = |h: &mut Harness, link: u64, from: InboundFrom| {
+        let out = h.input(Input::Accepted { link, from });
+        let conn = accepted(&out)[0].conn;
+        h.handshake(conn);
+        let out = h.input(Input::Peer(PeerUpdate {
+            conn,
+            report: PeerReport::Event(PeerEvent::Message(NetworkMessage::GetAddr)),
+        }));
+        out.into_iter()
+            .find_map(|o| match o {
+                Output::Send {
+                    conn: c,
+                    msg: NetworkMessage::AddrV2(a),
+                } if c == conn => Some(a),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let tcp = |i: u8| InboundFrom::Tcp(format!("203.0.113.{i}:1").parse().unwrap());
+    let first = ask(&mut h, 1, tcp(1));
+    assert!(!first.is_empty());
+    // Another peer, or the same one reconnecting, gets the same answer.
+    assert_eq!(ask(&mut h, 2, tcp(2)), first);
+    // The onion service answers from its own sample.
+    assert_ne!(ask(&mut h, 3, InboundFrom::Onion(ours)), first);
+    // A day and more later, a fresh sample.
+    h.now += GETADDR_CACHE_LIFETIME + GETADDR_CACHE_SPREAD;
+    assert_ne!(ask(&mut h, 4, tcp(4)), first);
 }
