@@ -19,8 +19,7 @@ use safelog::sensitive;
 use super::banlist::{BanError, BanList};
 use super::config::{EngineConfig, regular_services};
 use super::eviction::{Candidate, select_victim};
-use super::inbound::InboundPolicy;
-use super::inbound::{INBOUND_HANDSHAKE_TIMEOUT, Refusal};
+use super::inbound::{self, INBOUND_HANDSHAKE_TIMEOUT, Refusal};
 use super::io::{AcceptRequest, DialFailure, DialRequest, InboundFrom, Now, Output};
 use super::isolation::IsolationPolicy;
 use super::manual::ManualPeers;
@@ -143,8 +142,6 @@ impl From<BanError> for CommandError {
 #[derive(Debug)]
 pub struct ConnManager {
     manual: ManualPeers,
-    /// Inbound acceptance policy.
-    inbound: InboundPolicy,
     /// Only the `--connect` peer(s): no automatic connections at all.
     only_manual: bool,
     seeding: Seeding,
@@ -180,7 +177,6 @@ impl ConnManager {
         }
         ConnManager {
             manual: ManualPeers::new(keep),
-            inbound: InboundPolicy::default(),
             only_manual: !config.connect.is_empty(),
             seeding: Seeding::new(),
             next_conn: 1,
@@ -424,13 +420,12 @@ impl ConnManager {
             }
             InboundFrom::Onion(service) => (service, None, false, false),
         };
-        let verdict = match self.inbound.judge(cx.config, cx.peers, group, discouraged) {
+        let verdict = match inbound::judge(cx.config, cx.peers, group, discouraged) {
             _ if banned => Err(Refusal::Banned),
             Err(Refusal::Full) => self.evict_one(cx),
             other => other,
         };
         if let Err(refusal) = verdict {
-            self.inbound.refused += 1;
             tracing::debug!(peer = %sensitive(&target), reason = refusal.reason(), "inbound refused");
             cx.out.push_back(Output::Refuse {
                 link,
@@ -438,7 +433,6 @@ impl ConnManager {
             });
             return;
         }
-        self.inbound.accepted += 1;
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         let nonce = fresh_nonce(cx, conn);
@@ -549,11 +543,6 @@ impl ConnManager {
     pub fn clear_bans(&mut self, cx: &mut Ctx<'_>) {
         self.bans.clear();
         cx.out.push_back(Output::PersistBans(self.bans.to_bytes()));
-    }
-
-    /// How many inbound streams were taken on and turned away so far.
-    pub fn inbound_counts(&self) -> InboundPolicy {
-        self.inbound
     }
 
     // === USER COMMANDS ===

@@ -60,31 +60,10 @@ impl Refusal {
     }
 }
 
-/// Counts of what the policy decided, for `getnetworkinfo`-style reports.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct InboundPolicy {
-    /// Streams taken on.
-    pub accepted: u64,
-    /// Streams turned away.
-    pub refused: u64,
-}
-
-impl InboundPolicy {
-    /// Decide on a stream from network group `group` (`None` for onion
-    /// peers, which have no address), given the connections we hold
-    /// (the caller counts the outcome: a full house may still make room).
-    pub fn judge(
-        &self,
-        config: &EngineConfig,
-        peers: &PeerTable,
-        group: Option<NetGroup>,
-        discouraged: bool,
-    ) -> Result<(), Refusal> {
-        decide(config, peers, group, discouraged)
-    }
-}
-
-fn decide(
+/// Decide on a stream from network group `group` (`None` for onion peers,
+/// which have no address), given the connections we hold. `Full` is not
+/// final: the caller may make room by eviction.
+pub fn judge(
     config: &EngineConfig,
     peers: &PeerTable,
     group: Option<NetGroup>,
