@@ -61,6 +61,7 @@ fn sync(c: &mut Criterion) {
                 magic: REGTEST,
                 addrman_file: dir.path().join("peers.dat"),
                 banlist_file: dir.path().join("banlist.json"),
+                broadcast_file: dir.path().join("privatebroadcast.json"),
                 network: Network::Direct,
                 chain_store: Some(loaded.store),
                 listeners: Vec::new(),

@@ -12,7 +12,7 @@ use nightjar_tor::{TorNetwork, TorSettings, TorTransport};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::chain::{HeaderChain, Loaded, Recovery};
-use crate::driver::{self, DriverOptions, NodeRpc, addr_file, ban_file};
+use crate::driver::{self, DriverOptions, NodeRpc, addr_file, ban_file, broadcast_file};
 use crate::engine::{Engine, EngineConfig, Reach};
 use crate::paths::DataPaths;
 use crate::rpc;
@@ -105,13 +105,17 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
     let seed: [u8; 32] = rand::random();
     let banlist_file = ban_file::banlist_path(&paths.chain_dir);
     let bans = ban_file::load(&banlist_file);
+    let broadcast_file = broadcast_file::broadcast_path(&paths.chain_dir);
+    let pending = broadcast_file::load(&broadcast_file);
     let node = Engine::new(engine, addrman, seed)
         .with_chain(loaded.chain)
-        .with_bans(bans);
+        .with_bans(bans)
+        .with_private_broadcasts(pending);
     let options = DriverOptions {
         magic: Magic::from(network),
         addrman_file,
         banlist_file,
+        broadcast_file,
         network: match &tor {
             Some(t) => driver::Network::Tor(t.clone()),
             None => driver::Network::Direct,

@@ -9,6 +9,7 @@
 
 pub mod addr_file;
 pub mod ban_file;
+pub mod broadcast_file;
 pub mod dial;
 pub mod listen;
 pub mod rpc_bridge;
@@ -97,6 +98,8 @@ pub struct DriverOptions {
     pub addrman_file: PathBuf,
     /// Where the user's bans are saved.
     pub banlist_file: PathBuf,
+    /// Where the private-broadcast queue is saved.
+    pub broadcast_file: PathBuf,
     /// Tor or direct TCP.
     pub network: Network,
     /// The header chain file, kept in step with the engine's chain (`None`:
@@ -394,6 +397,9 @@ impl Driver {
         if call.method == "stop" && result.is_ok() {
             self.stop_requested = true;
         }
+        // What the call changed is carried out before it is answered: a
+        // queued transaction is on disk by the time its txid is returned.
+        self.carry_out();
         let _ = call.reply.send(result);
     }
 
@@ -471,6 +477,9 @@ impl Driver {
                 Output::PersistBans(bytes) => {
                     let path = self.options.banlist_file.clone();
                     self.saves.spawn(ban_file::save(path, bytes));
+                }
+                Output::PersistBroadcasts(bytes) => {
+                    broadcast_file::save(&self.options.broadcast_file, &bytes);
                 }
                 Output::ReleaseGroup(group) => {
                     if let Network::Tor(tor) = &self.options.network {

@@ -29,6 +29,17 @@ macro_rules! sync_ctx {
     };
 }
 
+/// Private broadcast's borrows (see [`private_broadcast::BroadcastCtx`]).
+macro_rules! broadcast_ctx {
+    ($engine:ident) => {
+        $crate::engine::private_broadcast::BroadcastCtx {
+            peers: &$engine.peers,
+            rng: &mut $engine.rng,
+            out: &mut $engine.outputs,
+        }
+    };
+}
+
 /// The connection manager's borrows (see [`conn_manager::Ctx`]).
 macro_rules! ctx {
     ($engine:ident) => {
@@ -44,6 +55,7 @@ macro_rules! ctx {
 }
 
 pub mod banlist;
+pub mod broadcast_store;
 pub mod commands;
 pub mod config;
 pub mod conn_manager;
@@ -54,6 +66,7 @@ pub mod io;
 pub mod isolation;
 pub mod manual;
 pub mod peers;
+pub mod private_broadcast;
 pub mod seeding;
 pub mod targets;
 pub mod version;
@@ -76,6 +89,7 @@ pub use header_sync::{HeaderSync, SyncCtx};
 pub use io::{AcceptRequest, DialFailure, DialRequest, InboundFrom, Input, Now, Output};
 pub use isolation::Isolation;
 pub use peers::{PeerEntry, PeerState, PeerTable};
+pub use private_broadcast::PrivateBroadcast;
 
 /// The shortest sleep between two maintenance rounds: while the engine
 /// still wants something (an unfilled slot), it looks again this often
@@ -102,6 +116,7 @@ pub struct Engine {
     isolation: isolation::IsolationPolicy,
     conns: ConnManager,
     sync: HeaderSync,
+    broadcast: PrivateBroadcast,
     rng: StdRng,
     outputs: VecDeque<Output>,
     tor_ready: bool,
@@ -118,6 +133,7 @@ impl Engine {
             isolation: isolation::IsolationPolicy::new(config.isolation_scope()),
             conns: ConnManager::new(&config),
             sync: HeaderSync::new(&chain),
+            broadcast: PrivateBroadcast::new(config.private_broadcast_connections),
             chain,
             config,
             addrman,
@@ -202,6 +218,7 @@ impl Engine {
             Input::LocalOnion(service) => self.conns.set_local_onion(&mut cx, now, service),
             Input::DialFailed { conn, failure } => {
                 self.conns.dial_failed(&mut cx, now, conn, &failure);
+                self.broadcast.connection_ended(now, conn);
             }
             Input::Peer(update) => self.peer_report(now, update),
             Input::SeedResolved { seed, addrs } => {
@@ -212,6 +229,7 @@ impl Engine {
         if self.shutting_down {
             return;
         }
+        self.broadcast.expire(&mut broadcast_ctx!(self), now);
         let mut cx = ctx!(self);
         self.conns.expire(&mut cx, now);
         if self.next_persist.is_some_and(|t| now.mono >= t) {
@@ -225,6 +243,7 @@ impl Engine {
         if self.tor_ready {
             let mut cx = ctx!(self);
             self.conns.maybe_open_connections(&mut cx, now);
+            self.open_private_broadcasts(now);
             // The stale-tip extra only once the regular slots are full:
             // until then, regular dials bring new peers anyway.
             if wants_extra && self.peers.regular_count() >= self.config.target_outbound {
@@ -262,19 +281,67 @@ impl Engine {
             PeerReport::Closed(_) => self.sync.peer_closed(now, conn),
             PeerReport::Event(_) => {}
         }
+        if let PeerReport::Event(PeerEvent::Message(msg)) = &update.report {
+            self.broadcast
+                .on_message(&mut broadcast_ctx!(self), now, conn, msg);
+        }
+        let closed = matches!(update.report, PeerReport::Closed(_));
         let start_height = match &update.report {
             PeerReport::Event(PeerEvent::HandshakeComplete(info)) => Some(info.start_height),
             _ => None,
         };
         self.conns.peer_report(&mut ctx!(self), now, update);
+        if closed {
+            self.broadcast.connection_ended(now, conn);
+        }
         if let Some(start_height) = start_height
             && let Some(entry) = self.peers.get(conn)
-            && entry.is_ready()
+            && let PeerState::Ready(info) = &entry.state
         {
-            let kind = entry.kind;
+            let (kind, info) = (entry.kind, info.clone());
             self.sync
                 .peer_ready(&mut sync_ctx!(self), now, conn, kind, start_height);
+            let mut bx = broadcast_ctx!(self);
+            self.broadcast.peer_ready(&mut bx, conn, kind);
+            self.broadcast.handshake_complete(&mut bx, conn, &info);
         }
+    }
+
+    /// Open the private-broadcast connections that are due, one per
+    /// opening slot (see [`private_broadcast`]).
+    fn open_private_broadcasts(&mut self, now: Now) {
+        while let Some(opening) = self.broadcast.next_opening(&mut self.rng, now) {
+            let mut cx = ctx!(self);
+            // Peers that had it before only when no other is left: a
+            // small book still gets its retries.
+            let picked = self
+                .conns
+                .private_broadcast_target(&mut cx, now, &opening.avoid_groups, &opening.avoid)
+                .or_else(|| {
+                    self.conns
+                        .private_broadcast_target(&mut cx, now, &opening.avoid_groups, &[])
+                });
+            match picked {
+                Some((target, addr)) => {
+                    let conn = self
+                        .conns
+                        .open_private_broadcast(&mut cx, now, target, addr);
+                    self.broadcast.opened(now, &opening, conn, addr);
+                }
+                None => self.broadcast.no_peer(now, &opening),
+            }
+        }
+    }
+
+    /// The private-broadcast queue.
+    pub fn private_broadcast(&self) -> &PrivateBroadcast {
+        &self.broadcast
+    }
+
+    /// Resume these private broadcasts (loaded from disk).
+    pub fn with_private_broadcasts(mut self, pending: Vec<private_broadcast::Pending>) -> Self {
+        self.broadcast.resume(pending);
+        self
     }
 
     /// Open the stale-tip `Extra` connection.
@@ -338,6 +405,7 @@ impl Engine {
             .next_deadline(&self.config, &self.peers, last, self.tor_ready)
             .into_iter()
             .chain(self.sync.next_deadline(&self.config))
+            .chain(self.broadcast.next_deadline(last))
             .chain(self.next_persist)
             .min()
             .unwrap_or(latest);
@@ -350,3 +418,6 @@ mod tests;
 
 #[cfg(test)]
 mod sync_tests;
+
+#[cfg(test)]
+mod broadcast_tests;

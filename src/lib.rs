@@ -26,4 +26,5 @@ pub mod peer;
 pub mod rpc;
 pub mod systemd_notify;
 pub mod transport;
+pub mod tx_check;
 pub mod wire;

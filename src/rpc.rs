@@ -61,6 +61,14 @@ pub mod codes {
     pub const INVALID_IP_OR_SUBNET: i64 = -30;
     /// Still starting up (`RPC_IN_WARMUP`).
     pub const IN_WARMUP: i64 = -28;
+    /// A transaction that cannot be decoded (`RPC_DESERIALIZATION_ERROR`).
+    pub const DESERIALIZATION_ERROR: i64 = -22;
+    /// A transaction refused for what the user asked (`RPC_TRANSACTION_ERROR`,
+    /// alias `RPC_VERIFY_ERROR`), e.g. `maxburnamount` exceeded.
+    pub const VERIFY_ERROR: i64 = -25;
+    /// A transaction refused by the network rules or policy
+    /// (`RPC_TRANSACTION_REJECTED`, alias `RPC_VERIFY_REJECTED`).
+    pub const VERIFY_REJECTED: i64 = -26;
 }
 
 /// A JSON-RPC error: Core's code and a message.

@@ -65,6 +65,7 @@ async fn driver_connects_over_v2_learns_addresses_and_saves_them_at_shutdown() {
         magic: REGTEST,
         addrman_file: file.clone(),
         banlist_file: file.with_file_name("banlist.json"),
+        broadcast_file: file.with_file_name("privatebroadcast.json"),
         network: Network::Direct,
         chain_store: None,
         listeners: Vec::new(),

@@ -392,15 +392,47 @@ fn cookie_path(options: &Options, network: Network) -> Result<PathBuf, String> {
     })
 }
 
-/// One parameter: JSON if it parses, a string otherwise.
-fn convert(text: &str) -> Value {
+/// Parameters that are always strings, by method, position and name:
+/// hex that may happen to look like a JSON number (a txid of digits only)
+/// must reach the server as written. bitcoin-cli keeps the opposite list
+/// (the parameters it converts); with this one, everything else is JSON if
+/// it parses, as before.
+const STRING_PARAMS: &[(&str, usize, &str)] = &[
+    ("sendrawtransaction", 0, "hexstring"),
+    ("abortprivatebroadcast", 0, "id"),
+    ("addpeeraddress", 0, "address"),
+    ("getblockheader", 0, "blockhash"),
+];
+
+/// One parameter: JSON if it parses, a string otherwise (or always a
+/// string, for [`STRING_PARAMS`]).
+fn convert(text: &str, always_string: bool) -> Value {
+    if always_string {
+        return Value::String(text.to_owned());
+    }
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 
-/// The `params` member for the words after the method.
-fn build_params(named: bool, words: &[String]) -> Result<Value, String> {
+/// The `params` member for the words after `method`.
+fn build_params(method: &str, named: bool, words: &[String]) -> Result<Value, String> {
+    let by_position = |i: usize| {
+        STRING_PARAMS
+            .iter()
+            .any(|(m, p, _)| *m == method && *p == i)
+    };
+    let by_name = |n: &str| {
+        STRING_PARAMS
+            .iter()
+            .any(|(m, _, p)| *m == method && *p == n)
+    };
     if !named {
-        return Ok(Value::Array(words.iter().map(|w| convert(w)).collect()));
+        return Ok(Value::Array(
+            words
+                .iter()
+                .enumerate()
+                .map(|(i, w)| convert(w, by_position(i)))
+                .collect(),
+        ));
     }
     let mut map = Map::new();
     for word in words {
@@ -409,7 +441,10 @@ fn build_params(named: bool, words: &[String]) -> Result<Value, String> {
                 "No '=' in named argument '{word}', this needs to be present for every argument (even if it is empty)"
             ));
         };
-        if map.insert(name.to_owned(), convert(value)).is_some() {
+        if map
+            .insert(name.to_owned(), convert(value, by_name(name)))
+            .is_some()
+        {
             return Err(format!("Parameter {name} specified multiple times"));
         }
     }
@@ -761,7 +796,7 @@ fn run(args: &[String]) -> ExitCode {
     let Some((method, rest)) = words.split_first() else {
         return fail("too few parameters (need at least command)");
     };
-    let params = match build_params(options.named, rest) {
+    let params = match build_params(method, options.named, rest) {
         Ok(params) => params,
         Err(message) => return fail(&message),
     };
@@ -881,6 +916,7 @@ mod tests {
     #[test]
     fn parameters_are_json_when_they_parse() {
         let params = build_params(
+            "help",
             false,
             &strings(&["1", "abc", "[1,2]", "true", "\"true\"", ""]),
         )
@@ -889,10 +925,25 @@ mod tests {
             params,
             serde_json::json!([1, "abc", [1, 2], true, "true", ""])
         );
-        let named = build_params(true, &strings(&["a=1", "b=x=y", "c="])).unwrap();
+        let named = build_params("help", true, &strings(&["a=1", "b=x=y", "c="])).unwrap();
         assert_eq!(named, serde_json::json!({"a": 1, "b": "x=y", "c": ""}));
-        assert!(build_params(true, &strings(&["a"])).is_err());
-        assert!(build_params(true, &strings(&["a=1", "a=2"])).is_err());
+        assert!(build_params("help", true, &strings(&["a"])).is_err());
+        assert!(build_params("help", true, &strings(&["a=1", "a=2"])).is_err());
+        // A txid of digits stays a string; the other parameters convert.
+        let digits = "1".repeat(64);
+        assert_eq!(
+            build_params("abortprivatebroadcast", false, &strings(&[&digits])).unwrap(),
+            serde_json::json!([digits])
+        );
+        assert_eq!(
+            build_params(
+                "sendrawtransaction",
+                true,
+                &strings(&["hexstring=0200", "maxfeerate=0.1"])
+            )
+            .unwrap(),
+            serde_json::json!({"hexstring": "0200", "maxfeerate": 0.1})
+        );
     }
 
     #[test]

@@ -125,6 +125,13 @@ pub async fn onion_accept_loop(mut service: OnionService, events: mpsc::Sender<D
             }
             _ = poll.tick() => {
                 let state = service.state();
+                // Right after launch Arti may still report the status it
+                // starts from (`Shutdown`) before its tasks run: that is
+                // not a stop. A real stop ends `accept` above, or follows
+                // a state it was in before.
+                if state == OnionServiceState::Stopped && last.is_none() {
+                    continue;
+                }
                 if last != Some(state) {
                     last = Some(state);
                     if events.send(DriverEvent::OnionState(state)).await.is_err() {

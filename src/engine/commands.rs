@@ -44,6 +44,17 @@ pub enum Command {
     Unban(ipnet::IpNet),
     /// `clearbanned`.
     ClearBans,
+    /// `sendrawtransaction`: broadcast this (checked) transaction privately.
+    PrivateBroadcast(bitcoin::Transaction),
+    /// `abortprivatebroadcast`: stop broadcasting it.
+    AbortPrivateBroadcast(bitcoin::Txid),
+    /// `addpeeraddress`: put an address in the book without connecting.
+    AddPeerAddress {
+        /// The address.
+        addr: crate::netaddr::NetAddr,
+        /// Straight into the tried table (as if we had connected).
+        tried: bool,
+    },
 }
 
 /// What a command did.
@@ -53,6 +64,10 @@ pub enum CommandReply {
     Done,
     /// A connection was opened (`onetry`).
     Dialling(ConnId),
+    /// The transaction is queued for private broadcast.
+    Broadcasting(bitcoin::Txid),
+    /// Whether the address book took the address (`addpeeraddress`).
+    AddressAdded(bool),
 }
 
 impl Engine {
@@ -105,7 +120,48 @@ impl Engine {
                 self.conns.clear_bans(&mut cx);
                 Ok(CommandReply::Done)
             }
+            Command::PrivateBroadcast(tx) => {
+                // Every private-broadcast connection goes through Tor; a
+                // node told not to use Tor has nothing private to offer.
+                if self.config.reach != super::Reach::Tor {
+                    return Err(CommandError::NeedsTor);
+                }
+                self.broadcast
+                    .submit(&mut broadcast_ctx!(self), now, tx)
+                    .map(CommandReply::Broadcasting)
+                    .map_err(|_| CommandError::QueueFull)
+            }
+            Command::AbortPrivateBroadcast(txid) => {
+                if self.broadcast.abort(&mut broadcast_ctx!(self), txid) {
+                    Ok(CommandReply::Done)
+                } else {
+                    Err(CommandError::NotQueued)
+                }
+            }
+            Command::AddPeerAddress { addr, tried } => Ok(CommandReply::AddressAdded(
+                self.add_peer_address(now, addr, tried),
+            )),
         }
+    }
+
+    /// `addpeeraddress`, as Core's test-only RPC does it: a full node's
+    /// services, seen now, the address as its own source; into the tried
+    /// table if asked. Whether the book holds it afterwards.
+    fn add_peer_address(&mut self, now: Now, addr: crate::netaddr::NetAddr, tried: bool) -> bool {
+        let record = AddrRecord {
+            addr,
+            services: super::config::regular_services(),
+            last_seen: now.unix,
+        };
+        let source = crate::addrman::AddrSource::Peer(addr);
+        let added = self
+            .addrman
+            .add(&[record], &source, now.unix, &mut self.rng)
+            > 0;
+        if tried && self.addrman.contains(&addr) {
+            self.addrman.good(&addr, now.unix);
+        }
+        added || (tried && self.addrman.contains(&addr))
     }
 
     /// Our onion service's address, once it runs (`localaddresses`).

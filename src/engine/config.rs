@@ -82,6 +82,8 @@ pub struct EngineConfig {
     pub stale_tip_after: Duration,
     /// Inbound connections accepted at once; 0 when nothing listens.
     pub max_inbound: usize,
+    /// Connections per private-broadcast round.
+    pub private_broadcast_connections: usize,
 }
 
 impl EngineConfig {
@@ -103,6 +105,7 @@ impl EngineConfig {
             user_agent: format!("/nightjar:{}/", env!("CARGO_PKG_VERSION")),
             stale_tip_after: DEFAULT_STALE_TIP_AFTER,
             max_inbound: 0,
+            private_broadcast_connections: super::private_broadcast::DEFAULT_CONNECTIONS,
         }
     }
 

@@ -28,7 +28,7 @@ use super::seeding::{SeedAction, Seeding, dns_seeds};
 use super::targets::{addr_to_target, target_to_addr};
 use super::version::our_version;
 use crate::addrman::{AddrMan, AddrRecord, AddrSource, InternalSource, Want};
-use crate::netaddr::NetAddr;
+use crate::netaddr::{NetAddr, NetGroup};
 use crate::peer::limits::MAX_ADDRS_PER_MESSAGE;
 use crate::peer::{ConnId, ConnectionKind, PeerConfig, PeerEvent, PeerReport, PeerUpdate};
 use crate::transport::{TransportKind, V1Fallback};
@@ -127,6 +127,15 @@ pub enum CommandError {
     /// `setban remove` for a subnet not banned.
     #[error("IP/subnet was not banned")]
     NotBanned,
+    /// Private broadcast without Tor.
+    #[error("private broadcast needs Tor, which is turned off")]
+    NeedsTor,
+    /// The private-broadcast queue is full.
+    #[error("the private broadcast queue is full")]
+    QueueFull,
+    /// `abortprivatebroadcast` for a transaction not pending.
+    #[error("transaction not in the private broadcast queue")]
+    NotQueued,
 }
 
 impl From<BanError> for CommandError {
@@ -304,6 +313,59 @@ impl ConnManager {
         self.create_connection(cx, now, ConnectionKind::Extra).ok()
     }
 
+    /// A peer for one private-broadcast connection: an address from the
+    /// book on a network we reach (onion first), not connected in any
+    /// way, not banned or discouraged, outside `avoid_groups` (the groups
+    /// already carrying this transaction) and not in `avoid` (peers that
+    /// had it in earlier rounds). The book is only read.
+    pub fn private_broadcast_target(
+        &self,
+        cx: &mut Ctx<'_>,
+        now: Now,
+        avoid_groups: &[NetGroup],
+        avoid: &[NetAddr],
+    ) -> Option<(Target, NetAddr)> {
+        let want = Want::new(cx.config.reachable_networks())
+            .prefer_onion(100)
+            .exclude(avoid_groups.iter().cloned());
+        for _ in 0..SELECT_TRIES {
+            let addr = cx.addrman.select(&want, now.unix, cx.rng)?.addr;
+            let Some(target) = addr_to_target(&addr) else {
+                continue;
+            };
+            if cx.peers.has_target(&target, Some(&addr))
+                || avoid.contains(&addr)
+                || avoid_groups.contains(&addr.netgroup())
+                || self.discouraged.contains_key(&addr)
+                || banned(&self.bans, &target, now.unix)
+                || !cx.config.reachable_networks().contains(addr.network())
+            {
+                continue;
+            }
+            return Some((target, addr));
+        }
+        None
+    }
+
+    /// Open a private-broadcast connection to `target` (see
+    /// [`super::private_broadcast`]): its own circuit, v2 only, and no
+    /// trace in the address book or the redial pauses.
+    pub fn open_private_broadcast(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        now: Now,
+        target: Target,
+        addr: NetAddr,
+    ) -> ConnId {
+        self.open_connection(
+            cx,
+            now,
+            ConnectionKind::PrivateBroadcast,
+            target,
+            Some(addr),
+        )
+    }
+
     /// The seeds' `create_connection`: pick an address for `kind` that is
     /// not connected, not just tried and not discouraged, then open it.
     fn create_connection(
@@ -365,7 +427,11 @@ impl ConnManager {
         // v1 only where policy allows it, and never under --privacy: a v1
         // session is readable by every relay operator on the path... and by
         // the exit for clearnet peers.
-        let v1 = if !cx.config.privacy && (kind == ConnectionKind::Manual || cx.config.v1_fallback)
+        // A private broadcast never speaks v1, whatever the options: its
+        // transaction would cross the circuit readable by every relay.
+        let v1 = if !cx.config.privacy
+            && kind != ConnectionKind::PrivateBroadcast
+            && (kind == ConnectionKind::Manual || cx.config.v1_fallback)
         {
             V1Fallback::Allowed
         } else {
@@ -374,10 +440,10 @@ impl ConnManager {
         let nonce = fresh_nonce(cx, conn);
         let peer = PeerConfig {
             kind,
-            our_version: our_version(&target, nonce, now.unix, &cx.config.user_agent),
+            our_version: our_version(kind, &target, nonce, now.unix, &cx.config.user_agent),
             ping_seed: cx.rng.random(),
         };
-        if let Some(a) = addr {
+        if let Some(a) = addr.filter(|_| kind.uses_address_book()) {
             self.recent.insert(a, now.mono);
         }
         tracing::debug!(%conn, kind = %kind.label(), target = %sensitive(&target), %isolation, "dialling");
@@ -440,7 +506,13 @@ impl ConnManager {
             kind: ConnectionKind::Inbound,
             // Their address as we saw it (none for onion), ours nowhere
             // (see `our_version`).
-            our_version: our_version(&target, nonce, now.unix, &cx.config.user_agent),
+            our_version: our_version(
+                ConnectionKind::Inbound,
+                &target,
+                nonce,
+                now.unix,
+                &cx.config.user_agent,
+            ),
             ping_seed: cx.rng.random(),
         };
         let allow_v1 = cx.config.inbound_v1_allowed();
@@ -626,7 +698,7 @@ impl ConnManager {
         let Some(entry) = cx.peers.remove(conn) else {
             return;
         };
-        if let Some(addr) = entry.addr {
+        if let Some(addr) = entry.addr.filter(|_| entry.kind.uses_address_book()) {
             cx.addrman.attempt(&addr, failure.peer_at_fault, now.unix);
             // The redial pause counts from the failure, not the attempt.
             self.recent.insert(addr, now.mono);
@@ -654,7 +726,7 @@ impl ConnManager {
                 let Some(entry) = cx.peers.remove(conn) else {
                     return;
                 };
-                if let Some(addr) = entry.addr {
+                if let Some(addr) = entry.addr.filter(|_| entry.kind.uses_address_book()) {
                     if entry.is_ready() {
                         cx.addrman.connected(&addr, now.unix);
                     }
@@ -688,7 +760,12 @@ impl ConnManager {
                     // One of our dials reached ourselves (our own onion
                     // service, gossiped back to us).
                     disconnect(cx, conn, "connected to ourselves");
-                    if let Some(addr) = cx.peers.get(conn).and_then(|e| e.addr) {
+                    if let Some(addr) = cx
+                        .peers
+                        .get(conn)
+                        .filter(|e| e.kind.uses_address_book())
+                        .and_then(|e| e.addr)
+                    {
                         cx.addrman.forget(&addr);
                     }
                 }
@@ -698,6 +775,10 @@ impl ConnManager {
                 let Some(entry) = cx.peers.get(conn) else {
                     return;
                 };
+                if !entry.kind.uses_address_book() {
+                    tracing::debug!(%conn, received = addrs.len(), "addresses ignored");
+                    return;
+                }
                 let source = match (&entry.addr, &entry.target, entry.kind) {
                     (_, _, ConnectionKind::Inbound) => AddrSource::InboundOnion,
                     (Some(a), _, _) => AddrSource::Peer(*a),
@@ -751,7 +832,7 @@ impl ConnManager {
         let services = info.services;
         entry.state = PeerState::Ready(info);
         let entry = entry.clone();
-        if let Some(addr) = entry.addr {
+        if let Some(addr) = entry.addr.filter(|_| entry.kind.uses_address_book()) {
             if entry.kind != ConnectionKind::Manual || cx.addrman.contains(&addr) {
                 cx.addrman.good(&addr, now.unix);
             }
@@ -764,7 +845,7 @@ impl ConnManager {
         {
             e.feeler_deadline = Some(now.mono + FEELER_ADDR_WAIT);
         }
-        if entry.kind.is_outbound() {
+        if entry.kind.asks_for_addresses() {
             // Ask for addresses once; the peer machine opens the address
             // budget for the reply.
             cx.out.push_back(Output::Send {

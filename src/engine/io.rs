@@ -163,6 +163,10 @@ pub enum Output {
     PersistAddresses(Vec<u8>),
     /// Write this serialized ban list to disk (atomically).
     PersistBans(Vec<u8>),
+    /// Write this serialized private-broadcast queue to disk, atomically
+    /// and before answering the RPC call that changed it: a transaction
+    /// the user was told is queued must survive a crash.
+    PersistBroadcasts(Vec<u8>),
     /// No connection uses this group any more: its circuits may close.
     ReleaseGroup(IsolationGroup),
     /// The header chain grew: append its new headers to the chain file.

@@ -51,6 +51,21 @@ impl ConnectionKind {
         }
     }
 
+    /// Whether the connection's fate feeds the address book (attempts,
+    /// successes, learned services, gossip). A private broadcast leaves no
+    /// trace there: what the book remembers shapes whom we dial next, and a
+    /// regular connection must not be steered by, or betray, the peers that
+    /// carried our transactions (Core 31.1 made the same change).
+    pub fn uses_address_book(self) -> bool {
+        !matches!(self, ConnectionKind::PrivateBroadcast)
+    }
+
+    /// Whether we ask the peer for addresses once connected: every outbound
+    /// kind but private broadcasts, whose only business is one transaction.
+    pub fn asks_for_addresses(self) -> bool {
+        self.is_outbound() && self.uses_address_book()
+    }
+
     /// The name Bitcoin Core's `getpeerinfo` uses for `connection_type`.
     pub fn core_name(self) -> &'static str {
         match self {

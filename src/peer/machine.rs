@@ -387,8 +387,12 @@ impl PeerMachine {
             self.send_version();
         }
         // Feature negotiation goes between their version and our verack.
-        self.transmit.push_back(NetworkMessage::WtxidRelay);
-        self.transmit.push_back(NetworkMessage::SendAddrV2);
+        // A private broadcast negotiates nothing, as Core's sends nothing
+        // but `verack`: it wants no gossip and announces by txid.
+        if self.config.kind != ConnectionKind::PrivateBroadcast {
+            self.transmit.push_back(NetworkMessage::WtxidRelay);
+            self.transmit.push_back(NetworkMessage::SendAddrV2);
+        }
         self.transmit.push_back(NetworkMessage::Verack);
         self.stage = Stage::AwaitVerack;
     }
@@ -425,8 +429,12 @@ impl PeerMachine {
                 self.events
                     .push_back(PeerEvent::Rtt(now.saturating_duration_since(sent)));
             }
-            // An unsolicited or stale pong: Core ignores these too.
-            _ => {}
+            // Not our liveness ping: the engine's (a private broadcast
+            // asks for a receipt this way), or unsolicited, which the
+            // engine ignores as Core does.
+            _ => self
+                .events
+                .push_back(PeerEvent::Message(NetworkMessage::Pong(nonce))),
         }
     }
 

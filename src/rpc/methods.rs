@@ -3,6 +3,7 @@
 //! replies are consistent with the engine and testable without sockets.
 
 mod bans;
+mod broadcast;
 mod chain;
 mod info;
 
@@ -106,7 +107,39 @@ pub const METHODS: &[(&str, &str, &str)] = &[
         "setban \"subnet\" \"command\" ( bantime absolute )",
     ),
     ("Network", "clearbanned", "clearbanned"),
+    (
+        "Network",
+        "addpeeraddress",
+        "addpeeraddress \"address\" port ( tried )",
+    ),
+    (
+        "Rawtransactions",
+        "sendrawtransaction",
+        "sendrawtransaction \"hexstring\" ( maxfeerate maxburnamount )",
+    ),
+    (
+        "Rawtransactions",
+        "getprivatebroadcastinfo",
+        "getprivatebroadcastinfo",
+    ),
+    (
+        "Rawtransactions",
+        "abortprivatebroadcast",
+        "abortprivatebroadcast \"id\"",
+    ),
 ];
+
+/// More help for `help <command>`, after the usage line.
+pub const DETAILS: &[(&str, &str)] = &[(
+    "sendrawtransaction",
+    "Sends the transaction by private broadcast only: over fresh, short-lived Tor \
+     connections, each on a circuit of its own, to peers the node holds no other connection \
+     to. Returns the txid once the transaction is queued (and saved to disk). nightjar has \
+     no UTXO set: it checks what needs none (structure, sizes, standard outputs, dust, \
+     witness shape, maxburnamount); fees, inputs and signatures are checked by the \
+     receiving peers. maxfeerate is validated but cannot be applied without the inputs. \
+     See getprivatebroadcastinfo and abortprivatebroadcast.",
+)];
 
 /// Answer one call. `stop` only answers here: the driver stops the node
 /// after sending the reply.
@@ -126,6 +159,10 @@ pub fn answer(view: &mut NodeView<'_>, method: &str, params: &Params) -> Result<
         "setban" => bans::set_ban(view, params),
         "listbanned" => Ok(bans::list_banned(view)),
         "clearbanned" => bans::clear_banned(view),
+        "addpeeraddress" => broadcast::add_peer_address(view, params),
+        "sendrawtransaction" => broadcast::send_raw_transaction(view, params),
+        "getprivatebroadcastinfo" => Ok(broadcast::private_broadcast_info(view)),
+        "abortprivatebroadcast" => broadcast::abort_private_broadcast(view, params),
         "getblockchaininfo" => Ok(blockchain_info(view.engine.chain(), view.now.unix)),
         "getblockcount" => Ok(block_count(view.engine.chain())),
         "getbestblockhash" => Ok(best_block_hash(view.engine.chain())),
@@ -157,7 +194,12 @@ fn help(params: &Params) -> Result<Value, RpcError> {
         Some(Value::String(name)) => METHODS
             .iter()
             .find(|(_, m, _)| m == name)
-            .map(|(_, _, usage)| json!(usage))
+            .map(
+                |(_, _, usage)| match DETAILS.iter().find(|(m, _)| m == name) {
+                    Some((_, more)) => json!(format!("{usage}\n\n{more}")),
+                    None => json!(usage),
+                },
+            )
             .ok_or_else(|| {
                 RpcError::new(codes::MISC_ERROR, format!("help: unknown command: {name}"))
             }),
@@ -259,9 +301,7 @@ fn add_node(view: &mut NodeView<'_>, params: &Params) -> Result<Value, RpcError>
             RpcError::new(codes::INVALID_PARAMETER, format!("Error: refused: {why}"))
         }
         CommandError::NotConnected => not_connected(),
-        other @ (CommandError::AlreadyBanned | CommandError::NotBanned) => {
-            RpcError::new(codes::MISC_ERROR, format!("Error: {other}"))
-        }
+        other => RpcError::new(codes::MISC_ERROR, format!("Error: {other}")),
     })
 }
 

@@ -639,3 +639,133 @@ fn core_difficulty_formula() {
     // Mainnet block 100000's bits; Core reports 14484.1623612254.
     assert!((d(0x1b04_864c) - 14484.162361225399).abs() < 1e-9);
 }
+
+/// A transaction spending an anyone-can-spend P2WSH output to P2WPKH.
+fn standard_tx(n: u8) -> bitcoin::Transaction {
+    use bitcoin::hashes::Hash;
+    bitcoin::Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![bitcoin::TxIn {
+            previous_output: bitcoin::OutPoint::new(bitcoin::Txid::from_byte_array([n; 32]), 0),
+            script_sig: bitcoin::ScriptBuf::new(),
+            sequence: bitcoin::Sequence::MAX,
+            witness: bitcoin::Witness::from_slice(&[vec![0x51]]),
+        }],
+        output: vec![bitcoin::TxOut {
+            value: bitcoin::Amount::from_sat(90_000),
+            script_pubkey: bitcoin::ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array(
+                [n; 20],
+            )),
+        }],
+    }
+}
+
+#[test]
+fn sendrawtransaction_queues_and_the_queue_is_shown_in_cores_shape() {
+    let (mut e, base) = connected(true);
+    let tx = standard_tx(1);
+    let hex = bitcoin::consensus::encode::serialize_hex(&tx);
+    let txid = tx.compute_txid().to_string();
+    assert_eq!(
+        call(&mut e, base, "sendrawtransaction", json!([hex])).unwrap(),
+        json!(txid)
+    );
+    // Again: the same answer, one entry.
+    assert_eq!(
+        call(&mut e, base, "sendrawtransaction", json!([hex, 0.1])).unwrap(),
+        json!(txid)
+    );
+    let info = call(&mut e, base, "getprivatebroadcastinfo", json!([])).unwrap();
+    let list = info["transactions"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    let t = &list[0];
+    assert_eq!(t["txid"], txid);
+    assert_eq!(t["wtxid"], tx.compute_wtxid().to_string());
+    assert_eq!(t["hex"], hex);
+    assert_eq!(t["time_added"], T0 + 60);
+    assert_eq!(t["peers"], json!([]));
+    assert_eq!(t["attempts"], 0);
+    assert_eq!(t["attempts_remaining"], 1000);
+    assert_eq!(t["seen"], false);
+
+    // Abort by wtxid, as Core matches either.
+    let wtxid = tx.compute_wtxid().to_string();
+    let removed = call(&mut e, base, "abortprivatebroadcast", json!([wtxid])).unwrap();
+    assert_eq!(removed["removed_transactions"][0]["txid"], txid);
+    let err = call(&mut e, base, "abortprivatebroadcast", json!([txid])).unwrap_err();
+    assert_eq!(err.code, codes::INVALID_ADDRESS_OR_KEY);
+}
+
+#[test]
+fn sendrawtransaction_errors_carry_cores_codes() {
+    let (mut e, base) = connected(false);
+    for bad in ["zz", "0200", ""] {
+        let err = call(&mut e, base, "sendrawtransaction", json!([bad])).unwrap_err();
+        assert_eq!(err.code, codes::DESERIALIZATION_ERROR, "{bad}");
+    }
+    // Two outputs below the dust threshold: policy, -26.
+    let mut dusty = standard_tx(2);
+    dusty.output[0].value = bitcoin::Amount::from_sat(1);
+    dusty.output.push(dusty.output[0].clone());
+    let hex = bitcoin::consensus::encode::serialize_hex(&dusty);
+    let err = call(&mut e, base, "sendrawtransaction", json!([hex])).unwrap_err();
+    assert_eq!(err.code, codes::VERIFY_REJECTED, "{err:?}");
+    // Burning coins needs maxburnamount: -25 without.
+    let mut burn = standard_tx(3);
+    burn.output.push(bitcoin::TxOut {
+        value: bitcoin::Amount::from_sat(1_000),
+        script_pubkey: bitcoin::ScriptBuf::new_op_return([7u8; 4]),
+    });
+    let hex = bitcoin::consensus::encode::serialize_hex(&burn);
+    let err = call(&mut e, base, "sendrawtransaction", json!([hex])).unwrap_err();
+    assert_eq!(err.code, codes::VERIFY_ERROR, "{err:?}");
+    assert!(call(&mut e, base, "sendrawtransaction", json!([hex, 0, 0.00001])).is_ok());
+    let err = call(&mut e, base, "sendrawtransaction", json!([hex, 1])).unwrap_err();
+    assert_eq!(
+        err.code,
+        codes::INVALID_PARAMETER,
+        "maxfeerate of 1 BTC/kvB"
+    );
+}
+
+#[test]
+fn sendrawtransaction_without_tor_refuses_and_queues_nothing() {
+    let mut config = EngineConfig::new(bitcoin::Network::Regtest);
+    config.reach = crate::engine::Reach::Direct;
+    let mut rng = StdRng::seed_from_u64(1);
+    let addrman = AddrMan::new(bitcoin::Network::Regtest, AddrManKey::generate(&mut rng));
+    let mut e = Engine::new(config, addrman, [5; 32]);
+    let base = Instant::now();
+    let hex = bitcoin::consensus::encode::serialize_hex(&standard_tx(4));
+    let err = call(&mut e, base, "sendrawtransaction", json!([hex])).unwrap_err();
+    assert_eq!(err.code, codes::MISC_ERROR);
+    assert!(err.message.contains("needs Tor"), "{err:?}");
+    assert_eq!(e.private_broadcast().pending().count(), 0);
+}
+
+#[test]
+fn addpeeraddress_puts_an_onion_peer_in_the_book() {
+    let (mut e, base) = connected(true);
+    let before = e.addrman().len();
+    let onion = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion";
+    let got = call(&mut e, base, "addpeeraddress", json!([onion, 8333])).unwrap();
+    assert_eq!(got, json!({"success": true}));
+    assert_eq!(e.addrman().len(), before + 1);
+    let got = call(
+        &mut e,
+        base,
+        "addpeeraddress",
+        json!(["1.2.3.4", 8333, true]),
+    )
+    .unwrap();
+    assert_eq!(got, json!({"success": true}));
+    let err = call(
+        &mut e,
+        base,
+        "addpeeraddress",
+        json!(["not an address", 8333]),
+    )
+    .unwrap_err();
+    assert_eq!(err.code, codes::INVALID_IP_OR_SUBNET);
+}

@@ -94,7 +94,7 @@ pub use link::{
     Side, V2_PACKET_OVERHEAD,
 };
 pub use queue::EventQueue;
-pub use sim::{ConnView, MAX_STEPS_PER_INSTANT, Sim};
+pub use sim::{ConnView, ECHO_DELAY, ECHO_FEE_RATE, MAX_STEPS_PER_INSTANT, Sim, TxArrival};
 pub use trace::{DialRecord, TraceEntry, TraceEvent};
 pub use world::{
     Behaviour, CONNECT_LEGS, DEFAULT_LATENCY, DNS_DELAY, DNS_MAX_ANSWERS, OFFLINE_FAIL_AFTER,

@@ -4,12 +4,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use bitcoin::Transaction;
 use nightjar::peer::machine::MIN_PROTOCOL_VERSION;
 use nightjar::peer::{ConnectionKind, DisconnectReason, PeerConfig, PeerEvent, PeerMachine};
 use nightjar::transport::TransportKind;
 use nightjar::wire::{
-    AddrV2Message, Address, Magic, NetworkMessage, ServiceFlags, V1Decoder, VersionMessage,
-    WireError, decode_v2_contents, encode_v1, encode_v2_contents,
+    AddrV2Message, Address, Inventory, Magic, NetworkMessage, ServiceFlags, V1Decoder,
+    VersionMessage, WireError, decode_v2_contents, encode_v1, encode_v2_contents,
 };
 
 /// Bytes a BIP324 packet adds around its contents: 3 bytes of encrypted
@@ -110,6 +111,8 @@ pub struct Flush {
     pub closed: Option<DisconnectReason>,
     /// The remote closed the connection (our side learns it a latency later).
     pub remote_closed: bool,
+    /// Transactions the remote received (it asked for each with `getdata`).
+    pub txs: Vec<Transaction>,
 }
 
 /// A connection with both ends running.
@@ -125,6 +128,8 @@ pub struct Link {
     answered_getaddr: bool,
     misbehaved: bool,
     remote_closed: bool,
+    /// The last `feefilter` our machine sent (sat/kvB), if any.
+    fee_filter: Option<i64>,
     /// When the simulator last scheduled a wake-up for this link's timers.
     pub next_wake: Option<Duration>,
 }
@@ -216,6 +221,7 @@ impl Link {
             answered_getaddr: false,
             misbehaved: false,
             remote_closed: false,
+            fee_filter: None,
             next_wake: None,
         }
     }
@@ -243,6 +249,25 @@ impl Link {
     /// Close our end for `reason` (the engine asked, or the remote left).
     pub fn close_local(&mut self, reason: DisconnectReason) {
         self.local.close(reason);
+    }
+
+    /// The remote announces `msg` (an `inv`, say) to our machine.
+    pub fn remote_send(&mut self, now: Instant, msg: NetworkMessage) {
+        self.remote.send(now, msg);
+    }
+
+    /// The `feefilter` our machine last sent on this link.
+    pub fn fee_filter(&self) -> Option<i64> {
+        self.fee_filter
+    }
+
+    /// Whether the remote would announce a transaction paying
+    /// `rate_sat_per_kvb` to our machine: we asked for relay in our
+    /// `version`, and our `feefilter` (if any) lets it through, as Core's
+    /// announcement filter does.
+    pub fn remote_would_announce(&self, rate_sat_per_kvb: i64) -> bool {
+        self.remote.info().is_some_and(|i| i.relay)
+            && self.fee_filter.is_none_or(|f| rate_sat_per_kvb >= f)
     }
 
     /// The remote closes its end.
@@ -338,6 +363,24 @@ impl Link {
             PeerEvent::Message(NetworkMessage::GetHeaders(_)) => {
                 self.remote.send(now, NetworkMessage::Headers(Vec::new()));
             }
+            // A remote that is offered a transaction asks for it once, as
+            // a Core node with an empty mempool does: by wtxid if the
+            // offer came so, else by txid with witness.
+            PeerEvent::Message(NetworkMessage::Inv(items)) => {
+                let wanted: Vec<Inventory> = items
+                    .iter()
+                    .filter_map(|i| match i {
+                        Inventory::WTx(w) => Some(Inventory::WTx(*w)),
+                        Inventory::Transaction(t) => Some(Inventory::WitnessTransaction(*t)),
+                        _ => None,
+                    })
+                    .collect();
+                if !wanted.is_empty() {
+                    self.remote.send(now, NetworkMessage::GetData(wanted));
+                }
+            }
+            PeerEvent::Message(NetworkMessage::Tx(tx)) => out.txs.push(tx),
+            PeerEvent::Message(NetworkMessage::FeeFilter(rate)) => self.fee_filter = Some(rate),
             PeerEvent::Disconnect(_) if !self.remote_closed => {
                 self.remote_closed = true;
                 out.remote_closed = true;

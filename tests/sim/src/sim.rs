@@ -15,6 +15,7 @@ use nightjar::peer::{
     ConnId, ConnectionKind, DisconnectReason, PeerConfig, PeerReport, PeerUpdate,
 };
 use nightjar::transport::{TransportKind, V1Fallback};
+use nightjar::wire::{Inventory, NetworkMessage};
 use nightjar_tor::{IsolationGroup, Target};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -63,6 +64,33 @@ enum Event {
     SeedAnswer { host: String },
     /// A remote opens a stream to our listener.
     InboundArrives { remote: SocketAddr },
+    /// A transaction that reached the network comes back: every other
+    /// remote that would announce it does.
+    Echo {
+        from: ConnId,
+        txid: bitcoin::Txid,
+        wtxid: bitcoin::Wtxid,
+    },
+}
+
+/// How long a transaction takes to spread through the simulated network
+/// before other peers announce it back.
+pub const ECHO_DELAY: Duration = Duration::from_secs(5);
+
+/// The fee rate (sat/kvB) simulated transactions pay, for `feefilter`.
+pub const ECHO_FEE_RATE: i64 = 10_000;
+
+/// A transaction arriving at a remote peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxArrival {
+    /// When (simulated time).
+    pub at: Duration,
+    /// Over which connection.
+    pub conn: ConnId,
+    /// That connection's kind.
+    pub kind: ConnectionKind,
+    /// The transaction.
+    pub txid: bitcoin::Txid,
 }
 
 /// Where a simulated connection stands.
@@ -146,6 +174,10 @@ pub struct Sim {
     pending_inbound: BTreeMap<u64, SocketAddr>,
     next_link: u64,
     refused_inbound: usize,
+    tx_arrivals: Vec<TxArrival>,
+    echo: bool,
+    echoes: usize,
+    broadcast_saves: Vec<Vec<u8>>,
 }
 
 impl Sim {
@@ -198,6 +230,10 @@ impl Sim {
             pending_inbound: BTreeMap::new(),
             next_link: 0,
             refused_inbound: 0,
+            tx_arrivals: Vec::new(),
+            echo: true,
+            echoes: 0,
+            broadcast_saves: Vec::new(),
         }
     }
 
@@ -465,6 +501,7 @@ impl Sim {
                 self.last_persisted = Some(bytes);
             }
             Output::ReleaseGroup(group) => self.circuits.release(group),
+            Output::PersistBroadcasts(bytes) => self.broadcast_saves.push(bytes),
             // Nobody bans anything in the simulated world.
             Output::PersistBans(_) => self.anomaly("a ban list write without a ban".to_owned()),
             // The simulated peers serve no headers: the chain never grows.
@@ -599,9 +636,73 @@ impl Sim {
         self.refused_inbound
     }
 
+    /// Whether transactions that reach a remote come back, [`ECHO_DELAY`]
+    /// later, as `inv`s from every other remote that would announce them
+    /// (on by default; off models a network that drops them).
+    pub fn set_echo(&mut self, echo: bool) {
+        self.echo = echo;
+    }
+
+    /// Every transaction that reached a remote, in order.
+    pub fn tx_arrivals(&self) -> &[TxArrival] {
+        &self.tx_arrivals
+    }
+
+    /// Announcements of our transactions that remotes sent us.
+    pub fn echoes(&self) -> usize {
+        self.echoes
+    }
+
+    /// Every private-broadcast queue the engine asked to save, in order.
+    pub fn broadcast_saves(&self) -> &[Vec<u8>] {
+        &self.broadcast_saves
+    }
+
+    /// Hand the engine a command now (as an RPC call would) and return
+    /// its answer.
+    pub fn command(
+        &mut self,
+        command: nightjar::engine::Command,
+    ) -> Result<nightjar::engine::CommandReply, nightjar::engine::CommandError> {
+        self.settle();
+        let reply = self.engine.command(self.clock.now(), command);
+        while let Some(output) = self.engine.poll_output() {
+            self.record(TraceEvent::Output(output.clone()));
+            self.apply(output);
+        }
+        self.settle();
+        reply
+    }
+
+    /// The remotes announce this transaction to every connection that
+    /// would hear it.
+    fn echo(&mut self, from: ConnId, txid: bitcoin::Txid, wtxid: bitcoin::Wtxid) {
+        let now = self.clock.instant();
+        let mut touched = Vec::new();
+        for (conn, c) in &mut self.conns {
+            if *conn == from {
+                continue;
+            }
+            if let ConnState::Open { link, .. } = &mut c.state
+                && link.remote_would_announce(ECHO_FEE_RATE)
+            {
+                let item = if link.local().info().is_some_and(|i| i.wtxid_relay) {
+                    Inventory::WTx(wtxid)
+                } else {
+                    Inventory::Transaction(txid)
+                };
+                link.remote_send(now, NetworkMessage::Inv(vec![item]));
+                touched.push(*conn);
+            }
+        }
+        self.echoes += touched.len();
+        self.dirty.extend(touched);
+    }
+
     fn handle_event(&mut self, event: Event) {
         match event {
             Event::DialDone { conn, outcome } => self.dial_done(conn, outcome),
+            Event::Echo { from, txid, wtxid } => self.echo(from, txid, wtxid),
             Event::Deliver { conn, to, frames } => {
                 let now = self.clock.instant();
                 if let Some(link) = self.link_mut(conn) {
@@ -783,6 +884,28 @@ impl Sim {
         }
         if flush.remote_closed {
             self.queue.push(at + latency, Event::PeerGone { conn });
+        }
+        let kind = self.conns.get(&conn).map(|c| c.spec.kind);
+        for tx in flush.txs {
+            let (txid, wtxid) = (tx.compute_txid(), tx.compute_wtxid());
+            if let Some(kind) = kind {
+                self.tx_arrivals.push(TxArrival {
+                    at,
+                    conn,
+                    kind,
+                    txid,
+                });
+            }
+            if self.echo {
+                self.queue.push(
+                    at + ECHO_DELAY,
+                    Event::Echo {
+                        from: conn,
+                        txid,
+                        wtxid,
+                    },
+                );
+            }
         }
         for event in flush.events {
             self.inputs.push_back(Input::Peer(PeerUpdate {

@@ -384,6 +384,14 @@ impl Checker {
                 }
             }
             Output::Send { .. } | Output::PersistAddresses(_) | Output::ReleaseGroup(_) => {}
+            // Nothing is submitted for private broadcast here (see
+            // private_broadcast.rs).
+            Output::PersistBroadcasts(_) => {
+                prop_assert!(
+                    false,
+                    "a private-broadcast save with nothing submitted: {entry:?}"
+                );
+            }
             // No user bans anything in the simulated world.
             Output::PersistBans(_) => {
                 prop_assert!(false, "a ban list write without a ban: {entry:?}");
