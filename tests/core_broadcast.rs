@@ -25,7 +25,7 @@ mod nightjar_node;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bitcoin::absolute::LockTime;
 use bitcoin::transaction::Version;
@@ -141,6 +141,7 @@ fn a_privacy_node_broadcasts_privately_into_cores_mempool_and_sees_it_come_back(
     assert_eq!(added["success"], true, "{added}");
 
     let hex = bitcoin::consensus::encode::serialize_hex(&tx);
+    let submitted = Instant::now();
     let answer = node.rpc(&["sendrawtransaction", &hex]).unwrap();
     assert_eq!(answer, Value::String(txid.clone()));
 
@@ -152,6 +153,7 @@ fn a_privacy_node_broadcasts_privately_into_cores_mempool_and_sees_it_come_back(
             .is_some_and(|m| m.iter().any(|t| t.as_str() == Some(txid.as_str()))))
     })
     .unwrap();
+    let in_mempool = submitted.elapsed();
     // ...and nightjar saw it come back over its regular connection.
     node.wait_for(LIMIT, "the transaction seen", |n| {
         n.rpc(&["getprivatebroadcastinfo"]).is_some_and(|i| {
@@ -160,6 +162,11 @@ fn a_privacy_node_broadcasts_privately_into_cores_mempool_and_sees_it_come_back(
                 .is_some_and(|t| t.iter().any(|t| t["txid"] == txid && t["seen"] == true))
         })
     });
+    eprintln!(
+        "figure: sendrawtransaction to Core's mempool {:.1} s, to seen {:.1} s (private Tor network, one onion hop each way)",
+        in_mempool.as_secs_f64(),
+        submitted.elapsed().as_secs_f64()
+    );
     let info = node.rpc(&["getprivatebroadcastinfo"]).unwrap();
     let entry = info["transactions"]
         .as_array()

@@ -217,7 +217,11 @@ fn a_round_is_three_connections_on_fresh_circuits_in_distinct_groups_leaving_the
         close(&mut h, d.conn);
     }
     // A round is over: nothing more until the pause ends.
-    let (more, _) = dials_within(&mut h, ROUND_RETRY_FIRST.saturating_sub(Duration::from_secs(5)), 1);
+    let (more, _) = dials_within(
+        &mut h,
+        ROUND_RETRY_FIRST.saturating_sub(Duration::from_secs(5)),
+        1,
+    );
     assert!(more.is_empty(), "{more:?}");
     let p = h.engine.private_broadcast().pending().next().unwrap();
     assert_eq!((p.attempts, p.receipts.len()), (3, 3));

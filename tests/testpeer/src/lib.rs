@@ -265,7 +265,7 @@ pub async fn bip324_responder<S: PeerStream>(
 }
 
 /// A plausible `version` message for a test peer (protocol 70016, a full
-/// node with witness support).
+/// node with witness support that relays transactions, as Core does).
 pub fn version_message(nonce: u64, start_height: i32, user_agent: &str) -> VersionMessage {
     let services = ServiceFlags::NETWORK | ServiceFlags::WITNESS;
     let unroutable = Address::new(
@@ -281,7 +281,7 @@ pub fn version_message(nonce: u64, start_height: i32, user_agent: &str) -> Versi
         nonce,
         user_agent: user_agent.to_string(),
         start_height,
-        relay: false,
+        relay: true,
     }
 }
 

@@ -41,6 +41,20 @@
 //!   [`ScriptedNode::set_headers_quietly`], which leaves the dialler to
 //!   poll.
 //!
+//! # Transactions
+//!
+//! A node keeps a small mempool and relays, as a Core node does:
+//! - an `inv` of transactions it lacks is answered with one `getdata` (by
+//!   wtxid, or by txid with witness), unless [`NodeSpec::fetch_txs`] is off;
+//! - a `tx` is kept, recorded on its connection, and announced (`inv` by
+//!   wtxid) to every *other* handshaken connection whose dialler asked for
+//!   relay in its `version` and whose `feefilter` is at most
+//!   [`ASSUMED_FEE_RATE`], unless [`NodeSpec::relay_txs`] is off;
+//! - `getdata` for a kept transaction is answered with it, anything else
+//!   with `notfound`;
+//! - [`ScriptedNode::announce_tx`] puts a transaction in the mempool and
+//!   announces it the same way (the rest of the network relaying it).
+//!
 //! Nodes run on a tokio runtime: either the one a [`PeerFarm`] owns (for
 //! synchronous tests and examples) or any runtime through
 //! [`ScriptedNode::start`].
@@ -53,10 +67,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bitcoin::block::Header;
 use bitcoin::blockdata::constants::genesis_block;
-use bitcoin::{BlockHash, Network};
+use bitcoin::{BlockHash, Network, Transaction, Txid, Wtxid};
 use nightjar::netaddr::{NetAddr, ParseNetAddrError};
 use nightjar::transport::TransportKind;
-use nightjar::wire::{AddrV2Message, GetHeadersMessage, Magic, NetworkMessage, ServiceFlags};
+use nightjar::wire::{
+    AddrV2Message, GetHeadersMessage, Inventory, Magic, NetworkMessage, ServiceFlags,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::broadcast;
@@ -71,6 +87,14 @@ pub const IDLE_LIMIT: Duration = Duration::from_secs(30 * 60);
 
 /// How often [`ScriptedNode::wait_for`] re-reads the statistics.
 const WAIT_POLL: Duration = Duration::from_millis(50);
+
+/// The fee rate (sat/kvB) a node assumes every transaction pays when it
+/// compares it with a connection's `feefilter` (it has no UTXO set to
+/// compute the real one): 10 sat/vB.
+pub const ASSUMED_FEE_RATE: i64 = 10_000;
+
+/// Transaction announcements a connection may fall behind by.
+const TX_BACKLOG: usize = 256;
 
 /// Core's MAX_HEADERS_RESULTS: the most headers one `headers` message
 /// carries, in answer to `getheaders` or as an announcement.
@@ -99,6 +123,11 @@ pub struct NodeSpec {
     /// documentation). Empty by default; [`ScriptedNode::set_headers`]
     /// replaces it later.
     pub headers: Vec<Header>,
+    /// Whether it asks for transactions it is offered (on by default).
+    pub fetch_txs: bool,
+    /// Whether it announces the transactions it gets to its other
+    /// connections (on by default).
+    pub relay_txs: bool,
 }
 
 impl NodeSpec {
@@ -111,7 +140,19 @@ impl NodeSpec {
             magic: REGTEST,
             allow_v1: true,
             headers: Vec::new(),
+            fetch_txs: true,
+            relay_txs: true,
         }
+    }
+
+    /// This spec, asking (or not) for offered transactions.
+    pub fn fetching_txs(self, fetch_txs: bool) -> Self {
+        NodeSpec { fetch_txs, ..self }
+    }
+
+    /// This spec, relaying (or not) the transactions it gets.
+    pub fn relaying_txs(self, relay_txs: bool) -> Self {
+        NodeSpec { relay_txs, ..self }
     }
 
     /// This spec serving `headers` (see [`NodeSpec::headers`]).
@@ -151,6 +192,16 @@ pub struct ConnectionRecord {
     /// Why it ended, as text (a transport or protocol error, or the
     /// dialler's close), once it has.
     pub close_reason: Option<String>,
+    /// The relay flag of the dialler's `version`.
+    pub relay: Option<bool>,
+    /// The last `feefilter` the dialler sent (sat/kvB).
+    pub fee_filter: Option<i64>,
+    /// `inv` messages received.
+    pub invs_received: usize,
+    /// Transactions received (`tx`), in order.
+    pub txs_received: Vec<Txid>,
+    /// Transactions announced to the dialler, in order.
+    pub txs_announced: Vec<Txid>,
 }
 
 impl ConnectionRecord {
@@ -218,6 +269,16 @@ impl NodeStats {
             open: count(|c| !c.closed),
             connections,
         }
+    }
+
+    /// Transactions received, over all connections.
+    pub fn txs_received(&self) -> usize {
+        self.connections.iter().map(|c| c.txs_received.len()).sum()
+    }
+
+    /// Transaction announcements sent, over all connections.
+    pub fn txs_announced(&self) -> usize {
+        self.connections.iter().map(|c| c.txs_announced.len()).sum()
     }
 
     /// The statistics of the connections accepted after `earlier` was
@@ -337,6 +398,11 @@ struct Shared {
     /// Header announcements for connections that sent `sendheaders`.
     announce: broadcast::Sender<Arc<Vec<Header>>>,
     records: Mutex<Vec<ConnectionRecord>>,
+    /// Transactions kept, by wtxid.
+    mempool: Mutex<HashMap<Wtxid, Transaction>>,
+    /// Transactions to announce, with the connection they came from (none
+    /// for [`ScriptedNode::announce_tx`]).
+    tx_news: broadcast::Sender<Arc<(Option<usize>, Transaction)>>,
 }
 
 impl Shared {
@@ -344,6 +410,23 @@ impl Shared {
     /// lock: the data is plain records, never left half-updated.
     fn records(&self) -> MutexGuard<'_, Vec<ConnectionRecord>> {
         self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn mempool(&self) -> MutexGuard<'_, HashMap<Wtxid, Transaction>> {
+        self.mempool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keep `tx` and announce it to every connection but `from`; whether
+    /// it was new.
+    fn accept_tx(&self, from: Option<usize>, tx: Transaction) -> bool {
+        let fresh = self
+            .mempool()
+            .insert(tx.compute_wtxid(), tx.clone())
+            .is_none();
+        if fresh && self.spec.relay_txs {
+            let _ = self.tx_news.send(Arc::new((from, tx)));
+        }
+        fresh
     }
 
     fn gossip(&self) -> MutexGuard<'_, Vec<AddrV2Message>> {
@@ -386,6 +469,11 @@ impl Shared {
             sendheaders: false,
             closed: false,
             close_reason: None,
+            relay: None,
+            fee_filter: None,
+            invs_received: 0,
+            txs_received: Vec::new(),
+            txs_announced: Vec::new(),
         });
         records.len() - 1
     }
@@ -435,12 +523,15 @@ impl ScriptedNode {
         let headers = std::mem::take(&mut spec.headers);
         let chain = ServedChain::new(genesis_for(spec.magic), headers);
         let (announce, _) = broadcast::channel(ANNOUNCE_BACKLOG);
+        let (tx_news, _) = broadcast::channel(TX_BACKLOG);
         let shared = Arc::new(Shared {
             spec,
             gossip: Mutex::new(Vec::new()),
             chain: Mutex::new(Arc::new(chain)),
             announce,
             records: Mutex::new(Vec::new()),
+            mempool: Mutex::new(HashMap::new()),
+            tx_news,
         });
         let accept_task = runtime
             .spawn(accept_loop(listener, Arc::clone(&shared)))
@@ -517,6 +608,17 @@ impl ScriptedNode {
     /// The genesis header the served chain starts from.
     pub fn genesis(&self) -> Header {
         self.shared.chain().genesis
+    }
+
+    /// Keep `tx` and announce it to every connection that would hear it,
+    /// as if it had arrived from elsewhere in the network.
+    pub fn announce_tx(&self, tx: Transaction) {
+        self.shared.accept_tx(None, tx);
+    }
+
+    /// The transactions kept.
+    pub fn mempool(&self) -> Vec<Transaction> {
+        self.shared.mempool().values().cloned().collect()
     }
 
     /// A snapshot of what the node has seen so far.
@@ -613,10 +715,16 @@ async fn run_connection(stream: TcpStream, shared: &Shared, index: usize) -> Str
         Ok(v) => v,
         Err(e) => return format!("handshake: {e}"),
     };
+    let wants_relay = theirs.relay;
     shared.update(index, |r| {
         r.handshake_done = true;
         r.user_agent = Some(theirs.user_agent);
+        r.relay = Some(theirs.relay);
     });
+    // Subscribed at once: a transaction that arrives from now on reaches
+    // this connection if its dialler asked for relay.
+    let mut tx_news = shared.tx_news.subscribe();
+    let mut fee_filter: Option<i64> = None;
 
     // Subscribed once `sendheaders` arrives: only announcements made
     // after that reach the connection.
@@ -627,6 +735,7 @@ async fn run_connection(stream: TcpStream, shared: &Shared, index: usize) -> Str
         let event = tokio::select! {
             msg = peer.recv_within(IDLE_LIMIT) => Event::Message(msg),
             news = next_announcement(&mut announcements) => Event::Announce(news),
+            tx = next_tx(&mut tx_news) => Event::Tx(tx),
         };
         let reply = match event {
             Event::Message(Err(e)) => return e.to_string(),
@@ -670,8 +779,65 @@ async fn run_connection(stream: TcpStream, shared: &Shared, index: usize) -> Str
                         None => continue,
                     }
                 }
+                NetworkMessage::FeeFilter(rate) => {
+                    fee_filter = Some(rate);
+                    shared.update(index, |r| r.fee_filter = Some(rate));
+                    continue;
+                }
+                NetworkMessage::Inv(items) => {
+                    shared.update(index, |r| r.invs_received += 1);
+                    let have = |w: &Wtxid| shared.mempool().contains_key(w);
+                    let wanted: Vec<Inventory> = items
+                        .iter()
+                        .filter_map(|i| match i {
+                            Inventory::WTx(w) if !have(w) => Some(Inventory::WTx(*w)),
+                            Inventory::Transaction(t)
+                                if !shared.mempool().values().any(|tx| tx.compute_txid() == *t) =>
+                            {
+                                Some(Inventory::WitnessTransaction(*t))
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    if wanted.is_empty() || !spec.fetch_txs {
+                        continue;
+                    }
+                    NetworkMessage::GetData(wanted)
+                }
+                NetworkMessage::Tx(tx) => {
+                    let txid = tx.compute_txid();
+                    // Recorded before it is relayed, so a test that sees
+                    // the announcement elsewhere also sees where it came from.
+                    shared.update(index, |r| r.txs_received.push(txid));
+                    shared.accept_tx(Some(index), tx);
+                    continue;
+                }
+                NetworkMessage::GetData(items) => {
+                    let pool = shared.mempool();
+                    let found = items.iter().find_map(|i| match i {
+                        Inventory::WTx(w) => pool.get(w).cloned(),
+                        Inventory::Transaction(t) | Inventory::WitnessTransaction(t) => {
+                            pool.values().find(|tx| tx.compute_txid() == *t).cloned()
+                        }
+                        _ => None,
+                    });
+                    drop(pool);
+                    match found {
+                        Some(tx) => NetworkMessage::Tx(tx),
+                        None => NetworkMessage::NotFound(items),
+                    }
+                }
                 _ => continue,
             },
+            Event::Tx(news) => {
+                let (from, tx) = &*news;
+                let allowed = fee_filter.is_none_or(|f| f <= ASSUMED_FEE_RATE);
+                if *from == Some(index) || !wants_relay || !allowed {
+                    continue;
+                }
+                shared.update(index, |r| r.txs_announced.push(tx.compute_txid()));
+                NetworkMessage::Inv(vec![Inventory::WTx(tx.compute_wtxid())])
+            }
             Event::Announce(news) => {
                 shared.update(index, |r| {
                     r.headers_sent += news.len();
@@ -692,6 +858,22 @@ enum Event {
     Message(Result<NetworkMessage, nightjar::peer::DisconnectReason>),
     /// Headers to announce.
     Announce(Arc<Vec<Header>>),
+    /// A transaction to announce, and the connection it came from.
+    Tx(Arc<(Option<usize>, Transaction)>),
+}
+
+/// The next transaction to announce (skipping any the connection fell too
+/// far behind on); never resolves once the node is being dropped.
+async fn next_tx(
+    rx: &mut broadcast::Receiver<Arc<(Option<usize>, Transaction)>>,
+) -> Arc<(Option<usize>, Transaction)> {
+    loop {
+        match rx.recv().await {
+            Ok(tx) => return tx,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+        }
+    }
 }
 
 /// The next announcement for a connection subscribed to them; never
