@@ -25,7 +25,7 @@
 
 use bitcoin::consensus::encode;
 use bitcoin::script::Instruction;
-use bitcoin::{Amount, FeeRate, OutPoint, Script, Transaction, Weight};
+use bitcoin::{Amount, FeeRate, OutPoint, Script, Transaction};
 
 /// Core's `MAX_BLOCK_WEIGHT`.
 pub const MAX_BLOCK_WEIGHT: u64 = 4_000_000;
@@ -64,9 +64,9 @@ pub const MAX_STANDARD_WITNESS_ITEMS: usize = 100 + 2;
 /// Core's `MAX_SCRIPT_SIZE`: a script this long is unspendable.
 pub const MAX_SCRIPT_SIZE: usize = 10_000;
 
-/// Core's `MAX_OP_RETURN_RELAY` default since Core 30: any size within the
-/// transaction weight limit; multisig is standard bare up to 3 keys
-/// (`-permitbaremultisig`, on by default).
+/// Bare multisig is standard up to 3 keys (Core's `-permitbaremultisig`,
+/// on by default). `OP_RETURN` outputs have no size limit of their own
+/// since Core 30, only the transaction's weight.
 pub const MAX_BARE_MULTISIG_KEYS: usize = 3;
 
 /// A transaction that could not be decoded.
@@ -313,11 +313,9 @@ fn is_small_bare_multisig(s: &Script) -> bool {
 }
 
 /// What Core's witness rules bound whatever the spent output is: at most
-/// [`MAX_STANDARD_WITNESS_ITEMS`] items per input, and the witness
-/// cannot outweigh the standard transaction on its own (already covered
-/// by the weight check); a witness on an input of a transaction whose
-/// other inputs carry none is fine (legacy inputs spend non-witness
-/// outputs).
+/// [`MAX_STANDARD_WITNESS_ITEMS`] items per input. (Its total size is
+/// bounded by the weight check; a witness next to inputs without one is
+/// fine, since legacy inputs spend non-witness outputs.)
 fn check_witness_shape(tx: &Transaction) -> Result<(), Rejection> {
     let too_many = tx
         .input
@@ -325,10 +323,6 @@ fn check_witness_shape(tx: &Transaction) -> Result<(), Rejection> {
         .any(|i| i.witness.len() > MAX_STANDARD_WITNESS_ITEMS);
     if too_many {
         return Err(Rejection::policy("bad-witness-nonstandard"));
-    }
-    let weight = tx.weight();
-    if weight > Weight::from_wu(MAX_STANDARD_TX_WEIGHT) {
-        return Err(Rejection::policy("tx-size"));
     }
     Ok(())
 }

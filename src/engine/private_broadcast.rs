@@ -608,10 +608,17 @@ impl PrivateBroadcast {
     /// wants a connection), a pause ending, a connection's lifetime.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let any_wanting = self.queue.values().any(|p| self.wants_connection(p, now));
+        // Pauses already over are no timers: the next opening slot covers
+        // the transactions they held back.
         self.carriers
             .values()
             .map(|c| c.deadline)
-            .chain(self.queue.values().filter_map(|p| p.not_before))
+            .chain(
+                self.queue
+                    .values()
+                    .filter_map(|p| p.not_before)
+                    .filter(|t| *t > now),
+            )
             .chain(if any_wanting { self.next_open } else { None })
             .min()
     }

@@ -14,9 +14,6 @@ use crate::netaddr::NetAddr;
 use crate::rpc::{Params, RpcError, codes};
 use crate::tx_check;
 
-/// Core's `-maxtxfee`-style ceiling on `maxfeerate`: 1 BTC/kvB.
-const MAX_FEE_RATE_BTC_PER_KVB: u64 = 1;
-
 /// `sendrawtransaction "hexstring" ( maxfeerate maxburnamount )`.
 ///
 /// What can be checked without a UTXO set is checked here (see
@@ -40,7 +37,8 @@ pub(super) fn send_raw_transaction(
     };
     if let Some(rate) = params.get(1, "maxfeerate").filter(|v| !v.is_null()) {
         let rate = parse_amount(rate, "maxfeerate")?;
-        if rate >= Amount::from_btc(MAX_FEE_RATE_BTC_PER_KVB as f64).unwrap_or(Amount::MAX) {
+        // Core's ceiling on `maxfeerate`.
+        if rate >= Amount::ONE_BTC {
             return Err(RpcError::new(
                 codes::INVALID_PARAMETER,
                 "Fee rates larger than or equal to 1BTC/kvB are not accepted",
