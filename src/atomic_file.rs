@@ -10,9 +10,9 @@
 //! 3. rename it over `path` (atomic on POSIX);
 //! 4. `fsync` the directory, so the rename itself survives a power cut.
 //!
-//! One writer per path is assumed (the node holds a lock on its data
-//! directory): the temporary name is fixed, so a stale one from a crash is
-//! simply overwritten.
+//! One writer per path is assumed (the daemon holds a lock on its data
+//! directory, see [`crate::datadir_lock`]): the temporary name is fixed, so
+//! a stale one from a crash is simply overwritten.
 
 use std::ffi::OsString;
 use std::fmt;

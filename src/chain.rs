@@ -190,9 +190,15 @@ pub enum HeaderError {
 
 impl HeaderError {
     /// Whether the header is provably invalid (a peer that sent it
-    /// misbehaved), as opposed to merely unconnected.
+    /// misbehaved), as opposed to merely unconnected, or ahead of our own
+    /// clock: a header more than two hours in the future may be honest
+    /// if *our* clock is slow, and becomes acceptable as time passes, so
+    /// Core does not punish it (`time-too-new` is not a misbehaviour).
     pub fn is_invalid(&self) -> bool {
-        !matches!(self, HeaderError::Orphan { .. } | HeaderError::Full)
+        !matches!(
+            self,
+            HeaderError::Orphan { .. } | HeaderError::Full | HeaderError::TimeTooNew { .. }
+        )
     }
 }
 

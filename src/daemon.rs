@@ -58,6 +58,8 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
     } = options;
     std::fs::create_dir_all(&paths.chain_dir)
         .with_context(|| format!("creating data directory {}", paths.chain_dir.display()))?;
+    // Held until `run` returns: every file below assumes one writer.
+    let _lock = crate::datadir_lock::DataDirLock::acquire(&paths.chain_dir)?;
     // Signal handlers first: a SIGTERM during bootstrap must still stop us
     // cleanly.
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

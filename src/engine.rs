@@ -67,6 +67,7 @@ pub mod isolation;
 pub mod manual;
 pub mod peers;
 pub mod private_broadcast;
+pub mod redial;
 pub mod seeding;
 pub mod targets;
 pub mod version;

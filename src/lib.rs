@@ -17,6 +17,7 @@ pub mod atomic_file;
 pub mod chain;
 pub mod config;
 pub mod daemon;
+pub mod datadir_lock;
 pub mod driver;
 pub mod engine;
 pub mod logging;

@@ -71,6 +71,23 @@ fn cores_entry_for_us(core: &mut CoreNode) -> Value {
     found.unwrap()
 }
 
+/// The `feefilter` nightjar sent Core, as Core shows it (`minfeefilter`,
+/// BTC/kvB), once it has arrived.
+fn cores_fee_filter_for_us(core: &mut CoreNode) -> f64 {
+    let mut filter = None;
+    core.wait_for(LIMIT, "nightjar's feefilter", |c| {
+        filter = c
+            .peers()?
+            .into_iter()
+            .find(|p| p["subver"] == our_user_agent())
+            .and_then(|p| p["minfeefilter"].as_f64())
+            .filter(|f| *f > 0.0);
+        Ok(filter.is_some())
+    })
+    .unwrap();
+    filter.unwrap_or_default()
+}
+
 #[test]
 fn syncs_cores_chain_over_v2_with_one_session_id_and_follows_cores_reorg() {
     let Some(bins) = core_required("syncs_cores_chain_over_v2") else {
@@ -101,12 +118,16 @@ fn syncs_cores_chain_over_v2_with_one_session_id_and_follows_cores_reorg() {
     assert_eq!(ours[0]["session_id"], session);
 
     // 3. Core's view of our version message: no services claimed (we serve
-    // no blocks), no transaction relay, our user agent, and nothing about
-    // our own address: the only address Core learned from us (`addrlocal`,
-    // its own address as we saw it) is the one we dialled.
+    // no blocks), transaction relay asked for but shut by `feefilter` (we
+    // want announcements only while a private broadcast of ours waits:
+    // Core shows the filter as 21 million BTC/kvB), our user agent, and
+    // nothing about our own address: the only address Core learned from
+    // us (`addrlocal`, its own address as we saw it) is the one we dialled.
     assert_eq!(theirs["services"], "0000000000000000", "{theirs:#}");
     assert_eq!(theirs["servicesnames"], Value::Array(vec![]), "{theirs:#}");
-    assert_eq!(theirs["relaytxes"], false, "{theirs:#}");
+    assert_eq!(theirs["relaytxes"], true, "{theirs:#}");
+    let filter = cores_fee_filter_for_us(&mut core);
+    assert_eq!(filter, 21_000_000.0, "the announcement tap is shut");
     assert_eq!(theirs["version"], 70016, "{theirs:#}");
     if let Some(local) = theirs.get("addrlocal") {
         assert_eq!(
@@ -187,7 +208,13 @@ fn addresses_of_every_network(count: u8) -> BTreeMap<&'static str, Vec<(String, 
     by_net.insert(
         "ipv6",
         (0..count)
-            .map(|i| (format!("2a01:{:x}:{:x}::1", 0x100 + u16::from(i), i), 8333))
+            // Canonical text (`2a01:100::1`, not `2a01:100:0::1`), as both
+            // nodes print it back.
+            .map(|i| {
+                let text = format!("2a01:{:x}:{:x}::1", 0x100 + u16::from(i), i);
+                let ip: std::net::Ipv6Addr = text.parse().unwrap();
+                (ip.to_string(), 8333)
+            })
             .collect(),
     );
     by_net.insert(

@@ -118,14 +118,15 @@ fn peers_connect_over_v2_and_v1_and_are_served_headers_and_addresses() {
             panic!("not v2: {:?}", v2.kind());
         };
         // Its version: our address as it saw it, none of its own, no
-        // services, no transaction relay.
+        // services; relay on, so that a transaction we broadcast privately
+        // can be announced back (what is announced is up to `feefilter`).
         assert_eq!(version.receiver.socket_addr().unwrap(), local);
         assert_eq!(
             version.sender.socket_addr().unwrap(),
             "0.0.0.0:0".parse().unwrap()
         );
         assert_eq!(version.services, nightjar::wire::ServiceFlags::NONE);
-        assert!(!version.relay);
+        assert!(version.relay);
         assert!(version.user_agent.starts_with("/nightjar:"));
         // It announces its tip at once, as headers.
         let announced = v2
@@ -161,7 +162,7 @@ fn peers_connect_over_v2_and_v1_and_are_served_headers_and_addresses() {
         // 2. v1, detected from its first bytes; allowed without --privacy.
         let (v1, version, _) = connect(listen, Speak::V1).await;
         assert_eq!(v1.kind(), TransportKind::V1);
-        assert!(!version.relay);
+        assert!(version.relay);
         // Both stay connected while the node is asked about them.
         ((v2, session_id), (v1, version.user_agent))
     });

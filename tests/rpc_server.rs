@@ -738,3 +738,35 @@ async fn the_client_tells_failures_apart() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Issue 16, D1: idle connections cannot lock clients out. Far more idle
+/// connections than the server keeps are held open, without credentials;
+/// a real call still gets through at once, and the oldest idle ones were
+/// closed to make room.
+#[tokio::test]
+async fn idle_connections_cannot_lock_clients_out() {
+    let fx = Fixture::start().await;
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(TcpStream::connect(fx.addr()).await.unwrap());
+    }
+    let started = Instant::now();
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        fx.post(r#"{"method":"string","params":[],"id":1}"#),
+    )
+    .await
+    .expect("a call gets through");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The very first idle connection was closed by the server.
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), idle[0].read(&mut buf))
+        .await
+        .expect("the oldest idle connection is closed, not left hanging");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}

@@ -24,6 +24,7 @@ use super::io::{AcceptRequest, DialFailure, DialRequest, InboundFrom, Now, Outpu
 use super::isolation::IsolationPolicy;
 use super::manual::ManualPeers;
 use super::peers::{PeerEntry, PeerState, PeerTable};
+use super::redial::RedialPauses;
 use super::seeding::{SeedAction, Seeding, dns_seeds};
 use super::targets::{addr_to_target, target_to_addr};
 use super::version::our_version;
@@ -48,10 +49,11 @@ pub const DIAL_TIMEOUT: Duration = Duration::from_secs(120);
 /// A feeler waits this long after its handshake for the address reply.
 pub const FEELER_ADDR_WAIT: Duration = Duration::from_secs(30);
 
-/// The same address is not dialled again within this time, whatever the
-/// address book says (it would only waste a circuit on a peer that just
-/// failed or left).
-pub const REDIAL_INTERVAL: Duration = Duration::from_secs(60);
+/// Automatic dials (regular, feeler, extra) are at least this far apart,
+/// as Core's connection thread paces them: a flood of gossip cannot turn
+/// into a burst of circuits (issue 16, D3). Manual peers and private
+/// broadcasts have their own schedules.
+pub const DIAL_PACING: Duration = Duration::from_millis(500);
 
 /// How long a peer that misbehaved past the limit stays discouraged.
 pub const DISCOURAGE_FOR: Duration = Duration::from_secs(24 * 60 * 60);
@@ -101,6 +103,8 @@ pub struct Ctx<'a> {
 pub enum NoDial {
     /// The address book had nothing suitable.
     NoAddress,
+    /// The last automatic dial was too recent ([`DIAL_PACING`]).
+    Paced,
 }
 
 /// Why a user command was refused.
@@ -156,7 +160,10 @@ pub struct ConnManager {
     seeding: Seeding,
     next_conn: u64,
     next_feeler: Option<Instant>,
-    recent: BTreeMap<NetAddr, Instant>,
+    /// When each recently dialled address may be dialled again.
+    pauses: RedialPauses,
+    /// No automatic dial before this.
+    next_dial: Option<Instant>,
     discouraged: BTreeMap<NetAddr, Instant>,
     /// The user's bans.
     bans: BanList,
@@ -190,7 +197,8 @@ impl ConnManager {
             seeding: Seeding::new(),
             next_conn: 1,
             next_feeler: None,
-            recent: BTreeMap::new(),
+            pauses: RedialPauses::new(),
+            next_dial: None,
             discouraged: BTreeMap::new(),
             bans: BanList::new(),
             getaddr_cache: BTreeMap::new(),
@@ -283,7 +291,8 @@ impl ConnManager {
             self.schedule_feeler(cx, now);
             return;
         };
-        if now.mono < due {
+        if now.mono < due || self.next_dial.is_some_and(|t| now.mono < t) {
+            // A feeler held back by the pacing goes on the next round.
             return;
         }
         self.schedule_feeler(cx, now);
@@ -374,6 +383,9 @@ impl ConnManager {
         now: Now,
         kind: ConnectionKind,
     ) -> Result<ConnId, NoDial> {
+        if self.next_dial.is_some_and(|t| now.mono < t) {
+            return Err(NoDial::Paced);
+        }
         let mut want = Want::new(cx.config.reachable_networks())
             .prefer_onion(ONION_PREFERENCE_PERCENT)
             .require(kind.required_services());
@@ -396,13 +408,14 @@ impl ConnManager {
                 continue;
             };
             if cx.peers.has_target(&target, Some(&addr))
-                || self.recent.contains_key(&addr)
+                || self.pauses.is_paused(&addr, now.mono)
                 || self.discouraged.contains_key(&addr)
                 || banned(&self.bans, &target, now.unix)
                 || !cx.config.reachable_networks().contains(addr.network())
             {
                 continue;
             }
+            self.next_dial = Some(now.mono + DIAL_PACING);
             return Ok(self.open_connection(cx, now, kind, target, Some(addr)));
         }
         Err(NoDial::NoAddress)
@@ -444,7 +457,7 @@ impl ConnManager {
             ping_seed: cx.rng.random(),
         };
         if let Some(a) = addr.filter(|_| kind.uses_address_book()) {
-            self.recent.insert(a, now.mono);
+            self.pauses.dialled(a, now.mono);
         }
         tracing::debug!(%conn, kind = %kind.label(), target = %sensitive(&target), %isolation, "dialling");
         cx.peers.insert(PeerEntry::opening(
@@ -700,8 +713,8 @@ impl ConnManager {
         };
         if let Some(addr) = entry.addr.filter(|_| entry.kind.uses_address_book()) {
             cx.addrman.attempt(&addr, failure.peer_at_fault, now.unix);
-            // The redial pause counts from the failure, not the attempt.
-            self.recent.insert(addr, now.mono);
+            // The rest counts from the failure, not the attempt.
+            self.pauses.failed(addr, now.mono);
         }
         let manual = self.manual.owns(conn);
         if manual {
@@ -730,7 +743,7 @@ impl ConnManager {
                     if entry.is_ready() {
                         cx.addrman.connected(&addr, now.unix);
                     }
-                    self.recent.insert(addr, now.mono);
+                    self.pauses.ended(addr, now.mono);
                 }
                 if self.manual.owns(conn) {
                     self.manual.ended(conn, now.mono);
@@ -833,6 +846,7 @@ impl ConnManager {
         entry.state = PeerState::Ready(info);
         let entry = entry.clone();
         if let Some(addr) = entry.addr.filter(|_| entry.kind.uses_address_book()) {
+            self.pauses.succeeded(&addr);
             if entry.kind != ConnectionKind::Manual || cx.addrman.contains(&addr) {
                 cx.addrman.good(&addr, now.unix);
             }
@@ -1049,8 +1063,7 @@ impl ConnManager {
                 disconnect(cx, conn, "feeler: no address reply");
             }
         }
-        self.recent
-            .retain(|_, at| now.mono.saturating_duration_since(*at) < REDIAL_INTERVAL);
+        self.pauses.sweep(now.mono);
         self.discouraged.retain(|_, until| now.mono < *until);
         if self.next_self_announce.is_some_and(|t| now.mono >= t) {
             let peers: Vec<ConnId> = cx

@@ -102,6 +102,10 @@ pub const INVALID_HEADERS_POINTS: u32 = 100;
 /// Points for repeatedly unconnecting or oversized `headers` messages.
 pub const NUISANCE_POINTS: u32 = 20;
 
+/// Core's `MAX_LOCATOR_SZ`: the longest block locator a `getheaders` may
+/// carry.
+pub const MAX_LOCATOR_SIZE: usize = 101;
+
 /// A session in progress with one peer.
 #[derive(Debug, Clone)]
 struct Session {
@@ -497,6 +501,9 @@ impl HeaderSync {
         let batch_mark = cx.chain.len();
         let outcome = match cx.chain.accept(headers, now.unix) {
             Ok(outcome) => outcome,
+            Err(HeaderError::TimeTooNew { hash, .. }) => {
+                return self.ahead_of_our_clock(cx, now, conn, headers, hash);
+            }
             Err(e) => return self.rejected(cx, now, conn, in_session, &e),
         };
         if let Some(p) = self.peers.get_mut(&conn) {
@@ -607,6 +614,33 @@ impl HeaderSync {
         }
     }
 
+    /// A header of the batch is over two hours ahead of our clock: keep
+    /// the headers before it (the batch is all or nothing, so they are
+    /// accepted again on their own), punish nobody, and end the session;
+    /// the header is asked for again with the next announcement or sync
+    /// round, by when our clock may have caught up (Core does the same).
+    fn ahead_of_our_clock(
+        &mut self,
+        cx: &mut SyncCtx<'_>,
+        now: Now,
+        conn: ConnId,
+        headers: &[Header],
+        too_new: BlockHash,
+    ) {
+        let valid = headers
+            .iter()
+            .position(|h| h.block_hash() == too_new)
+            .unwrap_or(0);
+        tracing::info!(%conn, kept = valid, "a header is more than two hours ahead of our clock (is the clock slow?): keeping the headers before it, asking again later");
+        if valid > 0 {
+            // A short batch: taken as the peer's whole answer, so its
+            // session (if any) ends as after any short reply.
+            self.on_headers(cx, now, conn, &headers[..valid]);
+        } else if self.peers.get(&conn).is_some_and(|p| p.session.is_some()) {
+            self.finish_session(cx, now, conn);
+        }
+    }
+
     /// A batch failed validation.
     fn rejected(
         &mut self,
@@ -671,6 +705,17 @@ impl HeaderSync {
         conn: ConnId,
         req: &GetHeadersMessage,
     ) {
+        if req.locator_hashes.len() > MAX_LOCATOR_SIZE {
+            // Core disconnects such a peer: an honest locator never needs
+            // more (it doubles its steps back from the tip).
+            misbehave(
+                cx,
+                conn,
+                INVALID_HEADERS_POINTS,
+                "getheaders locator too long",
+            );
+            return;
+        }
         if Self::in_initial_sync(cx.chain, now.unix) {
             return;
         }

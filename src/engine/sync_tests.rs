@@ -192,11 +192,6 @@ fn invalid_headers_score_the_peer_and_change_nothing() {
             h.bits = regtest_bits;
             solve(h).unwrap()
         }),
-        ("time over two hours ahead", {
-            let mut h = good[5];
-            h.time = (UNIX_START + 3 * 3600) as u32;
-            solve(h).unwrap()
-        }),
     ];
     for (what, bad) in faults {
         let mut h = Harness::new(connect_config(1));
@@ -209,6 +204,36 @@ fn invalid_headers_score_the_peer_and_change_nothing() {
         assert!(!persisted(&out), "{what}");
         assert_eq!(h.engine.chain().height(), 0, "{what}: all or nothing");
     }
+}
+
+#[test]
+fn a_header_from_the_future_costs_nothing_and_the_headers_before_it_are_kept() {
+    // Issue 16, D2: a node whose clock is slow must not ban honest peers.
+    let good = recent_chain(6);
+    let mut ahead = good[5];
+    ahead.time = (UNIX_START + 3 * 3600) as u32;
+    let ahead = solve(ahead).unwrap();
+    let mut h = Harness::new(connect_config(1));
+    let (conns, _) = manual_peers(&mut h, &[6]);
+    let a = conns[0];
+    let mut batch = good[..5].to_vec();
+    batch.push(ahead);
+    let out = h.input(headers(a, &batch));
+    assert!(misbehaving(&out, a).is_empty(), "no points");
+    assert!(disconnected(&out, a).is_none(), "no disconnect");
+    assert!(persisted(&out), "the valid prefix is stored");
+    assert_eq!(h.engine.chain().height(), 5);
+    assert!(!h.engine.sync().is_syncing_with(a), "the session ended");
+
+    // A batch whose first header is already too new: nothing stored,
+    // nothing punished.
+    let mut h = Harness::new(connect_config(1));
+    let (conns, _) = manual_peers(&mut h, &[1]);
+    let mut first = good[0];
+    first.time = (UNIX_START + 3 * 3600) as u32;
+    let out = h.input(headers(conns[0], &[solve(first).unwrap()]));
+    assert!(misbehaving(&out, conns[0]).is_empty());
+    assert_eq!(h.engine.chain().height(), 0);
 }
 
 #[test]
@@ -235,7 +260,9 @@ fn an_unanswered_getheaders_drops_the_peer_and_tries_the_next() {
     config.target_outbound = 2;
     let mut h = Harness::new(config);
     h.learn(&ipv4_addrs(10));
-    let regular = dials(&h.input(Input::TorReady(true)));
+    // Paced: the second dial follows on the next round.
+    let mut regular = dials(&h.input(Input::TorReady(true)));
+    regular.extend(dials(&h.advance(Duration::from_secs(2))));
     assert_eq!(regular.len(), 2);
     let (a, b) = (regular[0].conn, regular[1].conn);
     let mut out = h.handshake_at_height(a, 10);
@@ -365,6 +392,22 @@ fn getheaders_is_answered_from_the_best_chain_once_synced() {
         })
         .collect();
     assert_eq!(sent, vec![&chain[3..8].to_vec()]);
+
+    // A locator over Core's limit is misbehaviour, answered with nothing.
+    let long = GetHeadersMessage {
+        version: 70016,
+        locator_hashes: vec![chain[2].block_hash(); super::header_sync::MAX_LOCATOR_SIZE + 1],
+        stop_hash: chain[7].block_hash(),
+    };
+    let out = h.input(peer_msg(a, NetworkMessage::GetHeaders(long)));
+    assert_eq!(misbehaving(&out, a), vec![100]);
+    assert!(out.iter().all(|o| !matches!(
+        o,
+        Output::Send {
+            msg: NetworkMessage::Headers(_),
+            ..
+        }
+    )));
 
     // In initial sync we serve nothing.
     let mut h = Harness::new(connect_config(1));

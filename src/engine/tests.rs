@@ -163,7 +163,11 @@ fn regular_dials_fill_the_target_in_batches_and_never_exceed_it() {
     config.target_outbound = 6;
     let mut h = Harness::new(config);
     h.learn(&ipv4_addrs(40));
-    let first = dials(&h.input(Input::TorReady(true)));
+    // One dial at once, then one per round (paced), until a batch is in
+    // flight.
+    let mut first = dials(&h.input(Input::TorReady(true)));
+    assert_eq!(first.len(), 1, "paced");
+    first.extend(dials(&h.advance(Duration::from_secs(10))));
     assert_eq!(first.len(), conn_manager::DIAL_BATCH);
     assert!(
         first
@@ -175,7 +179,7 @@ fn regular_dials_fill_the_target_in_batches_and_never_exceed_it() {
     for d in &first {
         more.extend(dials(&h.handshake(d.conn)));
     }
-    more.extend(dials(&h.advance(Duration::from_secs(2))));
+    more.extend(dials(&h.advance(Duration::from_secs(5))));
     assert_eq!(more.len(), 2, "only up to the target");
     for d in &more {
         h.handshake(d.conn);
@@ -302,7 +306,8 @@ fn a_connection_to_ourselves_is_dropped() {
     config.target_outbound = 2;
     let mut h = Harness::new(config);
     h.learn(&ipv4_addrs(5));
-    let d = dials(&h.input(Input::TorReady(true)));
+    let mut d = dials(&h.input(Input::TorReady(true)));
+    d.extend(dials(&h.advance(Duration::from_secs(2))));
     assert_eq!(d.len(), 2);
     // conn B receives the version we sent on conn A.
     h.input(Input::Connected {

@@ -106,6 +106,10 @@ pub const ADDR_INITIAL_TOKENS: f64 = 1.0;
 /// a protocol violation.
 pub const MAX_ADDRS_PER_MESSAGE: usize = 1000;
 
+/// Core's `MAX_INV_SZ`: the most entries an `inv`, `getdata` or `notfound`
+/// may carry; more is misbehaviour (Core discourages the peer).
+pub const MAX_INV_ENTRIES: usize = 50_000;
+
 /// Dropped gossip after which a peer is an address flooder, not merely
 /// eager: ten full messages beyond its budget.
 pub const ADDR_FLOOD_DROPPED_LIMIT: usize = 10 * MAX_ADDRS_PER_MESSAGE;

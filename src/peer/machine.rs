@@ -358,6 +358,14 @@ impl PeerMachine {
                 let count = entries.len();
                 self.handle_gossip(now, count, entries);
             }
+            // Core's MAX_INV_SZ, for announcements and requests alike.
+            NetworkMessage::Inv(items)
+            | NetworkMessage::GetData(items)
+            | NetworkMessage::NotFound(items)
+                if items.len() > limits::MAX_INV_ENTRIES =>
+            {
+                self.misbehave(MISBEHAVIOR_LIMIT, "inventory message over 50 000 entries");
+            }
             other => self.events.push_back(PeerEvent::Message(other)),
         }
     }
@@ -883,6 +891,26 @@ mod tests {
         m.handle_timeout(t0 + Duration::from_secs(3600));
         assert!(events(&mut m).is_empty());
         assert!(m.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn an_inventory_over_core_limit_is_misbehaviour() {
+        // Issue 16: Core discourages a peer for an `inv` of over 50 000.
+        let t0 = Instant::now();
+        let mut m = ready(t0);
+        let items = vec![Inventory::Error; limits::MAX_INV_ENTRIES];
+        m.handle_message(t0, NetworkMessage::Inv(items.clone()), 100);
+        assert!(matches!(
+            events(&mut m).as_slice(),
+            [PeerEvent::Message(NetworkMessage::Inv(_))]
+        ));
+        let mut over = items;
+        over.push(Inventory::Error);
+        m.handle_message(t0, NetworkMessage::GetData(over), 100);
+        assert_eq!(
+            disconnect_reason(&mut m),
+            Some(DisconnectReason::Misbehaving(MISBEHAVIOR_LIMIT))
+        );
     }
 
     #[test]

@@ -306,8 +306,12 @@ fn add_node(view: &mut NodeView<'_>, params: &Params) -> Result<Value, RpcError>
 }
 
 fn disconnect_node(view: &mut NodeView<'_>, params: &Params) -> Result<Value, RpcError> {
-    let address = params.get(0, "address");
-    let nodeid = params.get(1, "nodeid");
+    // Core's documented form for "by id" is `disconnectnode "" <nodeid>`:
+    // an empty (or null) address counts as none.
+    let address = params
+        .get(0, "address")
+        .filter(|a| !a.is_null() && a.as_str() != Some(""));
+    let nodeid = params.get(1, "nodeid").filter(|n| !n.is_null());
     let conn = match (address, nodeid) {
         (Some(Value::String(a)), None) => view
             .engine

@@ -16,8 +16,13 @@
 //! keep-alive connections, like Core's `-rpcservertimeout`). Writing the
 //! reply is not timed: replies are small enough for the socket buffer, and
 //! only an authenticated client gets more than a few bytes.
+//!
+//! Limits on numbers: connections are always accepted; at 128 open, the
+//! oldest idle one is closed to make room (a 503 only when every one is
+//! busy with a request; see [`slots`]), and at most 32 requests run at once.
 
 mod jsonrpc;
+mod slots;
 
 use std::convert::Infallible;
 use std::io;
@@ -38,7 +43,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::cookie::{Cookie, CookieFile};
@@ -51,6 +56,14 @@ const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(250);
 /// kernel's backlog: the RPC port is local, so this is about a runaway
 /// script, not an attacker, and waiting is kinder than refusing.
 const MAX_CONNECTIONS: usize = 128;
+
+/// Requests served at once; more wait for a turn (within their time
+/// limit). Connections are not what is scarce: requests are (see
+/// [`slots`]).
+const MAX_REQUESTS_IN_FLIGHT: usize = 32;
+
+/// How long a refused newcomer's 503 may take to write.
+const REFUSAL_WRITE_LIMIT: Duration = Duration::from_secs(1);
 
 /// Listen backlog of each socket.
 const LISTEN_BACKLOG: i32 = 128;
@@ -174,6 +187,8 @@ struct Shared<D> {
     max_body: usize,
     /// Time limit per request.
     request_timeout: Duration,
+    /// Turns for requests in flight.
+    requests: Semaphore,
 }
 
 /// Binds every address in `settings.binds`, writes the cookie file, and
@@ -210,9 +225,10 @@ pub async fn serve<D: Dispatch>(
         cookie: Arc::clone(&cookie),
         max_body: settings.max_body,
         request_timeout: settings.request_timeout,
+        requests: Semaphore::new(MAX_REQUESTS_IN_FLIGHT),
     });
     let (stop, stop_rx) = watch::channel(false);
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limit = slots::Slots::new(MAX_CONNECTIONS);
     let grace = settings.request_timeout.min(MAX_SHUTDOWN_GRACE);
     let loops = listeners
         .into_iter()
@@ -259,7 +275,7 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 async fn accept_loop<D: Dispatch>(
     listener: TcpListener,
     shared: Arc<Shared<D>>,
-    limit: Arc<Semaphore>,
+    limit: Arc<slots::Slots>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
@@ -269,16 +285,24 @@ async fn accept_loop<D: Dispatch>(
             // A send or the sender's drop: both mean stop.
             _ = stop.changed() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = accept(&listener, &limit) => match accepted {
-                Ok((stream, peer, permit)) => {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
                     tracing::trace!(%peer, "RPC connection");
-                    connections.spawn(serve_connection(
-                        stream,
-                        peer,
-                        Arc::clone(&shared),
-                        stop.clone(),
-                        permit,
-                    ));
+                    match limit.admit() {
+                        Some(slot) => {
+                            connections.spawn(serve_connection(
+                                stream,
+                                peer,
+                                Arc::clone(&shared),
+                                stop.clone(),
+                                slot,
+                            ));
+                        }
+                        None => {
+                            tracing::warn!(%peer, "RPC: every connection is busy with a request; turned away with 503");
+                            connections.spawn(refuse_busy(stream));
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not accept an RPC connection");
@@ -301,17 +325,12 @@ async fn accept_loop<D: Dispatch>(
     connections.shutdown().await;
 }
 
-/// Waits for a connection slot, then for a connection.
-async fn accept(
-    listener: &TcpListener,
-    limit: &Arc<Semaphore>,
-) -> io::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
-    let permit = Arc::clone(limit)
-        .acquire_owned()
-        .await
-        .map_err(|_| io::Error::other("the connection limit was closed"))?;
-    let (stream, peer) = listener.accept().await?;
-    Ok((stream, peer, permit))
+/// Every slot is serving a request: say so and close.
+async fn refuse_busy(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let reply =
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let _ = tokio::time::timeout(REFUSAL_WRITE_LIMIT, stream.write_all(reply)).await;
 }
 
 /// Serves one connection (keep-alive: any number of requests) until the
@@ -321,7 +340,7 @@ async fn serve_connection<D: Dispatch>(
     peer: SocketAddr,
     shared: Arc<Shared<D>>,
     mut stop: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    slot: slots::SlotGuard,
 ) {
     // Replies are written in one piece; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
@@ -331,10 +350,19 @@ async fn serve_connection<D: Dispatch>(
         clock: Arc::clone(&clock),
     });
     let request_timeout = shared.request_timeout;
+    let slot = Arc::new(slot);
+    let in_service = Arc::clone(&slot);
     let service = service_fn(move |request| {
         let shared = Arc::clone(&shared);
         let clock = Arc::clone(&clock);
-        async move { Ok::<_, Infallible>(timed(request, peer, &shared, &clock).await) }
+        // Busy from the request's head until its reply: a busy connection
+        // is never evicted.
+        let busy = in_service.busy();
+        async move {
+            let reply = timed(request, peer, &shared, &clock).await;
+            drop(busy);
+            Ok::<_, Infallible>(reply)
+        }
     });
     let mut builder = http1::Builder::new();
     builder
@@ -346,6 +374,11 @@ async fn serve_connection<D: Dispatch>(
     let result = tokio::select! {
         result = connection.as_mut() => result,
         _ = stop.changed() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+        () = slot.evicted() => {
+            tracing::debug!(%peer, "idle RPC connection closed to make room");
             connection.as_mut().graceful_shutdown();
             connection.await
         }
@@ -364,7 +397,12 @@ async fn timed<D: Dispatch>(
 ) -> Response<Full<Bytes>> {
     let started = clock.take().unwrap_or_else(Instant::now);
     let deadline = started + shared.request_timeout;
-    match tokio::time::timeout_at(deadline.into(), respond(request, peer, shared, clock)).await {
+    let turn_then_respond = async {
+        // Closed only with the server, which then stops serving anyway.
+        let _turn = shared.requests.acquire().await.ok();
+        respond(request, peer, shared, clock).await
+    };
+    match tokio::time::timeout_at(deadline.into(), turn_then_respond).await {
         Ok(response) => response,
         Err(_) => {
             tracing::info!(%peer, "RPC request took too long; closing the connection");

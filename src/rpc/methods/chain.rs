@@ -34,7 +34,10 @@ pub fn best_block_hash(chain: &HeaderChain) -> Value {
 pub fn block_hash(chain: &HeaderChain, params: &Params) -> Result<Value, RpcError> {
     let height = match params.get(0, "height") {
         None => return Err(missing("height")),
-        Some(v) => v.as_i64().ok_or_else(|| type_error("height", "a number"))?,
+        // An integer too big for i64 is a height out of range, not a type
+        // error (issue 16, D6); a fraction is a type error.
+        Some(v) if v.is_i64() || v.is_u64() => v.as_i64().unwrap_or(i64::MAX),
+        Some(_) => return Err(type_error("height", "a number")),
     };
     u32::try_from(height)
         .ok()

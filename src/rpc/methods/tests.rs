@@ -288,6 +288,13 @@ fn disconnectnode_by_address_and_id() {
     assert_eq!(missing.message, "Node not found in connected nodes");
     let both = call(&mut e, base, "disconnectnode", json!([ONION, 1])).unwrap_err();
     assert_eq!(both.code, codes::INVALID_PARAMETER);
+    // Core's documented positional form (issue 16, D5).
+    assert_eq!(
+        call(&mut e, base, "disconnectnode", json!(["", 1])).unwrap(),
+        Value::Null
+    );
+    let neither = call(&mut e, base, "disconnectnode", json!([""])).unwrap_err();
+    assert_eq!(neither.code, codes::INVALID_PARAMETER);
 }
 
 #[test]
@@ -386,12 +393,17 @@ fn getblockcount_getbestblockhash_getblockhash() {
         call(&mut e, base, "getblockhash", json!({"height": 6})).unwrap(),
         json!(main[5].block_hash().to_string())
     );
-    for bad in [json!([11]), json!([-1]), json!([i64::MAX])] {
+    for bad in [
+        json!([11]),
+        json!([-1]),
+        json!([i64::MAX]),
+        json!([u64::MAX]),
+    ] {
         let err = call(&mut e, base, "getblockhash", bad.clone()).unwrap_err();
         assert_eq!(err.code, codes::INVALID_PARAMETER, "{bad}");
         assert_eq!(err.message, "Block height out of range");
     }
-    for bad in [json!(["1"]), json!([1.5]), json!([u64::MAX])] {
+    for bad in [json!(["1"]), json!([1.5])] {
         let typed = call(&mut e, base, "getblockhash", bad.clone()).unwrap_err();
         assert_eq!(typed.code, codes::TYPE_ERROR, "{bad}");
     }

@@ -140,6 +140,15 @@ impl<S: PeerStream> TestPeer<S> {
         &mut self,
         ours: VersionMessage,
     ) -> Result<VersionMessage, DisconnectReason> {
+        Ok(self.answer_handshake_full(ours).await?.version)
+    }
+
+    /// [`answer_handshake`](Self::answer_handshake), also returning what
+    /// the other side negotiated (its `wtxidrelay`, `sendaddrv2`).
+    pub async fn answer_handshake_full(
+        &mut self,
+        ours: VersionMessage,
+    ) -> Result<Handshake, DisconnectReason> {
         let theirs = match self.recv().await? {
             NetworkMessage::Version(v) => v,
             other => {
@@ -150,8 +159,7 @@ impl<S: PeerStream> TestPeer<S> {
             }
         };
         self.send_all([NetworkMessage::Version(ours)]).await?;
-        self.negotiate_and_verack().await?;
-        Ok(theirs)
+        self.negotiate_and_verack(theirs).await
     }
 
     /// Complete the version handshake from the initiator side: send `ours`,
@@ -160,6 +168,15 @@ impl<S: PeerStream> TestPeer<S> {
         &mut self,
         ours: VersionMessage,
     ) -> Result<VersionMessage, DisconnectReason> {
+        Ok(self.start_handshake_full(ours).await?.version)
+    }
+
+    /// [`start_handshake`](Self::start_handshake), also returning what the
+    /// other side negotiated (its `wtxidrelay`, `sendaddrv2`).
+    pub async fn start_handshake_full(
+        &mut self,
+        ours: VersionMessage,
+    ) -> Result<Handshake, DisconnectReason> {
         self.send_all([NetworkMessage::Version(ours)]).await?;
         let theirs = match self
             .recv_until(|m| matches!(m, NetworkMessage::Version(_)))
@@ -168,22 +185,37 @@ impl<S: PeerStream> TestPeer<S> {
             NetworkMessage::Version(v) => v,
             _ => return Err(DisconnectReason::Local("unreachable".into())),
         };
-        self.negotiate_and_verack().await?;
-        Ok(theirs)
+        self.negotiate_and_verack(theirs).await
     }
 
     /// Our half of the handshake after their `version`: feature
-    /// negotiation, `verack`, then wait for their `verack`.
-    async fn negotiate_and_verack(&mut self) -> Result<(), DisconnectReason> {
+    /// negotiation, `verack`, then wait for their `verack`, noting the
+    /// features they negotiated on the way (BIP339 and BIP155 put them
+    /// between `version` and `verack`; later ones do not count, as in
+    /// Core). Anything else before their `verack` is skipped.
+    async fn negotiate_and_verack(
+        &mut self,
+        theirs: VersionMessage,
+    ) -> Result<Handshake, DisconnectReason> {
         self.send_all([
             NetworkMessage::WtxidRelay,
             NetworkMessage::SendAddrV2,
             NetworkMessage::Verack,
         ])
         .await?;
-        self.recv_until(|m| matches!(m, NetworkMessage::Verack))
-            .await?;
-        Ok(())
+        let mut handshake = Handshake {
+            version: theirs,
+            wtxid_relay: false,
+            addrv2: false,
+        };
+        loop {
+            match self.recv().await? {
+                NetworkMessage::Verack => return Ok(handshake),
+                NetworkMessage::WtxidRelay => handshake.wtxid_relay = true,
+                NetworkMessage::SendAddrV2 => handshake.addrv2 = true,
+                _ => {}
+            }
+        }
     }
 
     async fn send_all<const N: usize>(
@@ -197,6 +229,18 @@ impl<S: PeerStream> TestPeer<S> {
         }
         Ok(())
     }
+}
+
+/// What the other side of a completed version handshake sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handshake {
+    /// Its `version`.
+    pub version: VersionMessage,
+    /// Whether it sent `wtxidrelay` (BIP339) before its `verack`: it then
+    /// expects transactions announced by wtxid.
+    pub wtxid_relay: bool,
+    /// Whether it sent `sendaddrv2` (BIP155) before its `verack`.
+    pub addrv2: bool,
 }
 
 /// A peer that writes whatever bytes a test wants.

@@ -43,23 +43,36 @@
 //!
 //! # Transactions
 //!
-//! A node keeps a small mempool and relays, as a Core node does:
-//! - an `inv` of transactions it lacks is answered with one `getdata` (by
-//!   wtxid, or by txid with witness), unless [`NodeSpec::fetch_txs`] is off;
-//! - a `tx` is kept, recorded on its connection, and announced (`inv` by
-//!   wtxid) to every *other* handshaken connection whose dialler asked for
-//!   relay in its `version` and whose `feefilter` is at most
-//!   [`ASSUMED_FEE_RATE`], unless [`NodeSpec::relay_txs`] is off;
-//! - `getdata` for a kept transaction is answered with it, anything else
-//!   with `notfound`;
-//! - [`ScriptedNode::announce_tx`] puts a transaction in the mempool and
-//!   announces it the same way (the rest of the network relaying it).
+//! A node keeps a small mempool and relays transactions as a Core node
+//! does, so that a dialler's private broadcast has somewhere to land and
+//! its regular connections can hear the transaction come back:
+//! - an `inv` of transactions it lacks is answered with one `getdata` for
+//!   them: `MSG_WTX` items by wtxid, `MSG_TX` items by txid with witness
+//!   (`MSG_WITNESS_TX`, as Core asks a witness peer), unless
+//!   [`NodeSpec::fetch_txs`] is off;
+//! - a `tx` is kept, recorded on its connection, and — if it is new and
+//!   [`NodeSpec::relay_txs`] is on — announced with an `inv` to every
+//!   *other* connection that completed the handshake, asked for relay in
+//!   its `version`, has not sent or announced the transaction itself, and
+//!   whose last `feefilter` is at most [`ASSUMED_FEE_RATE`]: by wtxid to a
+//!   dialler that sent `wtxidrelay`, by txid to one that did not;
+//! - `getdata` for kept transactions is answered with them (without
+//!   witness for `MSG_TX`), and the items it does not have with one
+//!   `notfound`;
+//! - [`ScriptedNode::announce_tx`] keeps a transaction and announces it the
+//!   same way whatever [`NodeSpec::relay_txs`] says: the rest of the
+//!   network relaying it, i.e. a faked echo.
+//!
+//! A connection acts on what it is told to announce before it reads the
+//! dialler's next message. So once a test has seen one connection hear a
+//! transaction, a `ping` round trip on another connection proves that it
+//! was not announced there.
 //!
 //! Nodes run on a tokio runtime: either the one a [`PeerFarm`] owns (for
 //! synchronous tests and examples) or any runtime through
 //! [`ScriptedNode::start`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -90,10 +103,14 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 
 /// The fee rate (sat/kvB) a node assumes every transaction pays when it
 /// compares it with a connection's `feefilter` (it has no UTXO set to
-/// compute the real one): 10 sat/vB.
+/// compute the real one): 10 sat/vB. Above Core's default minimum relay
+/// fee (1000 sat/kvB), so a dialler opening its filter to 0 or to Core's
+/// default hears every transaction, and far below Core's MAX_MONEY filter
+/// (2.1e15 sat/kvB, "announce nothing"), so closing it silences them all.
 pub const ASSUMED_FEE_RATE: i64 = 10_000;
 
-/// Transaction announcements a connection may fall behind by.
+/// Transaction announcements a connection may fall behind by before it
+/// skips some (tests relay a handful).
 const TX_BACKLOG: usize = 256;
 
 /// Core's MAX_HEADERS_RESULTS: the most headers one `headers` message
@@ -123,10 +140,13 @@ pub struct NodeSpec {
     /// documentation). Empty by default; [`ScriptedNode::set_headers`]
     /// replaces it later.
     pub headers: Vec<Header>,
-    /// Whether it asks for transactions it is offered (on by default).
+    /// Whether it answers an `inv` of transactions with `getdata` (on by
+    /// default); off, a private broadcast to it never completes.
     pub fetch_txs: bool,
     /// Whether it announces the transactions it gets to its other
-    /// connections (on by default).
+    /// connections (on by default); off, it still fetches and keeps them,
+    /// so a test can show that without an echo nothing is seen.
+    /// [`ScriptedNode::announce_tx`] announces regardless.
     pub relay_txs: bool,
 }
 
@@ -192,16 +212,29 @@ pub struct ConnectionRecord {
     /// Why it ended, as text (a transport or protocol error, or the
     /// dialler's close), once it has.
     pub close_reason: Option<String>,
-    /// The relay flag of the dialler's `version`.
+    /// The relay flag of the dialler's `version` (`false`: it wants no
+    /// transaction announcements, as a private broadcast or a blocks-only
+    /// connection); `None` until its `version` is read.
     pub relay: Option<bool>,
-    /// The last `feefilter` the dialler sent (sat/kvB).
+    /// Whether the dialler sent `wtxidrelay` (BIP339) in the handshake:
+    /// transactions are then announced to it by wtxid, else by txid.
+    pub wtxid_relay: bool,
+    /// The last `feefilter` the dialler sent (sat/kvB); `None` while it
+    /// has sent none, which filters nothing.
     pub fee_filter: Option<i64>,
-    /// `inv` messages received.
+    /// `inv` messages received (of anything).
     pub invs_received: usize,
-    /// Transactions received (`tx`), in order.
+    /// Transactions received (`tx`), by txid, in order of arrival
+    /// (repeats included).
     pub txs_received: Vec<Txid>,
-    /// Transactions announced to the dialler, in order.
+    /// The same transactions by wtxid: entry `i` is `txs_received[i]`'s.
+    pub wtxids_received: Vec<Wtxid>,
+    /// Transactions announced to the dialler, by txid, in order (whether
+    /// the `inv` named the txid or the wtxid: see
+    /// [`wtxid_relay`](Self::wtxid_relay)).
     pub txs_announced: Vec<Txid>,
+    /// The same transactions by wtxid: entry `i` is `txs_announced[i]`'s.
+    pub wtxids_announced: Vec<Wtxid>,
 }
 
 impl ConnectionRecord {
@@ -271,12 +304,14 @@ impl NodeStats {
         }
     }
 
-    /// Transactions received, over all connections.
+    /// Transactions received (`tx` messages), over all connections.
+    /// (A method, not a field like the other counts: a bigger snapshot
+    /// would make [`ScriptedNode::wait_for`]'s `Err` unwieldy.)
     pub fn txs_received(&self) -> usize {
         self.connections.iter().map(|c| c.txs_received.len()).sum()
     }
 
-    /// Transaction announcements sent, over all connections.
+    /// Transactions announced (`inv` items), over all connections.
     pub fn txs_announced(&self) -> usize {
         self.connections.iter().map(|c| c.txs_announced.len()).sum()
     }
@@ -398,11 +433,11 @@ struct Shared {
     /// Header announcements for connections that sent `sendheaders`.
     announce: broadcast::Sender<Arc<Vec<Header>>>,
     records: Mutex<Vec<ConnectionRecord>>,
-    /// Transactions kept, by wtxid.
-    mempool: Mutex<HashMap<Wtxid, Transaction>>,
-    /// Transactions to announce, with the connection they came from (none
-    /// for [`ScriptedNode::announce_tx`]).
-    tx_news: broadcast::Sender<Arc<(Option<usize>, Transaction)>>,
+    /// Transactions kept.
+    mempool: Mutex<Mempool>,
+    /// Transactions to announce; every connection subscribes before its
+    /// handshake and decides for itself whether its dialler hears them.
+    tx_news: broadcast::Sender<Arc<TxNews>>,
 }
 
 impl Shared {
@@ -412,21 +447,19 @@ impl Shared {
         self.records.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn mempool(&self) -> MutexGuard<'_, HashMap<Wtxid, Transaction>> {
+    fn mempool(&self) -> MutexGuard<'_, Mempool> {
         self.mempool.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keep `tx` and announce it to every connection but `from`; whether
-    /// it was new.
-    fn accept_tx(&self, from: Option<usize>, tx: Transaction) -> bool {
-        let fresh = self
-            .mempool()
-            .insert(tx.compute_wtxid(), tx.clone())
-            .is_none();
-        if fresh && self.spec.relay_txs {
-            let _ = self.tx_news.send(Arc::new((from, tx)));
-        }
-        fresh
+    /// Tell every connection but `from` (the one `tx` came in on, if any)
+    /// to consider announcing `tx`. No subscriber is not an error.
+    fn announce_tx(&self, from: Option<usize>, tx: &Transaction) {
+        let news = TxNews {
+            from,
+            txid: tx.compute_txid(),
+            wtxid: tx.compute_wtxid(),
+        };
+        let _ = self.tx_news.send(Arc::new(news));
     }
 
     fn gossip(&self) -> MutexGuard<'_, Vec<AddrV2Message>> {
@@ -470,10 +503,13 @@ impl Shared {
             closed: false,
             close_reason: None,
             relay: None,
+            wtxid_relay: false,
             fee_filter: None,
             invs_received: 0,
             txs_received: Vec::new(),
+            wtxids_received: Vec::new(),
             txs_announced: Vec::new(),
+            wtxids_announced: Vec::new(),
         });
         records.len() - 1
     }
@@ -530,7 +566,7 @@ impl ScriptedNode {
             chain: Mutex::new(Arc::new(chain)),
             announce,
             records: Mutex::new(Vec::new()),
-            mempool: Mutex::new(HashMap::new()),
+            mempool: Mutex::new(Mempool::default()),
             tx_news,
         });
         let accept_task = runtime
@@ -610,15 +646,24 @@ impl ScriptedNode {
         self.shared.chain().genesis
     }
 
-    /// Keep `tx` and announce it to every connection that would hear it,
-    /// as if it had arrived from elsewhere in the network.
+    /// Keep `tx` and announce it to every open connection that would hear
+    /// it (see the module documentation), as if it had come from elsewhere
+    /// in the network: a faked echo. It is announced even when
+    /// [`NodeSpec::relay_txs`] is off or the node already has it (say,
+    /// from the dialler's own private broadcast), but never twice to one
+    /// connection nor to one that sent or announced it. Connections opened
+    /// later do not hear it.
     pub fn announce_tx(&self, tx: Transaction) {
-        self.shared.accept_tx(None, tx);
+        // Under the mempool lock, as for a relayed transaction: a
+        // connection told of it finds it when its dialler asks.
+        let mut pool = self.shared.mempool();
+        self.shared.announce_tx(None, &tx);
+        pool.insert(tx);
     }
 
-    /// The transactions kept.
+    /// The transactions kept, in the order they first arrived.
     pub fn mempool(&self) -> Vec<Transaction> {
-        self.shared.mempool().values().cloned().collect()
+        self.shared.mempool().txs.clone()
     }
 
     /// A snapshot of what the node has seen so far.
@@ -709,41 +754,52 @@ async fn run_connection(stream: TcpStream, shared: &Shared, index: usize) -> Str
     let kind = peer.kind();
     shared.update(index, |r| r.transport = Some(kind));
 
+    // Subscribed before our `verack` goes out: a dialler that has finished
+    // its handshake can count on hearing every transaction relayed from
+    // then on (those arriving meanwhile wait in the channel).
+    let mut tx_news = shared.tx_news.subscribe();
     let height = i32::try_from(shared.chain().height()).unwrap_or(i32::MAX);
     let ours = version_message(version_nonce(index), height, &user_agent(&spec.name));
-    let theirs = match peer.answer_handshake(ours).await {
-        Ok(v) => v,
+    let theirs = match peer.answer_handshake_full(ours).await {
+        Ok(h) => h,
         Err(e) => return format!("handshake: {e}"),
     };
-    let wants_relay = theirs.relay;
+    let mut conn = TxRelay {
+        index,
+        wants_relay: theirs.version.relay,
+        wtxid_relay: theirs.wtxid_relay,
+        fee_filter: None,
+        known: Known::default(),
+    };
     shared.update(index, |r| {
         r.handshake_done = true;
-        r.user_agent = Some(theirs.user_agent);
-        r.relay = Some(theirs.relay);
+        r.user_agent = Some(theirs.version.user_agent);
+        r.relay = Some(theirs.version.relay);
+        r.wtxid_relay = theirs.wtxid_relay;
     });
-    // Subscribed at once: a transaction that arrives from now on reaches
-    // this connection if its dialler asked for relay.
-    let mut tx_news = shared.tx_news.subscribe();
-    let mut fee_filter: Option<i64> = None;
 
     // Subscribed once `sendheaders` arrives: only announcements made
     // after that reach the connection.
     let mut announcements: Option<broadcast::Receiver<Arc<Vec<Header>>>> = None;
     loop {
-        // Both branches are cancel-safe: the reader only loses a read that
+        // Every branch is cancel-safe: the reader only loses a read that
         // has not completed, and a broadcast receiver keeps its place.
+        // Biased, announcements first: whatever the node was told to
+        // announce before the dialler's next message arrived goes out
+        // before the answer to it (see the module documentation).
         let event = tokio::select! {
-            msg = peer.recv_within(IDLE_LIMIT) => Event::Message(msg),
+            biased;
             news = next_announcement(&mut announcements) => Event::Announce(news),
-            tx = next_tx(&mut tx_news) => Event::Tx(tx),
+            news = next_tx(&mut tx_news) => Event::Tx(news),
+            msg = peer.recv_within(IDLE_LIMIT) => Event::Message(msg),
         };
-        let reply = match event {
+        let replies = match event {
             Event::Message(Err(e)) => return e.to_string(),
             Event::Message(Ok(msg)) => match msg {
-                NetworkMessage::Ping(nonce) => NetworkMessage::Pong(nonce),
+                NetworkMessage::Ping(nonce) => vec![NetworkMessage::Pong(nonce)],
                 NetworkMessage::GetAddr => {
                     shared.update(index, |r| r.getaddr_count += 1);
-                    NetworkMessage::AddrV2(shared.gossip().clone())
+                    vec![NetworkMessage::AddrV2(shared.gossip().clone())]
                 }
                 NetworkMessage::SendHeaders => {
                     // Subscribe before recording, so that a test that saw
@@ -775,79 +831,36 @@ async fn run_connection(stream: TcpStream, shared: &Shared, index: usize) -> Str
                         );
                     }
                     match answer {
-                        Some(headers) => NetworkMessage::Headers(headers),
+                        Some(headers) => vec![NetworkMessage::Headers(headers)],
                         None => continue,
                     }
                 }
                 NetworkMessage::FeeFilter(rate) => {
-                    fee_filter = Some(rate);
+                    conn.fee_filter = Some(rate);
                     shared.update(index, |r| r.fee_filter = Some(rate));
                     continue;
                 }
-                NetworkMessage::Inv(items) => {
-                    shared.update(index, |r| r.invs_received += 1);
-                    let have = |w: &Wtxid| shared.mempool().contains_key(w);
-                    let wanted: Vec<Inventory> = items
-                        .iter()
-                        .filter_map(|i| match i {
-                            Inventory::WTx(w) if !have(w) => Some(Inventory::WTx(*w)),
-                            Inventory::Transaction(t)
-                                if !shared.mempool().values().any(|tx| tx.compute_txid() == *t) =>
-                            {
-                                Some(Inventory::WitnessTransaction(*t))
-                            }
-                            _ => None,
-                        })
-                        .collect();
-                    if wanted.is_empty() || !spec.fetch_txs {
-                        continue;
-                    }
-                    NetworkMessage::GetData(wanted)
-                }
+                NetworkMessage::Inv(items) => conn.on_inv(shared, &items),
                 NetworkMessage::Tx(tx) => {
-                    let txid = tx.compute_txid();
-                    // Recorded before it is relayed, so a test that sees
-                    // the announcement elsewhere also sees where it came from.
-                    shared.update(index, |r| r.txs_received.push(txid));
-                    shared.accept_tx(Some(index), tx);
+                    conn.on_tx(shared, tx);
                     continue;
                 }
-                NetworkMessage::GetData(items) => {
-                    let pool = shared.mempool();
-                    let found = items.iter().find_map(|i| match i {
-                        Inventory::WTx(w) => pool.get(w).cloned(),
-                        Inventory::Transaction(t) | Inventory::WitnessTransaction(t) => {
-                            pool.values().find(|tx| tx.compute_txid() == *t).cloned()
-                        }
-                        _ => None,
-                    });
-                    drop(pool);
-                    match found {
-                        Some(tx) => NetworkMessage::Tx(tx),
-                        None => NetworkMessage::NotFound(items),
-                    }
-                }
+                NetworkMessage::GetData(items) => conn.on_getdata(shared, items),
                 _ => continue,
             },
-            Event::Tx(news) => {
-                let (from, tx) = &*news;
-                let allowed = fee_filter.is_none_or(|f| f <= ASSUMED_FEE_RATE);
-                if *from == Some(index) || !wants_relay || !allowed {
-                    continue;
-                }
-                shared.update(index, |r| r.txs_announced.push(tx.compute_txid()));
-                NetworkMessage::Inv(vec![Inventory::WTx(tx.compute_wtxid())])
-            }
+            Event::Tx(news) => conn.on_tx_news(shared, &news),
             Event::Announce(news) => {
                 shared.update(index, |r| {
                     r.headers_sent += news.len();
                     r.headers_announced += news.len();
                 });
-                NetworkMessage::Headers(news.to_vec())
+                vec![NetworkMessage::Headers(news.to_vec())]
             }
         };
-        if let Err(e) = peer.send(reply).await {
-            return format!("send: {e}");
+        for reply in replies {
+            if let Err(e) = peer.send(reply).await {
+                return format!("send: {e}");
+            }
         }
     }
 }
@@ -858,18 +871,225 @@ enum Event {
     Message(Result<NetworkMessage, nightjar::peer::DisconnectReason>),
     /// Headers to announce.
     Announce(Arc<Vec<Header>>),
-    /// A transaction to announce, and the connection it came from.
-    Tx(Arc<(Option<usize>, Transaction)>),
+    /// A transaction to consider announcing.
+    Tx(Arc<TxNews>),
+}
+
+/// A transaction the node may announce, as its connections are told.
+#[derive(Debug)]
+struct TxNews {
+    /// The connection it came in on (`None` for
+    /// [`ScriptedNode::announce_tx`]), which never hears it back.
+    from: Option<usize>,
+    txid: Txid,
+    wtxid: Wtxid,
+}
+
+/// The transactions a node keeps, in order of arrival, found by txid or
+/// wtxid.
+#[derive(Debug, Default)]
+struct Mempool {
+    txs: Vec<Transaction>,
+    by_wtxid: HashMap<Wtxid, usize>,
+    by_txid: HashMap<Txid, usize>,
+}
+
+impl Mempool {
+    /// Keep `tx`; whether it was new.
+    fn insert(&mut self, tx: Transaction) -> bool {
+        let wtxid = tx.compute_wtxid();
+        if self.by_wtxid.contains_key(&wtxid) {
+            return false;
+        }
+        let at = self.txs.len();
+        self.by_wtxid.insert(wtxid, at);
+        // A txid shared by two witness variants finds the first.
+        self.by_txid.entry(tx.compute_txid()).or_insert(at);
+        self.txs.push(tx);
+        true
+    }
+
+    /// Whether the node has what `item` names (`false` for non-transaction
+    /// items).
+    fn has(&self, item: &Inventory) -> bool {
+        self.get(item).is_some()
+    }
+
+    /// The transaction `item` names, as it is served: `MSG_TX` asks for the
+    /// serialization without witness (what a pre-segwit peer can parse),
+    /// `MSG_WTX` and `MSG_WITNESS_TX` for the full one.
+    fn get(&self, item: &Inventory) -> Option<Transaction> {
+        let at = match item {
+            Inventory::WTx(w) => self.by_wtxid.get(w),
+            Inventory::Transaction(t) | Inventory::WitnessTransaction(t) => self.by_txid.get(t),
+            _ => None,
+        };
+        let mut tx = self.txs.get(*at?)?.clone();
+        if matches!(item, Inventory::Transaction(_)) {
+            for input in &mut tx.input {
+                input.witness.clear();
+            }
+        }
+        Some(tx)
+    }
+}
+
+/// Transactions a dialler is known to have (it announced or sent them, or
+/// was sent or told of them), which it is never told of again: Core keeps
+/// the same per-peer filter.
+#[derive(Debug, Default)]
+struct Known {
+    txids: HashSet<Txid>,
+    wtxids: HashSet<Wtxid>,
+}
+
+impl Known {
+    /// Note the transaction `item` names (non-transaction items are
+    /// ignored).
+    fn note_item(&mut self, item: &Inventory) {
+        match item {
+            Inventory::WTx(w) => {
+                self.wtxids.insert(*w);
+            }
+            Inventory::Transaction(t) | Inventory::WitnessTransaction(t) => {
+                self.txids.insert(*t);
+            }
+            _ => {}
+        }
+    }
+
+    fn note(&mut self, txid: Txid, wtxid: Wtxid) {
+        self.txids.insert(txid);
+        self.wtxids.insert(wtxid);
+    }
+
+    fn has(&self, txid: &Txid, wtxid: &Wtxid) -> bool {
+        self.txids.contains(txid) || self.wtxids.contains(wtxid)
+    }
+}
+
+/// One connection's side of transaction relay, once its handshake is done.
+#[derive(Debug)]
+struct TxRelay {
+    /// The connection's record.
+    index: usize,
+    /// The relay flag of the dialler's `version`.
+    wants_relay: bool,
+    /// Whether the dialler sent `wtxidrelay`.
+    wtxid_relay: bool,
+    /// The dialler's last `feefilter` (sat/kvB).
+    fee_filter: Option<i64>,
+    known: Known,
+}
+
+impl TxRelay {
+    /// An `inv`: ask, in one `getdata`, for the transactions offered that
+    /// the node lacks. By wtxid for `MSG_WTX`; for `MSG_TX` by txid with
+    /// witness, as Core asks a witness peer (a private broadcast offers by
+    /// txid and must then serve the full transaction).
+    fn on_inv(&mut self, shared: &Shared, items: &[Inventory]) -> Vec<NetworkMessage> {
+        shared.update(self.index, |r| r.invs_received += 1);
+        items.iter().for_each(|i| self.known.note_item(i));
+        if !shared.spec.fetch_txs {
+            return Vec::new();
+        }
+        let pool = shared.mempool();
+        let mut wanted = Vec::new();
+        for item in items {
+            let ask = match item {
+                Inventory::WTx(w) => Inventory::WTx(*w),
+                Inventory::Transaction(t) => Inventory::WitnessTransaction(*t),
+                // Blocks are not fetched; `MSG_WITNESS_TX` is no
+                // announcement.
+                _ => continue,
+            };
+            if !pool.has(item) && !wanted.contains(&ask) {
+                wanted.push(ask);
+            }
+        }
+        if wanted.is_empty() {
+            Vec::new()
+        } else {
+            vec![NetworkMessage::GetData(wanted)]
+        }
+    }
+
+    /// A `tx`: record it, keep it, and have the other connections announce
+    /// it if it is new and the node relays.
+    fn on_tx(&mut self, shared: &Shared, tx: Transaction) {
+        let (txid, wtxid) = (tx.compute_txid(), tx.compute_wtxid());
+        self.known.note(txid, wtxid);
+        // Recorded before it is relayed, so a test that sees the
+        // announcement elsewhere also sees where it came from.
+        shared.update(self.index, |r| {
+            r.txs_received.push(txid);
+            r.wtxids_received.push(wtxid);
+        });
+        if shared.spec.relay_txs {
+            // Announced under the mempool lock, so that a connection told
+            // of it is sure to find it when its dialler asks.
+            let mut pool = shared.mempool();
+            if pool.insert(tx.clone()) {
+                shared.announce_tx(Some(self.index), &tx);
+            }
+        } else {
+            shared.mempool().insert(tx);
+        }
+    }
+
+    /// A `getdata`: each kept transaction asked for, then one `notfound`
+    /// with every item not served (blocks included: the node has none).
+    fn on_getdata(&mut self, shared: &Shared, items: Vec<Inventory>) -> Vec<NetworkMessage> {
+        let pool = shared.mempool();
+        let mut replies = Vec::new();
+        let mut missing = Vec::new();
+        for item in items {
+            match pool.get(&item) {
+                Some(tx) => {
+                    self.known.note(tx.compute_txid(), tx.compute_wtxid());
+                    replies.push(NetworkMessage::Tx(tx));
+                }
+                None => missing.push(item),
+            }
+        }
+        if !missing.is_empty() {
+            replies.push(NetworkMessage::NotFound(missing));
+        }
+        replies
+    }
+
+    /// A transaction to announce: an `inv` if this dialler is to hear it
+    /// (another connection's, relay asked for, not filtered out by
+    /// `feefilter`, not already known to it).
+    fn on_tx_news(&mut self, shared: &Shared, news: &TxNews) -> Vec<NetworkMessage> {
+        let filtered = self.fee_filter.is_some_and(|f| f > ASSUMED_FEE_RATE);
+        if news.from == Some(self.index)
+            || !self.wants_relay
+            || filtered
+            || self.known.has(&news.txid, &news.wtxid)
+        {
+            return Vec::new();
+        }
+        self.known.note(news.txid, news.wtxid);
+        shared.update(self.index, |r| {
+            r.txs_announced.push(news.txid);
+            r.wtxids_announced.push(news.wtxid);
+        });
+        let item = if self.wtxid_relay {
+            Inventory::WTx(news.wtxid)
+        } else {
+            Inventory::Transaction(news.txid)
+        };
+        vec![NetworkMessage::Inv(vec![item])]
+    }
 }
 
 /// The next transaction to announce (skipping any the connection fell too
 /// far behind on); never resolves once the node is being dropped.
-async fn next_tx(
-    rx: &mut broadcast::Receiver<Arc<(Option<usize>, Transaction)>>,
-) -> Arc<(Option<usize>, Transaction)> {
+async fn next_tx(rx: &mut broadcast::Receiver<Arc<TxNews>>) -> Arc<TxNews> {
     loop {
         match rx.recv().await {
-            Ok(tx) => return tx,
+            Ok(news) => return news,
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
         }
