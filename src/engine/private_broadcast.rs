@@ -47,6 +47,7 @@ use rand::rngs::StdRng;
 
 use super::io::{Now, Output};
 use super::peers::{PeerState, PeerTable};
+use super::version::wants_announcements;
 use crate::netaddr::{NetAddr, NetGroup, NetworkId};
 use crate::peer::{ConnId, ConnectionKind, PeerInfo};
 use crate::wire::{Inventory, NetworkMessage};
@@ -462,7 +463,7 @@ impl PrivateBroadcast {
             };
             match (carrier.stage, msg) {
                 (Stage::Offered, NetworkMessage::GetData(items))
-                    if items.iter().any(|i| asks_for(i, p)) =>
+                    if items.iter().any(|i| names(i, p)) =>
                 {
                     let nonce = cx.rng.random::<u64>().max(1);
                     carrier.stage = Stage::Sent { nonce };
@@ -513,7 +514,7 @@ impl PrivateBroadcast {
         let echoed: Vec<Txid> = self
             .queue
             .values()
-            .filter(|p| items.iter().any(|i| announces(i, p)))
+            .filter(|p| items.iter().any(|i| names(i, p)))
             .map(|p| p.txid)
             .collect();
         for txid in echoed {
@@ -568,7 +569,7 @@ impl PrivateBroadcast {
     /// A peer completed its handshake: tell it the current `feefilter`
     /// if it is one that may announce our transactions back.
     pub fn peer_ready(&self, cx: &mut BroadcastCtx<'_>, conn: ConnId, kind: ConnectionKind) {
-        if announcer(kind) {
+        if wants_announcements(kind) {
             cx.out.push_back(Output::Send {
                 conn,
                 msg: NetworkMessage::FeeFilter(self.filter),
@@ -656,7 +657,7 @@ impl PrivateBroadcast {
         for e in cx
             .peers
             .iter()
-            .filter(|e| e.is_ready() && announcer(e.kind))
+            .filter(|e| e.is_ready() && wants_announcements(e.kind))
         {
             cx.out.push_back(Output::Send {
                 conn: e.conn,
@@ -678,23 +679,14 @@ impl PrivateBroadcast {
     }
 }
 
-/// Whether a peer of `kind` may announce our transactions back to us.
-fn announcer(kind: ConnectionKind) -> bool {
-    super::version::wants_announcements(kind)
-}
-
-/// Whether a `getdata` item asks for `p`.
-fn asks_for(item: &Inventory, p: &Pending) -> bool {
+/// Whether an inventory item (a `getdata` request or an `inv`
+/// announcement) names `p`.
+fn names(item: &Inventory, p: &Pending) -> bool {
     match item {
         Inventory::WTx(w) => *w == p.wtxid,
         Inventory::Transaction(t) | Inventory::WitnessTransaction(t) => *t == p.txid,
         _ => false,
     }
-}
-
-/// Whether an `inv` item announces `p`.
-fn announces(item: &Inventory, p: &Pending) -> bool {
-    asks_for(item, p)
 }
 
 /// A round is over: pause, then start the next one.
