@@ -57,7 +57,12 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
         listen_onion,
     } = options;
     std::fs::create_dir_all(&paths.chain_dir)
-        .with_context(|| format!("creating data directory {}", paths.chain_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "creating data directory {} (nightjar needs a directory it can write to; choose one with --datadir)",
+                paths.chain_dir.display()
+            )
+        })?;
     // Held until `run` returns: every file below assumes one writer.
     let _lock = crate::datadir_lock::DataDirLock::acquire(&paths.chain_dir)?;
     // Signal handlers first: a SIGTERM during bootstrap must still stop us
@@ -154,6 +159,16 @@ fn load_chain(chain_dir: &std::path::Path, network: Network) -> Result<Loaded> {
             dropped_records = t.dropped_records,
             partial_bytes = t.partial_bytes,
             "the header file ended in a torn write (a crash while saving); the damaged tail was cut off"
+        );
+    }
+    if let Some(d) = &report.damaged {
+        tracing::warn!(
+            file = %path.display(),
+            kept_headers = d.kept_records,
+            moved_to = %d.moved_to.display(),
+            "the header file is damaged ({}); the {} headers before the damage were kept, the rest will be fetched again, and the whole damaged file was moved aside",
+            d.corrupt,
+            d.kept_records
         );
     }
     match &report.recovery {

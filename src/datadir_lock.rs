@@ -31,13 +31,23 @@ pub enum LockError {
     )]
     Held(PathBuf),
     /// The lock file could not be opened or locked.
-    #[error("cannot lock the data directory ({}): {source}", .path.display())]
+    #[error("cannot lock the data directory ({}): {source}{}", .path.display(), writable_hint(.source))]
     Io {
         /// The lock file.
         path: PathBuf,
         /// What failed.
         source: std::io::Error,
     },
+}
+
+/// Advice when the directory cannot be written at all.
+fn writable_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => {
+            "; nightjar needs a data directory it can write to (choose one with --datadir)"
+        }
+        _ => "",
+    }
 }
 
 impl DataDirLock {

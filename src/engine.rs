@@ -55,6 +55,7 @@ macro_rules! ctx {
 }
 
 pub mod banlist;
+pub mod book_saves;
 pub mod broadcast_store;
 pub mod commands;
 pub mod config;
@@ -104,8 +105,10 @@ pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 /// schedule) is looked at again at least this often.
 pub const IDLE_INTERVAL: Duration = Duration::from_secs(30);
 
-/// How often the address book is written out (Core's `DUMP_PEERS_INTERVAL`).
-pub const ADDRMAN_PERSIST_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// How often an unchanged address book is written out (Core's
+/// `DUMP_PEERS_INTERVAL`); a growing one is saved sooner (see
+/// [`book_saves`]).
+pub const ADDRMAN_PERSIST_INTERVAL: Duration = book_saves::REGULAR;
 
 /// The sans-IO node.
 #[derive(Debug)]
@@ -123,7 +126,7 @@ pub struct Engine {
     tor_ready: bool,
     shutting_down: bool,
     last_now: Option<Instant>,
-    next_persist: Option<Instant>,
+    book_saves: book_saves::BookSaves,
 }
 
 impl Engine {
@@ -144,7 +147,7 @@ impl Engine {
             tor_ready: false,
             shutting_down: false,
             last_now: None,
-            next_persist: None,
+            book_saves: book_saves::BookSaves::default(),
         }
     }
 
@@ -190,8 +193,7 @@ impl Engine {
     /// Process one input at `now`.
     pub fn handle(&mut self, now: Now, input: Input) {
         self.last_now = Some(now.mono);
-        self.next_persist
-            .get_or_insert(now.mono + ADDRMAN_PERSIST_INTERVAL);
+        self.book_saves.start(now.mono, self.addrman.len());
         let mut cx = ctx!(self);
         match input {
             Input::Tick => {}
@@ -233,8 +235,7 @@ impl Engine {
         self.broadcast.expire(&mut broadcast_ctx!(self), now);
         let mut cx = ctx!(self);
         self.conns.expire(&mut cx, now);
-        if self.next_persist.is_some_and(|t| now.mono >= t) {
-            self.next_persist = Some(now.mono + ADDRMAN_PERSIST_INTERVAL);
+        if self.book_saves.due(now.mono, cx.addrman.len()) {
             cx.out
                 .push_back(Output::PersistAddresses(cx.addrman.to_bytes()));
         }
@@ -407,7 +408,7 @@ impl Engine {
             .into_iter()
             .chain(self.sync.next_deadline(&self.config))
             .chain(self.broadcast.next_deadline(last))
-            .chain(self.next_persist)
+            .chain(self.book_saves.next(self.addrman.len()))
             .min()
             .unwrap_or(latest);
         Some(due.clamp(earliest, latest))

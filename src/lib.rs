@@ -20,6 +20,7 @@ pub mod daemon;
 pub mod datadir_lock;
 pub mod driver;
 pub mod engine;
+pub mod error_text;
 pub mod logging;
 pub mod netaddr;
 pub mod paths;

@@ -137,27 +137,41 @@ fn whole_garbage_records_at_the_end_are_a_torn_write() {
     assert_eq!(loaded.chain.tip().1, headers[999].block_hash());
 }
 
+/// Issue 16, D6: one bad record in the middle costs only what follows it.
+/// The records before it stay (on mainnet, tens of megabytes not fetched
+/// again), the whole damaged file is kept aside, and the file left in
+/// place loads again with nothing more to repair.
 #[test]
-fn a_flipped_byte_mid_file_is_reported_and_set_aside() {
+fn a_flipped_byte_mid_file_keeps_the_records_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("headers.dat");
-    populated(&path);
+    let headers = populated(&path);
     let mut bytes = fs::read(&path).unwrap();
     let record = 400;
     bytes[FILE_HEADER_LEN + record * RECORD_LEN + 40] ^= 0x01;
     fs::write(&path, &bytes).unwrap();
     let loaded = load(&path);
-    match loaded.report.recovery {
-        Some(Recovery::SetAside { corrupt, moved_to }) => {
-            assert_eq!(corrupt, CorruptFile::RecordChecksum { record: 400 });
-            assert_eq!(moved_to, dir.path().join("headers.dat.corrupt-1"));
-            assert_eq!(fs::read(&moved_to).unwrap(), bytes, "kept as it was");
-        }
-        other => panic!("expected set aside, got {other:?}"),
-    }
-    assert_eq!(loaded.chain.height(), 0);
-    // A fresh file took its place.
-    assert_eq!(file_len(&path), FILE_HEADER_LEN as u64);
+    assert_eq!(loaded.report.recovery, None, "not started afresh");
+    let damage = loaded.report.damaged.clone().expect("damage reported");
+    assert_eq!(damage.corrupt, CorruptFile::RecordChecksum { record: 400 });
+    assert_eq!(damage.kept_records, 400);
+    assert_eq!(damage.moved_to, dir.path().join("headers.dat.corrupt-1"));
+    assert!(
+        fs::read(&damage.moved_to).unwrap() == bytes,
+        "kept as it was"
+    );
+    assert_eq!(loaded.chain.height(), 400);
+    assert_eq!(loaded.chain.tip().1, headers[399].block_hash());
+    assert_eq!(
+        file_len(&path),
+        (FILE_HEADER_LEN + 400 * RECORD_LEN) as u64,
+        "the good prefix is what stays in place"
+    );
+    drop(loaded);
+    let again = load(&path);
+    assert_eq!(again.report.damaged, None);
+    assert_eq!(again.report.truncated, None);
+    assert_eq!(again.chain.height(), 400);
 }
 
 #[test]
@@ -226,7 +240,7 @@ fn another_networks_file_is_not_loaded() {
 fn an_intact_but_invalid_record_is_not_trusted() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("headers.dat");
-    populated(&path);
+    let headers = populated(&path);
     // Append a correctly checksummed record whose header does not connect.
     let stranger = mine_regtest_chain(&regtest_genesis(), 2, regtest_genesis().time + 1);
     let mut bytes = fs::read(&path).unwrap();
@@ -235,22 +249,22 @@ fn an_intact_but_invalid_record_is_not_trusted() {
     bytes.extend_from_slice(&stranger[1].block_hash()[..4]);
     fs::write(&path, &bytes).unwrap();
     let loaded = load(&path);
-    match loaded.report.recovery {
-        Some(Recovery::SetAside { corrupt, moved_to }) => {
-            assert_eq!(
-                corrupt,
-                CorruptFile::InvalidHeader {
-                    record: 1003,
-                    error: HeaderError::Orphan {
-                        hash: stranger[1].block_hash(),
-                        prev: stranger[0].block_hash()
-                    }
-                }
-            );
-            assert!(moved_to.ends_with("headers.dat.invalid-1"));
+    assert_eq!(loaded.report.recovery, None);
+    let damage = loaded.report.damaged.clone().expect("damage reported");
+    assert_eq!(
+        damage.corrupt,
+        CorruptFile::InvalidHeader {
+            record: 1003,
+            error: HeaderError::Orphan {
+                hash: stranger[1].block_hash(),
+                prev: stranger[0].block_hash()
+            }
         }
-        other => panic!("expected set aside, got {other:?}"),
-    }
+    );
+    assert!(damage.moved_to.ends_with("headers.dat.invalid-1"));
+    // Everything before the stranger is valid and kept.
+    assert_eq!(damage.kept_records, 1003);
+    assert_eq!(loaded.chain.tip().1, headers.last().unwrap().block_hash());
 }
 
 // --- truncation ---

@@ -412,3 +412,88 @@ async fn options_are_checked_like_bitcoin_clis() {
     );
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// Reads one HTTP request (head and body) from `stream`; returns the head.
+fn read_request(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            while bytes.len() < end + 4 + length {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "request cut short");
+                bytes.extend_from_slice(&buf[..n]);
+            }
+            return head;
+        }
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "request cut short");
+        bytes.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A daemon restarting after a crash replaces the cookie it left behind;
+/// a call that read the old cookie a moment too early and got 401 tries
+/// once more with the new one instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_replaced_during_the_call_is_read_again() {
+    use std::io::Write;
+    let datadir = tempfile::tempdir().unwrap();
+    let cookie = datadir.path().join("regtest").join(".cookie");
+    std::fs::create_dir_all(cookie.parent().unwrap()).unwrap();
+    let old = format!("__cookie__:{}", "0".repeat(64));
+    let new = format!("__cookie__:{}", "1".repeat(64));
+    std::fs::write(&cookie, &old).unwrap();
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let expected = format!("Basic {}", data_encoding::BASE64.encode(new.as_bytes()));
+    let server = {
+        let (cookie, new) = (cookie.clone(), new.clone());
+        std::thread::spawn(move || {
+            let mut heads = Vec::new();
+            for _ in 0..2 {
+                let (mut stream, _) = listener.accept().unwrap();
+                let head = read_request(&mut stream);
+                let authorized = head.contains(&expected);
+                if !authorized {
+                    // The restarted daemon's new cookie lands meanwhile.
+                    std::fs::write(&cookie, &new).unwrap();
+                }
+                let reply = if authorized {
+                    let body = "{\"result\":\"hello\",\"error\":null,\"id\":1}\n";
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"jsonrpc\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+                };
+                stream.write_all(reply.as_bytes()).unwrap();
+                heads.push(authorized);
+                if authorized {
+                    break;
+                }
+            }
+            heads
+        })
+    };
+    let o = cli(vec![
+        "-regtest".to_owned(),
+        format!("-datadir={}", datadir.path().display()),
+        format!("-rpcport={port}"),
+        "string".to_owned(),
+    ])
+    .await;
+    assert_eq!(stdout(&o), "hello\n", "{}", stderr(&o));
+    assert_eq!(server.join().unwrap(), vec![false, true]);
+}

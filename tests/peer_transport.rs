@@ -217,7 +217,7 @@ async fn v1_bytes_on_the_wire_are_exactly_the_frame_encoding() {
 }
 
 #[tokio::test]
-async fn decoy_packets_are_skipped() {
+async fn decoy_packets_are_skipped_but_their_bytes_are_charged() {
     // The remote is the bip324 crate's own session, independent of ours.
     let (a, b) = duplex(PIPE);
     let remote = tokio::spawn(async move {
@@ -234,8 +234,12 @@ async fn decoy_packets_are_skipped() {
     let _p = remote.await.unwrap();
     let (msg, wire_len) = reader.next().await.unwrap();
     assert_eq!(msg, NetworkMessage::Ping(42));
+    // The decoy is not handed out, but its bytes (300 of contents plus
+    // its framing) are counted with the ping, so that decoys cannot slip
+    // a flood past the byte budget.
+    let ping_len = nightjar::wire::encode_v2_contents(&NetworkMessage::Ping(42)).len();
     assert!(
-        wire_len < 300,
-        "the decoy's bytes are not the ping's: {wire_len}"
+        wire_len >= 300 + ping_len && wire_len < 400 + ping_len,
+        "the decoy's bytes are charged with the ping: {wire_len}"
     );
 }

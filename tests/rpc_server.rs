@@ -770,3 +770,54 @@ async fn idle_connections_cannot_lock_clients_out() {
         .expect("the oldest idle connection is closed, not left hanging");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
 }
+
+/// Issue 16, item 5: a connection that never sends a byte is closed long
+/// before the request timeout, even when no one else needs its slot; one
+/// that speaks after a short pause is served as usual.
+#[tokio::test]
+async fn silent_connections_are_closed_early() {
+    let fx = Fixture::start_with(|s| s.request_timeout = Duration::from_secs(120)).await;
+    let mut silent = TcpStream::connect(fx.addr()).await.unwrap();
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(60), silent.read(&mut buf))
+        .await
+        .expect("a silent connection is closed well before the 120 s request timeout");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+
+    let mut slow = TcpStream::connect(fx.addr()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let body = r#"{"method":"string","params":[],"id":1}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        fx.auth(),
+        body.len()
+    );
+    slow.write_all(request.as_bytes()).await.unwrap();
+    let reply = read_one_reply(&mut slow).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+/// Issue 16, item 5: a batch over the limit is refused whole, before any
+/// call runs; a batch at the limit is answered in full.
+#[tokio::test]
+async fn batches_over_the_limit_are_refused_whole() {
+    let f = Fixture::start().await;
+    let call = r#"{"jsonrpc":"2.0","method":"count","id":1}"#;
+    let too_many = format!("[{}]", vec![call; 1001].join(","));
+    let r = f.post(&too_many).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let error = &r.json()["error"];
+    assert_eq!(error["code"], codes::INVALID_REQUEST);
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("1001") && message.contains("1000"),
+        "{message}"
+    );
+    assert_eq!(f.dispatch.counted.load(Ordering::SeqCst), 0, "no call ran");
+
+    let at_limit = format!("[{}]", vec![call; 1000].join(","));
+    let r = f.post(&at_limit).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json().as_array().map(Vec::len), Some(1000));
+    assert_eq!(f.dispatch.counted.load(Ordering::SeqCst), 1000);
+}

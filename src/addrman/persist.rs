@@ -130,8 +130,8 @@ pub enum CorruptReason {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
-    /// There is no file: a first start. Start from fixed seeds.
-    #[error("no address manager file at {}; starting from fixed seeds", path.display())]
+    /// There is no file: a first start.
+    #[error("no address book at {} yet", path.display())]
     Missing {
         /// Where we looked.
         path: PathBuf,
@@ -146,12 +146,9 @@ pub enum LoadError {
         #[source]
         source: io::Error,
     },
-    /// The file was read but is unusable; set it aside and start from seeds
-    /// ([`load_or_recover`] does both).
-    #[error(
-        "address manager file {} is unusable: {source}; set it aside and start from fixed seeds (load_or_recover does both)",
-        path.display()
-    )]
+    /// The file was read but is unusable; [`load_or_recover`] sets it
+    /// aside and starts an empty book.
+    #[error("the address book {} is unusable: {source}", path.display())]
     Invalid {
         /// The file.
         path: PathBuf,
@@ -245,11 +242,11 @@ pub fn load_or_recover<R: CryptoRng + ?Sized>(
             };
             match atomic_file::move_aside(path, label) {
                 Ok(moved_to) => {
-                    tracing::warn!(%error, moved_to = %moved_to.display(), "set the address manager file aside; starting from fixed seeds");
+                    tracing::warn!(%error, moved_to = %moved_to.display(), "the address book was unusable and was moved aside; starting with an empty one (addresses are learned again from seeds and peers)");
                     Recovery::SetAside { error, moved_to }
                 }
                 Err(move_error) => {
-                    tracing::warn!(%error, %move_error, "could not set the address manager file aside; starting from fixed seeds");
+                    tracing::warn!(%error, %move_error, "the address book was unusable and could not be moved aside; starting with an empty one and leaving the file as it is");
                     Recovery::SetAsideFailed { error, move_error }
                 }
             }

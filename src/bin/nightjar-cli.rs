@@ -518,10 +518,23 @@ async fn attempt(target: &Target, method: &str, params: Value) -> Result<Value, 
             }
         };
     let client = RpcClient::new(&target.addr, &user, &password).with_timeout(target.client_timeout);
-    client
-        .call(method, params)
-        .await
-        .map_err(|e| explain(e, target, &credentials))
+    let outcome = client.call(method, params.clone()).await;
+    if matches!(outcome, Err(ClientError::Unauthorized))
+        && let Credentials::Cookie(path) = &credentials
+        && let Ok((new_user, new_password)) = read_cookie(path)
+        && (new_user.as_str(), new_password.as_str()) != (user.as_str(), password.as_str())
+    {
+        // A daemon restarting after a crash replaces the cookie it left
+        // behind just before it answers; we read the old one a moment too
+        // early. The file has changed since, so one more try with it.
+        let client = RpcClient::new(&target.addr, &new_user, &new_password)
+            .with_timeout(target.client_timeout);
+        return client
+            .call(method, params)
+            .await
+            .map_err(|e| explain(e, target, &credentials));
+    }
+    outcome.map_err(|e| explain(e, target, &credentials))
 }
 
 /// The message for a cookie file that exists but cannot be used.

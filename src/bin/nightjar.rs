@@ -73,7 +73,7 @@ fn run(config: &Config) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            tracing::error!("{}", nightjar::error_text::error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -219,6 +219,17 @@ pub enum Recovery {
     },
 }
 
+/// A file damaged after a good prefix: the prefix was kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Damage {
+    /// What was wrong at the end of the good part.
+    pub corrupt: CorruptFile,
+    /// Records kept (all those before the damage).
+    pub kept_records: u64,
+    /// Where the whole damaged file was moved, for a look.
+    pub moved_to: PathBuf,
+}
+
 /// What loading found.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LoadReport {
@@ -226,6 +237,9 @@ pub struct LoadReport {
     pub records: u64,
     /// Set when a torn tail was cut off.
     pub truncated: Option<Truncation>,
+    /// Set when a record in the middle was damaged or invalid: the records
+    /// before it were kept, the rest dropped.
+    pub damaged: Option<Damage>,
     /// Set when the chain starts afresh.
     pub recovery: Option<Recovery>,
 }
@@ -281,64 +295,105 @@ impl HeaderChain {
         };
         let original_len = file.metadata().map_err(io_err("read its size"))?.len();
         let mut chain = HeaderChain::with_params(params.clone());
-        match replay(file, original_len, &mut chain).map_err(io_err("read it"))? {
-            Err(corrupt) => {
-                let moved_to =
-                    atomic_file::move_aside(path, corrupt.label()).map_err(|source| {
-                        StoreError::SetAsideFailed {
-                            path: path.to_path_buf(),
-                            corrupt: Box::new(corrupt.clone()),
-                            source,
-                        }
-                    })?;
-                tracing::warn!(%corrupt, moved_to = %moved_to.display(), "header chain file set aside; starting from genesis");
-                create(path, params, Recovery::SetAside { corrupt, moved_to })
-            }
-            Ok((records, kept_len)) => {
-                let mut report = LoadReport {
-                    records,
-                    ..LoadReport::default()
-                };
-                if kept_len != original_len {
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .open(path)
-                        .map_err(io_err("open it for truncation"))?;
-                    file.set_len(kept_len).map_err(io_err("truncate it"))?;
-                    file.sync_all().map_err(io_err("flush the truncation"))?;
-                    let records_bytes = original_len - kept_len;
-                    let truncation = Truncation {
-                        original_len,
-                        kept_len,
-                        dropped_records: records_bytes / RECORD_LEN as u64,
-                        partial_bytes: records_bytes % RECORD_LEN as u64,
-                    };
-                    tracing::warn!(
-                        ?truncation,
-                        "header chain file ended in a torn write; cut it off"
-                    );
-                    report.truncated = Some(truncation);
+        let (records, kept_len, damage) =
+            match replay(file, original_len, &mut chain).map_err(io_err("read it"))? {
+                Replayed::Unusable(corrupt) => {
+                    let moved_to =
+                        atomic_file::move_aside(path, corrupt.label()).map_err(|source| {
+                            StoreError::SetAsideFailed {
+                                path: path.to_path_buf(),
+                                corrupt: Box::new(corrupt.clone()),
+                                source,
+                            }
+                        })?;
+                    return create(path, params, Recovery::SetAside { corrupt, moved_to });
                 }
-                let file = OpenOptions::new()
-                    .append(true)
-                    .open(path)
-                    .map_err(io_err("open it for appending"))?;
-                let store = ChainStore {
+                Replayed::Usable {
+                    records,
+                    kept_len,
+                    damage,
+                } => (records, kept_len, damage),
+            };
+        let mut report = LoadReport {
+            records,
+            ..LoadReport::default()
+        };
+        if let Some(corrupt) = damage {
+            // Keep the whole damaged file for a look, and go on with the
+            // good prefix in a file of its own.
+            let moved_to = atomic_file::move_aside(path, corrupt.label()).map_err(|source| {
+                StoreError::SetAsideFailed {
                     path: path.to_path_buf(),
-                    file,
-                    len: kept_len,
-                    persisted: chain.len(),
-                    seen_truncation: chain.truncation_seq(),
-                    poisoned: false,
-                };
-                Ok(Loaded {
-                    chain,
-                    store,
-                    report,
-                })
-            }
+                    corrupt: Box::new(corrupt.clone()),
+                    source,
+                }
+            })?;
+            copy_prefix(&moved_to, path, kept_len).map_err(io_err("write the good part back"))?;
+            report.damaged = Some(Damage {
+                corrupt,
+                kept_records: records,
+                moved_to,
+            });
+        } else if kept_len != original_len {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io_err("open it for truncation"))?;
+            file.set_len(kept_len).map_err(io_err("truncate it"))?;
+            file.sync_all().map_err(io_err("flush the truncation"))?;
+            let records_bytes = original_len - kept_len;
+            report.truncated = Some(Truncation {
+                original_len,
+                kept_len,
+                dropped_records: records_bytes / RECORD_LEN as u64,
+                partial_bytes: records_bytes % RECORD_LEN as u64,
+            });
         }
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(io_err("open it for appending"))?;
+        let store = ChainStore {
+            path: path.to_path_buf(),
+            file,
+            len: kept_len,
+            persisted: chain.len(),
+            seen_truncation: chain.truncation_seq(),
+            poisoned: false,
+        };
+        Ok(Loaded {
+            chain,
+            store,
+            report,
+        })
     }
+}
+
+/// Writes the first `len` bytes of `from` to `to`, atomically and durably,
+/// streaming (a mainnet file is tens of megabytes).
+fn copy_prefix(from: &Path, to: &Path, len: u64) -> io::Result<()> {
+    let temp = to.with_extension("dat.tmp");
+    let result = (|| {
+        let mut source = File::open(from)?.take(len);
+        let mut target = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)?;
+        io::copy(&mut source, &mut target)?;
+        target.sync_all()?;
+        drop(target);
+        std::fs::rename(&temp, to)?;
+        // The rename is durable once the directory is.
+        match to.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) => File::open(dir)?.sync_all(),
+            None => Ok(()),
+        }
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
 }
 
 /// Writes a new file holding only the file header, and a genesis chain.
@@ -381,22 +436,46 @@ fn file_header(network: Network) -> [u8; FILE_HEADER_LEN] {
     out
 }
 
+/// What replaying a file found.
+enum Replayed {
+    /// The file header is wrong: nothing in the file can be trusted.
+    Unusable(CorruptFile),
+    /// `records` good records, ending at byte `kept_len`; after them either
+    /// nothing, a torn tail, or (`damage`) a bad record in the middle or a
+    /// header that does not validate, with everything from it on dropped.
+    Usable {
+        records: u64,
+        kept_len: u64,
+        damage: Option<CorruptFile>,
+    },
+}
+
+impl Replayed {
+    fn prefix(records: u64, damage: Option<CorruptFile>) -> Replayed {
+        Replayed::Usable {
+            records,
+            kept_len: FILE_HEADER_LEN as u64 + records * RECORD_LEN as u64,
+            damage,
+        }
+    }
+}
+
 /// Checks the file header, then replays the records into `chain`. The
-/// outer error is I/O; the inner one says the file is unusable. On success,
-/// the records replayed and the length of good data.
-fn replay(
-    file: File,
-    len: u64,
-    chain: &mut HeaderChain,
-) -> io::Result<Result<(u64, u64), CorruptFile>> {
+/// error is I/O; the result says how much of the file is good.
+///
+/// A damaged record in the middle, or an intact one that is not a valid
+/// header in its place, ends the replay there: the records before it are
+/// valid and stay (on mainnet they are worth tens of megabytes of
+/// downloads), the rest is dropped.
+fn replay(file: File, len: u64, chain: &mut HeaderChain) -> io::Result<Replayed> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     if len < FILE_HEADER_LEN as u64 {
-        return Ok(Err(CorruptFile::TooShort { len }));
+        return Ok(Replayed::Unusable(CorruptFile::TooShort { len }));
     }
     let mut head = [0u8; FILE_HEADER_LEN];
     reader.read_exact(&mut head)?;
     if let Err(corrupt) = check_file_header(&head, chain.network()) {
-        return Ok(Err(corrupt));
+        return Ok(Replayed::Unusable(corrupt));
     }
     let body = len - FILE_HEADER_LEN as u64;
     let whole = body / RECORD_LEN as u64;
@@ -409,14 +488,21 @@ fn replay(
         let header = decode_record(&record);
         match (header, first_bad) {
             (Some(_), Some(bad)) => {
-                // A good record after a bad one: not a torn append.
-                return Ok(Err(CorruptFile::RecordChecksum { record: bad }));
+                // A good record after a bad one: not a torn append, but
+                // the records before the bad one are still good.
+                if let Err((record, e)) = flush(chain, &mut batch, batch_start) {
+                    return Ok(Replayed::prefix(record, Some(e)));
+                }
+                return Ok(Replayed::prefix(
+                    bad,
+                    Some(CorruptFile::RecordChecksum { record: bad }),
+                ));
             }
             (Some(h), None) => {
                 batch.push(h);
                 if batch.len() == REPLAY_BATCH {
-                    if let Err(e) = flush(chain, &mut batch, batch_start) {
-                        return Ok(Err(e));
+                    if let Err((record, e)) = flush(chain, &mut batch, batch_start) {
+                        return Ok(Replayed::prefix(record, Some(e)));
                     }
                     batch_start = i + 1;
                 }
@@ -425,23 +511,21 @@ fn replay(
             (None, Some(_)) => {}
         }
     }
-    if let Err(e) = flush(chain, &mut batch, batch_start) {
-        return Ok(Err(e));
+    if let Err((record, e)) = flush(chain, &mut batch, batch_start) {
+        return Ok(Replayed::prefix(record, Some(e)));
     }
-    let good = first_bad.unwrap_or(whole);
-    Ok(Ok((
-        good,
-        FILE_HEADER_LEN as u64 + good * RECORD_LEN as u64,
-    )))
+    Ok(Replayed::prefix(first_bad.unwrap_or(whole), None))
 }
 
 /// Validates and adds a batch of stored headers (with the block hashes their
-/// checksums were checked against, so each is hashed once).
+/// checksums were checked against, so each is hashed once). On failure the
+/// headers before the bad one are in the chain, and the error names the
+/// bad record's index.
 fn flush(
     chain: &mut HeaderChain,
     batch: &mut Vec<(Header, BlockHash)>,
     start: u64,
-) -> Result<(), CorruptFile> {
+) -> Result<(), (u64, CorruptFile)> {
     if batch.is_empty() {
         return Ok(());
     }
@@ -453,10 +537,8 @@ fn flush(
     {
         for (offset, (header, hash)) in batch.iter().enumerate() {
             if let Err(error) = chain.accept_hashed(std::iter::once((header, *hash)), None) {
-                return Err(CorruptFile::InvalidHeader {
-                    record: start + offset as u64,
-                    error,
-                });
+                let record = start + offset as u64;
+                return Err((record, CorruptFile::InvalidHeader { record, error }));
             }
         }
     }

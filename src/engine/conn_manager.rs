@@ -345,7 +345,7 @@ impl ConnManager {
             if cx.peers.has_target(&target, Some(&addr))
                 || avoid.contains(&addr)
                 || avoid_groups.contains(&addr.netgroup())
-                || self.discouraged.contains_key(&addr)
+                || self.is_discouraged(&addr)
                 || banned(&self.bans, &target, now.unix)
                 || !cx.config.reachable_networks().contains(addr.network())
             {
@@ -409,7 +409,7 @@ impl ConnManager {
             };
             if cx.peers.has_target(&target, Some(&addr))
                 || self.pauses.is_paused(&addr, now.mono)
-                || self.discouraged.contains_key(&addr)
+                || self.is_discouraged(&addr)
                 || banned(&self.bans, &target, now.unix)
                 || !cx.config.reachable_networks().contains(addr.network())
             {
@@ -494,7 +494,7 @@ impl ConnManager {
                     Target::Ip(remote),
                     Some(addr.netgroup()),
                     self.bans.is_banned(remote.ip(), now.unix),
-                    self.discouraged.contains_key(&addr),
+                    self.is_discouraged(&addr),
                 )
             }
             InboundFrom::Onion(service) => (service, None, false, false),
@@ -624,9 +624,12 @@ impl ConnManager {
         Ok(())
     }
 
-    /// `clearbanned`.
+    /// `clearbanned`; it also forgives discouraged hosts, so that the user
+    /// has one command to undo every automatic measure (discouragement is
+    /// in memory only and would otherwise last its full day).
     pub fn clear_bans(&mut self, cx: &mut Ctx<'_>) {
         self.bans.clear();
+        self.discouraged.clear();
         cx.out.push_back(Output::PersistBans(self.bans.to_bytes()));
     }
 
@@ -748,14 +751,18 @@ impl ConnManager {
                 if self.manual.owns(conn) {
                     self.manual.ended(conn, now.mono);
                 } else if reason.weight() >= crate::peer::reason::MISBEHAVIOR_LIMIT
-                    && let Some(addr) = entry.addr
+                    && let Some(addr) = entry.addr.or_else(|| inbound_host(&entry.target))
                 {
                     // Manual peers are never discouraged: the user vouched.
                     self.discourage(addr, now.mono);
                 }
                 let kind = entry.kind.label();
                 let addr = sensitive(&entry.target);
-                if entry.kind == ConnectionKind::Feeler || !entry.is_ready() {
+                // Peers the user named are always worth a line: "my addnode
+                // peer never connects" must be answerable from the default
+                // log, also when the handshake is what failed.
+                let asked_for = entry.kind == ConnectionKind::Manual;
+                if !asked_for && (entry.kind == ConnectionKind::Feeler || !entry.is_ready()) {
                     tracing::debug!(%conn, %kind, %addr, %reason, "peer disconnected");
                 } else {
                     tracing::info!(%conn, %kind, %addr, %reason, "peer disconnected");
@@ -1080,7 +1087,14 @@ impl ConnManager {
         }
     }
 
+    /// Whether `addr`'s host is discouraged (any port: see
+    /// [`discouraged_host`]).
+    fn is_discouraged(&self, addr: &NetAddr) -> bool {
+        self.discouraged.contains_key(&discouraged_host(*addr))
+    }
+
     fn discourage(&mut self, addr: NetAddr, now: Instant) {
+        let addr = discouraged_host(addr);
         if self.discouraged.len() >= MAX_DISCOURAGED
             && let Some(oldest) = self
                 .discouraged
@@ -1169,5 +1183,23 @@ pub fn default_port(network: bitcoin::Network) -> u16 {
         bitcoin::Network::Testnet4 => 48333,
         bitcoin::Network::Signet => 38333,
         _ => 18444,
+    }
+}
+
+/// The key discouragement is kept under: the host, without its port. As
+/// in Core, a misbehaving host does not get a fresh start by connecting
+/// from another source port (every inbound connection has a new one) or
+/// by listening on another port.
+fn discouraged_host(addr: NetAddr) -> NetAddr {
+    NetAddr { port: 0, ..addr }
+}
+
+/// The host an inbound TCP peer came from; `None` for onion peers, who
+/// are anonymous (and for outbound peers, which have an address-book
+/// entry instead).
+fn inbound_host(target: &Target) -> Option<NetAddr> {
+    match target {
+        Target::Ip(remote) => Some(NetAddr::from(*remote)),
+        _ => None,
     }
 }

@@ -819,3 +819,44 @@ fn getaddr_answers_are_cached_per_way_in() {
     h.now += GETADDR_CACHE_LIFETIME + GETADDR_CACHE_SPREAD;
     assert_ne!(ask(&mut h, 4, tcp(4)), first);
 }
+
+/// A misbehaving inbound peer's host is discouraged, as Core does: its
+/// next connection, from a fresh source port, is refused; `clearbanned`
+/// forgives it. Other hosts are unaffected.
+#[test]
+fn a_misbehaving_inbound_host_is_discouraged_whatever_its_port() {
+    let mut h = listening(8);
+    let out = h.input(Input::Accepted {
+        link: 1,
+        from: InboundFrom::Tcp("203.0.113.7:50000".parse().unwrap()),
+    });
+    let conn = accepted(&out)[0].conn;
+    h.handshake(conn);
+    h.input(Input::Peer(PeerUpdate {
+        conn,
+        report: PeerReport::Closed(DisconnectReason::Misbehaving(100)),
+    }));
+    let out = h.input(Input::Accepted {
+        link: 2,
+        from: InboundFrom::Tcp("203.0.113.7:50001".parse().unwrap()),
+    });
+    assert_eq!(
+        refused(&out),
+        ["address discouraged after misbehaviour"],
+        "{out:?}"
+    );
+    let out = h.input(Input::Accepted {
+        link: 3,
+        from: InboundFrom::Tcp("203.0.113.8:50001".parse().unwrap()),
+    });
+    assert_eq!(accepted(&out).len(), 1, "another host: {out:?}");
+
+    h.engine
+        .command(h.t(), crate::engine::commands::Command::ClearBans)
+        .unwrap();
+    let out = h.input(Input::Accepted {
+        link: 4,
+        from: InboundFrom::Tcp("203.0.113.7:50002".parse().unwrap()),
+    });
+    assert_eq!(accepted(&out).len(), 1, "forgiven: {out:?}");
+}

@@ -24,8 +24,14 @@ use crate::transport::{MessageReader, MessageWriter, PeerStream, Session};
 use crate::wire::NetworkMessage;
 
 /// Decoded messages the reader may queue ahead of the peer task. Small on
-/// purpose: this is the backpressure point.
-pub const READER_QUEUE: usize = 8;
+/// purpose: this is the backpressure point, and it is counted in messages
+/// of up to 4 MB each. While the peer task waits on a write to a peer that
+/// does not read (up to [`WRITE_STALL_TIMEOUT`]), that peer can have this
+/// many full-size messages queued, one more in the reader's hands and one
+/// being assembled by the transport: 2 keeps that near 16 MB per peer, as
+/// Core's receive buffer keeps it near 5 MB, and a handshake or header
+/// sync never has more than one message in flight anyway.
+pub const READER_QUEUE: usize = 2;
 
 /// Engine commands that may wait for the peer task.
 pub const COMMAND_QUEUE: usize = 64;

@@ -17,11 +17,14 @@
 //! reply is not timed: replies are small enough for the socket buffer, and
 //! only an authenticated client gets more than a few bytes.
 //!
+//! A new connection must send its first byte within 5 s (or the request
+//! timeout, if shorter), so an idle one does not hold a slot for long.
+//!
 //! Limits on numbers: connections are always accepted; at 128 open, the
 //! oldest idle one is closed to make room (a 503 only when every one is
 //! busy with a request; see [`slots`]), and at most 32 requests run at once.
 
-mod jsonrpc;
+pub mod jsonrpc;
 mod slots;
 
 use std::convert::Infallible;
@@ -61,6 +64,12 @@ const MAX_CONNECTIONS: usize = 128;
 /// limit). Connections are not what is scarce: requests are (see
 /// [`slots`]).
 const MAX_REQUESTS_IN_FLIGHT: usize = 32;
+
+/// How long a new connection may stay silent before its first byte. Every
+/// real client sends its request the moment it connects; a connection that
+/// says nothing is a leftover or an attacker holding a slot, so it goes
+/// long before the request timeout would close it.
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a refused newcomer's 503 may take to write.
 const REFUSAL_WRITE_LIMIT: Duration = Duration::from_secs(1);
@@ -344,6 +353,19 @@ async fn serve_connection<D: Dispatch>(
 ) {
     // Replies are written in one piece; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
+    let first_byte_limit = FIRST_BYTE_TIMEOUT.min(shared.request_timeout);
+    let mut probe = [0u8; 1];
+    let first_byte = tokio::select! {
+        peeked = tokio::time::timeout(first_byte_limit, stream.peek(&mut probe)) => {
+            matches!(peeked, Ok(Ok(n)) if n > 0)
+        }
+        _ = stop.changed() => false,
+        () = slot.evicted() => false,
+    };
+    if !first_byte {
+        tracing::debug!(%peer, "RPC connection sent nothing; closed");
+        return;
+    }
     let clock = Arc::new(RequestClock::default());
     let io = TokioIo::new(ClockedStream {
         inner: stream,

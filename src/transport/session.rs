@@ -140,6 +140,7 @@ impl<S: PeerStream> Session<S> {
                 inner: read,
                 decoder: self.decoder,
                 chunk: vec![0u8; READ_CHUNK],
+                skipped: 0,
             },
             MessageWriter {
                 inner: write,
@@ -154,6 +155,9 @@ pub struct MessageReader<R> {
     inner: R,
     decoder: Decoder,
     chunk: Vec<u8>,
+    /// Wire bytes of v2 decoy packets since the last message, charged to
+    /// the next one.
+    skipped: usize,
 }
 
 impl<R: AsyncRead + Unpin> MessageReader<R> {
@@ -191,6 +195,12 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
     }
 
     /// A message from bytes already buffered, if a whole one is there.
+    ///
+    /// Every wire error ends the connection, also those the v1 decoder
+    /// could step over (a bad checksum, a malformed payload): Core drops
+    /// such a frame and reads on, but over TCP or Tor, which deliver bytes
+    /// intact, a damaged frame is not line noise; it is a peer sending
+    /// garbage, and it is scored as such.
     fn decode_buffered(&mut self) -> Result<Option<(NetworkMessage, usize)>, DisconnectReason> {
         match &mut self.decoder {
             Decoder::V1(d) => {
@@ -212,10 +222,17 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
                     }
                 };
                 if packet.decoy {
+                    // Ignored, but not free: its bytes are charged with the
+                    // next message, so decoys cannot slip a flood past the
+                    // peer's byte budget.
+                    self.skipped = self.skipped.saturating_add(packet.wire_len);
                     continue;
                 }
                 let msg = decode_v2_contents(&packet.contents).map_err(DisconnectReason::Wire)?;
-                return Ok(Some((msg, packet.wire_len)));
+                let wire_len = packet
+                    .wire_len
+                    .saturating_add(std::mem::take(&mut self.skipped));
+                return Ok(Some((msg, wire_len)));
             },
         }
     }

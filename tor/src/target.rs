@@ -98,6 +98,15 @@ impl FromStr for Target {
             return Ok(Target::Ip(addr));
         }
         let (host, port) = s.rsplit_once(':').ok_or(TargetParseError::MissingPort)?;
+        let bracketed_ip = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
+        if bracketed_ip {
+            // A well-formed `[ipv6]:port` that failed to parse as a whole:
+            // the port is what is wrong.
+            return Err(TargetParseError::BadPort(port.to_string()));
+        }
         if host.contains(':') || host.starts_with('[') {
             // An IPv6 address without brackets, or a malformed bracketed one.
             return Err(TargetParseError::MissingPort);
@@ -171,6 +180,18 @@ mod tests {
         assert_eq!(
             "::1:8333".parse::<Target>(),
             Err(TargetParseError::MissingPort)
+        );
+        assert_eq!(
+            "[::1]:99999".parse::<Target>(),
+            Err(TargetParseError::BadPort("99999".into()))
+        );
+        assert_eq!(
+            "[::1]:".parse::<Target>(),
+            Err(TargetParseError::BadPort("".into()))
+        );
+        assert_eq!(
+            "1.2.3.4:99999".parse::<Target>(),
+            Err(TargetParseError::BadPort("99999".into()))
         );
         assert_eq!(
             "example.test:0".parse::<Target>(),

@@ -42,13 +42,21 @@ const NOT_FOUND: u16 = 404;
 /// Any other error of a legacy single call.
 const INTERNAL_SERVER_ERROR: u16 = 500;
 
+/// Most calls in one batch. Core sets no limit, but its calls run in
+/// order on one thread, so a batch of a hundred thousand cheap calls (a
+/// 1 MiB body holds that many) would keep a request slot for minutes and
+/// build a reply far larger than the request. No real client batches more
+/// than a few hundred calls; a larger batch is refused whole, before any
+/// call runs, so nothing is left half-done.
+pub const MAX_BATCH: usize = 1000;
+
 /// What to send back for one HTTP request body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Reply {
+pub struct Reply {
     /// The HTTP status.
-    pub(super) status: u16,
+    pub status: u16,
     /// The JSON text (with its trailing newline), or `None` for 204.
-    pub(super) body: Option<String>,
+    pub body: Option<String>,
 }
 
 /// Which reply format a request asked for.
@@ -218,12 +226,22 @@ fn envelope_error(error: RpcError) -> Reply {
 }
 
 /// Answers one HTTP request body.
-pub(super) async fn handle<D: Dispatch>(body: &[u8], dispatch: &Arc<D>) -> Reply {
+///
+/// Public (with [`Reply`]) so that the fuzz targets can feed it bodies
+/// directly; the server is its only other caller.
+pub async fn handle<D: Dispatch>(body: &[u8], dispatch: &Arc<D>) -> Reply {
     let Ok(value) = serde_json::from_slice::<Value>(body) else {
         return envelope_error(RpcError::new(codes::PARSE_ERROR, "Parse error"));
     };
     match value {
         Value::Object(_) => single(value, dispatch).await,
+        Value::Array(items) if items.len() > MAX_BATCH => envelope_error(RpcError::new(
+            codes::INVALID_REQUEST,
+            format!(
+                "a batch of {} calls is over the limit of {MAX_BATCH}; send it in smaller batches",
+                items.len()
+            ),
+        )),
         Value::Array(items) => batch(items, dispatch).await,
         _ => envelope_error(RpcError::new(
             codes::PARSE_ERROR,
