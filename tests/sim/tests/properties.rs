@@ -749,17 +749,25 @@ fn healthy_world_fills_the_target_and_feelers_come_on_top() {
         assert!(matches!(transport, TransportKind::V2 { .. }));
         assert!(circuit.unwrap().id.starts_with("Circ "));
     }
-    // The address book is persisted 15 minutes after the first input (the
-    // engine wakes for that timer), then every 15 minutes from there: at
-    // 15 and 30 minutes in a 30-minute run.
+    // The address book is persisted (see `engine::book_saves`) at least a
+    // minute apart; while gossip grows it by a tenth or more, within about
+    // a minute of that growth, so the first save comes long before Core's
+    // 15 minutes; and never more than 15 minutes apart.
     let persisted = sim.persisted_at();
-    assert_eq!(persisted.len(), 2, "{persisted:?}");
-    assert!(persisted[0] >= mins(15) && persisted[0] <= mins(15) + TICK_SLACK);
-    assert!(persisted[1] >= persisted[0] + mins(15), "{persisted:?}");
+    assert!(!persisted.is_empty());
     assert!(
-        persisted[1] <= persisted[0] + mins(15) + TICK_SLACK,
+        persisted[0] >= mins(1) && persisted[0] < mins(15),
         "{persisted:?}"
     );
+    for pair in persisted.windows(2) {
+        assert!(pair[1] >= pair[0] + mins(1), "{persisted:?}");
+        assert!(pair[1] <= pair[0] + mins(15) + TICK_SLACK, "{persisted:?}");
+    }
+    assert!(
+        *persisted.last().unwrap() + mins(15) + TICK_SLACK >= mins(30),
+        "the regular rhythm holds to the end: {persisted:?}"
+    );
+    assert!(persisted.len() <= 12, "{persisted:?}");
     assert!(sim.last_persisted().is_some_and(|b| !b.is_empty()));
 }
 
