@@ -17,7 +17,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Suffix of the temporary file next to the target.
@@ -80,6 +80,15 @@ pub struct AtomicFileError {
 /// Replaces `path` with `bytes` atomically and durably (see the module docs).
 /// On error the old file, if any, is untouched.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), AtomicFileError> {
+    write_atomically_from(path, &mut &bytes[..])
+}
+
+/// [`write_atomically`] with the contents streamed from `source`, for
+/// files too large to hold in memory at once.
+pub fn write_atomically_from(
+    path: &Path,
+    source: &mut impl io::Read,
+) -> Result<(), AtomicFileError> {
     let err = |op| {
         move |source| AtomicFileError {
             op,
@@ -95,7 +104,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), AtomicFileError
             .truncate(true)
             .open(&temp)
             .map_err(err(FileOp::CreateTemp))?;
-        file.write_all(bytes).map_err(err(FileOp::Write))?;
+        io::copy(source, &mut file).map_err(err(FileOp::Write))?;
         file.sync_all().map_err(err(FileOp::SyncFile))?;
         drop(file);
         fs::rename(&temp, path).map_err(err(FileOp::Rename))

@@ -25,6 +25,8 @@ mod daemon_log;
 mod hostile_peer;
 #[path = "support/nightjar_node.rs"]
 mod nightjar_node;
+#[path = "support/peer_verdict.rs"]
+mod peer_verdict;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,15 +41,14 @@ use hostile_peer::{
     watch_raw,
 };
 use nightjar::chain::regtest_miner::mine_regtest_chain_until;
-use nightjar::peer::DisconnectReason;
-use nightjar::peer::reason::{Flood, HandshakeViolation};
 use nightjar::wire::{
     AddrV2, AddrV2Message, Address, CommandString, GetHeadersMessage, Inventory, MAX_PAYLOAD_LEN,
-    NetworkMessage, ServiceFlags, WireError, encode_v1,
+    NetworkMessage, ServiceFlags, encode_v1,
 };
 use nightjar_node::Nightjar;
 use nightjar_testpeer::node::{NodeSpec, PeerFarm};
 use nightjar_testpeer::{REGTEST, version_message};
+use peer_verdict::{rss_kib, score_of};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
@@ -99,53 +100,6 @@ struct Row {
     /// The next connection from the host was refused as discouraged.
     discouraged: bool,
     rss_kib: u64,
-}
-
-/// The weight the daemon gives the reason it logged, found by turning the
-/// logged text back into the daemon's own [`DisconnectReason`].
-fn score_of(reason: &str) -> Option<u32> {
-    let r = if reason.starts_with("handshake timed out") {
-        DisconnectReason::HandshakeTimeout
-    } else if reason.starts_with("ping not answered") {
-        DisconnectReason::PongTimeout
-    } else if reason.starts_with("handshake violation") {
-        DisconnectReason::Handshake(HandshakeViolation::MessageBeforeVersion)
-    } else if reason.starts_with("obsolete protocol version") {
-        DisconnectReason::ObsoleteVersion(0)
-    } else if reason.starts_with("invalid message") {
-        DisconnectReason::Wire(WireError::BadCommand)
-    } else if reason.starts_with("addr message with") {
-        DisconnectReason::OversizedAddr(0)
-    } else if reason.starts_with("rate limit exceeded") {
-        DisconnectReason::Flood(Flood::Messages)
-    } else if let Some(n) = reason.strip_prefix("misbehaviour score ") {
-        DisconnectReason::Misbehaving(n.trim().parse().ok()?)
-    } else if reason.starts_with("peer closed the connection") {
-        DisconnectReason::PeerClosed
-    } else if reason.starts_with("connection closed mid-message") {
-        DisconnectReason::TruncatedFrame
-    } else if reason.starts_with("I/O error") {
-        DisconnectReason::Io(String::new())
-    } else if reason.starts_with("peer stopped reading") {
-        DisconnectReason::WriterStalled
-    } else if reason.starts_with("v2 decryption failed") {
-        DisconnectReason::Decryption
-    } else if reason.starts_with("closed locally") {
-        DisconnectReason::Local(String::new())
-    } else {
-        return None;
-    };
-    Some(r.weight())
-}
-
-/// Resident memory of process `pid`, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Open file descriptors of process `pid`.

@@ -24,6 +24,8 @@
 mod daemon_log;
 #[path = "support/nightjar_node.rs"]
 mod nightjar_node;
+#[path = "support/peer_verdict.rs"]
+mod peer_verdict;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +40,7 @@ use nightjar::wire::{Address, CommandString, GetHeadersMessage, NetworkMessage, 
 use nightjar_node::Nightjar;
 use nightjar_testpeer::node::{NodeSpec, PeerFarm, ScriptedNode};
 use nightjar_testpeer::{REGTEST, TestPeer, version_message};
+use peer_verdict::{rss_kib, score_of};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -59,45 +62,13 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
-/// Resident memory of process `pid`, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The weight the daemon gives a logged reason (`src/peer/reason.rs`):
-/// matched on the display text's prefix so the table shows what a user
-/// reading the log would conclude.
-fn score_of(reason: &str) -> Option<u32> {
-    const TABLE: [(&str, u32); 15] = [
-        // A dial that fails before a session exists is not scored.
-        ("v2 handshake failed", 0),
-        ("invalid message", 100),
-        ("v2 decryption failed", 100),
-        ("addr message with", 100),
-        ("rate limit exceeded", 100),
-        ("handshake violation", 50),
-        ("peer stopped reading", 10),
-        ("handshake timed out", 0),
-        ("ping not answered", 0),
-        ("obsolete protocol version", 0),
-        ("peer lacks required services", 0),
-        ("peer closed the connection", 0),
-        ("connection closed mid-message", 0),
-        ("I/O error", 0),
-        ("closed locally", 0),
-    ];
-    if let Some(n) = reason.strip_prefix("misbehaviour score ") {
-        return n.trim().parse::<u32>().ok().map(|s| s.min(100));
+/// The weight of a logged reason; a dial that failed in the transport
+/// handshake ("v2 handshake failed") is not scored at all.
+fn weight(reason: &str) -> Option<u32> {
+    if reason.starts_with("v2 handshake failed") {
+        return Some(0);
     }
-    TABLE
-        .iter()
-        .find(|(prefix, _)| reason.starts_with(prefix))
-        .map(|(_, w)| *w)
+    score_of(reason)
 }
 
 /// What the daemon should do with a hostile listener's connection.
@@ -260,7 +231,7 @@ impl Arena {
             Expect::Keep | Expect::Scored { .. } => TOLERATED,
         };
         let reason = self.reason_for(addr, limit);
-        let mut score = reason.as_deref().and_then(score_of);
+        let mut score = reason.as_deref().and_then(weight);
         if let Expect::Scored { points } = expect {
             score = self.misbehaved_total(addr);
             assert_eq!(score, Some(points), "{behaviour}: misbehaviour total");

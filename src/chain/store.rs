@@ -328,7 +328,8 @@ impl HeaderChain {
                     source,
                 }
             })?;
-            copy_prefix(&moved_to, path, kept_len).map_err(io_err("write the good part back"))?;
+            let moved = File::open(&moved_to).map_err(io_err("read the moved file"))?;
+            atomic_file::write_atomically_from(path, &mut moved.take(kept_len))?;
             report.damaged = Some(Damage {
                 corrupt,
                 kept_records: records,
@@ -367,33 +368,6 @@ impl HeaderChain {
             report,
         })
     }
-}
-
-/// Writes the first `len` bytes of `from` to `to`, atomically and durably,
-/// streaming (a mainnet file is tens of megabytes).
-fn copy_prefix(from: &Path, to: &Path, len: u64) -> io::Result<()> {
-    let temp = to.with_extension("dat.tmp");
-    let result = (|| {
-        let mut source = File::open(from)?.take(len);
-        let mut target = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)?;
-        io::copy(&mut source, &mut target)?;
-        target.sync_all()?;
-        drop(target);
-        std::fs::rename(&temp, to)?;
-        // The rename is durable once the directory is.
-        match to.parent().filter(|p| !p.as_os_str().is_empty()) {
-            Some(dir) => File::open(dir)?.sync_all(),
-            None => Ok(()),
-        }
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
 }
 
 /// Writes a new file holding only the file header, and a genesis chain.

@@ -49,9 +49,7 @@ impl BookSaves {
             return false;
         };
         let since = now.saturating_duration_since(last);
-        let growth = len.saturating_sub(self.saved_len);
-        let grew = growth >= MIN_GROWTH.max(self.saved_len / 10);
-        if since >= REGULAR || (grew && since >= SOONEST) {
+        if since >= REGULAR || (self.grew(len) && since >= SOONEST) {
             self.last = Some(now);
             self.saved_len = len;
             return true;
@@ -64,9 +62,13 @@ impl BookSaves {
     /// regular interval.
     pub fn next(&self, len: usize) -> Option<Instant> {
         let last = self.last?;
-        let growth = len.saturating_sub(self.saved_len);
-        let grew = growth >= MIN_GROWTH.max(self.saved_len / 10);
-        Some(last + if grew { SOONEST } else { REGULAR })
+        Some(last + if self.grew(len) { SOONEST } else { REGULAR })
+    }
+
+    /// Whether a book of `len` addresses has grown enough since the last
+    /// save to bring the next one forward.
+    fn grew(&self, len: usize) -> bool {
+        len.saturating_sub(self.saved_len) >= MIN_GROWTH.max(self.saved_len / 10)
     }
 }
 
