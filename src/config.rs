@@ -184,6 +184,7 @@ impl Config {
             network: self.settings.network(),
             paths: self.dirs.paths.clone(),
             tor_network: self.settings.tor_network_file.value.clone(),
+            tor_memory_limit: self.settings.tor_memory_limit_bytes(),
             engine: self.settings.engine_config(),
             rpc: self.settings.rpc_settings(&self.dirs.paths),
             listen: self.settings.listen_addrs(),

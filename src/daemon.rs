@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bitcoin::Network;
-use nightjar_tor::{TorNetwork, TorSettings, TorTransport};
+use nightjar_tor::{TorErrorKind, TorNetwork, TorSettings, TorTransport};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::chain::{HeaderChain, Loaded, Recovery};
@@ -18,6 +18,7 @@ use crate::paths::DataPaths;
 use crate::rpc;
 use crate::rpc::RpcSettings;
 use crate::wire::Magic;
+use crate::{systemd_notify, tor_obsolete};
 
 /// The header chain's file name in the chain's data directory.
 pub const HEADERS_FILE: &str = "headers.dat";
@@ -35,6 +36,8 @@ pub struct DaemonOptions {
     /// A custom Tor network file (tests, offline demos); the public Tor
     /// network when `None`.
     pub tor_network: Option<PathBuf>,
+    /// Arti's memory quota in bytes (`[tor] memory_limit_mib`).
+    pub tor_memory_limit: usize,
     /// The connection policy (peers, privacy, limits).
     pub engine: EngineConfig,
     /// The RPC server.
@@ -51,6 +54,7 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
         network,
         paths,
         tor_network,
+        tor_memory_limit,
         engine,
         rpc,
         listen,
@@ -80,7 +84,7 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
     let loaded = load_chain(&paths.chain_dir, network)?;
 
     let tor = match engine.reach {
-        Reach::Tor => Some(start_tor(&paths, tor_network).await?),
+        Reach::Tor => Some(start_tor(&paths, tor_network, tor_memory_limit).await?),
         Reach::Direct => {
             tracing::warn!("Tor is turned off: peers are dialled directly and see your IP address");
             None
@@ -135,6 +139,12 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
         tokio::select! {
             _ = sigterm.recv() => tracing::info!("SIGTERM received"),
             _ = sigint.recv() => tracing::info!("SIGINT received"),
+            () = tor_obsolete::announced() => {
+                // Arti ends the process ARTI_EXIT_DELAY after its notice;
+                // the shutdown below saves our files well within that.
+                tracing::error!("{}; stopping", tor_obsolete::MESSAGE);
+                systemd_notify::status(tor_obsolete::MESSAGE);
+            }
         }
     };
     driver::run(node, options, rpc_calls, stop).await;
@@ -142,6 +152,9 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
     rpc_server.shutdown().await;
     // Dropping the last handle stops the Tor client's tasks.
     drop(tor);
+    if tor_obsolete::seen() {
+        return Err(tor_obsolete::TorObsolete.into());
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -185,7 +198,11 @@ fn load_chain(chain_dir: &std::path::Path, network: Network) -> Result<Loaded> {
     Ok(loaded)
 }
 
-async fn start_tor(paths: &DataPaths, tor_network: Option<PathBuf>) -> Result<TorTransport> {
+async fn start_tor(
+    paths: &DataPaths,
+    tor_network: Option<PathBuf>,
+    memory_limit: usize,
+) -> Result<TorTransport> {
     let tor_net = match tor_network {
         Some(file) => {
             tracing::info!(file = %file.display(), "using a custom Tor network");
@@ -193,8 +210,18 @@ async fn start_tor(paths: &DataPaths, tor_network: Option<PathBuf>) -> Result<To
         }
         None => TorNetwork::Public,
     };
-    let settings = TorSettings::new(&paths.tor_state, &paths.tor_cache).with_network(tor_net);
-    TorTransport::start(settings)
-        .await
-        .context("starting the embedded Tor client")
+    let settings = TorSettings::new(&paths.tor_state, &paths.tor_cache)
+        .with_network(tor_net)
+        .with_memory_limit(memory_limit);
+    match TorTransport::start(settings).await {
+        Ok(tor) => Ok(tor),
+        // A consensus already cached says this Arti is obsolete: Arti
+        // refuses to start rather than exiting (see `tor_obsolete`).
+        Err(e) if e.kind() == TorErrorKind::SoftwareObsolete => {
+            tracing::error!("{e}; {}", tor_obsolete::MESSAGE);
+            systemd_notify::status(tor_obsolete::MESSAGE);
+            Err(tor_obsolete::TorObsolete.into())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("starting the embedded Tor client")),
+    }
 }

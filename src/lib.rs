@@ -27,6 +27,7 @@ pub mod paths;
 pub mod peer;
 pub mod rpc;
 pub mod systemd_notify;
+pub mod tor_obsolete;
 pub mod transport;
 pub mod tx_check;
 pub mod wire;

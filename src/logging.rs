@@ -33,6 +33,8 @@ use std::io::IsTerminal;
 use std::str::FromStr;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// What is shown when neither `RUST_LOG` nor a debug category says otherwise:
 /// our info, everyone else's warnings.
@@ -188,10 +190,12 @@ pub fn init(settings: &LogSettings) -> LogGuard {
         // file, journald or a test must stay plain text.
         .with_ansi(!under_journald && std::io::stderr().is_terminal())
         .with_target(false);
+    // Arti's "obsolete" notice must reach the daemon whatever is logged.
+    let watch = crate::tor_obsolete::ObsoleteWatch;
     let result = if under_journald {
-        builder.without_time().try_init()
+        builder.without_time().finish().with(watch).try_init()
     } else {
-        builder.try_init()
+        builder.finish().with(watch).try_init()
     };
     // A subscriber already installed (tests) is fine: keep it.
     drop(result);

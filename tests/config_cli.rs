@@ -236,6 +236,14 @@ fn each_key_follows_default_then_file_then_command_line() {
             "\"per-kind\"".into(),
         ),
         case(
+            "tor",
+            "memory_limit_mib",
+            "[tor]\nmemory_limit_mib = 512".into(),
+            vec!["--tor-memory-limit".into(), "64".into()],
+            "512".into(),
+            "64".into(),
+        ),
+        case(
             "log",
             "debug",
             "[log]\ndebug = [\"tor\"]".into(),

@@ -57,6 +57,7 @@ feeler_interval_secs = 30
 network_file = "{}"
 enabled = true
 isolation = "per-connection"
+memory_limit_mib = 100
 
 [log]
 debug = ["net", "rpc"]
@@ -84,6 +85,7 @@ sensitive = true
     assert_eq!(s.tor_network_file.value.as_deref(), Some(net_file.path()));
     assert!(s.tor_enabled.value);
     assert_eq!(s.tor_isolation.value, Isolation::PerConnection);
+    assert_eq!(s.tor_memory_limit_mib.value, 100);
     assert_eq!(
         s.log_debug.value,
         vec![DebugCategory::Net, DebugCategory::Rpc]
@@ -99,6 +101,7 @@ sensitive = true
     assert_eq!(d.network, bitcoin::Network::Signet);
     assert_eq!(d.paths.chain_dir, Path::new("/srv/nightjar/signet"));
     assert_eq!(d.tor_network.as_deref(), Some(net_file.path()));
+    assert_eq!(d.tor_memory_limit, 100 << 20);
     assert_eq!(d.engine.target_outbound, 12);
     assert_eq!(d.engine.connect.len(), 1);
     assert_eq!(d.engine.addnodes.len(), 2);
@@ -214,6 +217,14 @@ fn bad_values_name_the_key_the_value_and_the_fix() {
         e.contains("tor.isolation = \"per-peer\"") && e.contains("\"per-connection\""),
         "{e}"
     );
+    for bad in ["8", "2000000"] {
+        let e = error(&format!("[tor]\nmemory_limit_mib = {bad}"));
+        assert!(
+            e.contains(&format!("tor.memory_limit_mib = {bad}"))
+                && e.contains("from 16 to 1048576"),
+            "{e}"
+        );
+    }
     let e = error("[log]\ndebug = [\"mempool\"]");
     assert!(
         e.contains("log.debug = [\"mempool\"]") && e.contains("addrman"),
@@ -355,4 +366,22 @@ fn print_config_reads_back_to_the_same_settings() {
     assert_eq!(values(&again), values(&first), "{printed}");
     assert_eq!(again.dirs.paths.chain_dir, first.dirs.paths.chain_dir);
     assert_eq!(again.settings.privacy.source, Source::File);
+}
+
+#[test]
+fn print_config_reads_back_when_paths_hold_control_characters() {
+    // Found by the `config` fuzz target: a carriage return in a path was
+    // copied into a comment of the printed file, where TOML forbids it.
+    let text = "datadir = \"/srv/a\\rb\"\nrpccookiefile = \"c\\nookie\\u0007\"\n";
+    let first = from_text(text).unwrap();
+    let printed = first.to_toml();
+    let again = config::resolve(
+        &cli(&[]).options,
+        Some((Path::new("/tmp/printed.toml"), &printed)),
+        &env(),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{printed}"));
+    assert_eq!(values(&again), values(&first), "{printed}");
+    assert_eq!(again.dirs.paths.chain_dir, first.dirs.paths.chain_dir);
+    assert!(printed.contains("\\r"), "{printed}");
 }

@@ -5,6 +5,8 @@
 
 #[path = "support/daemon_log.rs"]
 mod daemon_log;
+#[path = "support/dead_tor_network.rs"]
+mod dead_tor_network;
 #[path = "support/nightjar_node.rs"]
 mod nightjar_node;
 
@@ -74,5 +76,37 @@ fn addnode_names_a_bad_port_as_such() {
             "{target}: {error}"
         );
     }
+    node.stop();
+}
+
+/// Issue 16, item 7: started where no Tor relay answers (here a network
+/// whose only directory cache is a closed loopback port), the daemon warns
+/// once, plainly, with what to try, and shows the same in
+/// `getnetworkinfo`. The moment before bootstrap begins is not a warning.
+#[test]
+fn no_reachable_tor_relay_is_reported_plainly() {
+    let net = tempfile::tempdir().unwrap();
+    let network_file = dead_tor_network::write(net.path());
+    let mut node = Nightjar::spawn([
+        "--no-dnsseed".to_owned(),
+        "--tor-network".to_owned(),
+        network_file.display().to_string(),
+    ]);
+    // NO_RELAY_REPORT_AFTER (20 s) and some slack for a loaded machine.
+    let seen = node.daemon.wait_until(LIMIT, |lines| {
+        lines
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("cannot reach any Tor relay"))
+    });
+    let lines = node.daemon.lines().join("\n");
+    assert!(seen, "no plain warning:\n{lines}");
+    assert!(
+        lines.contains("firewall") && lines.contains("none answered in 20 s"),
+        "{lines}"
+    );
+    assert!(!lines.contains("disabled"), "{lines}");
+    let info = node.rpc(&["getnetworkinfo"]).unwrap();
+    let blocked = info["tor"]["blocked"].as_str().unwrap_or_default();
+    assert!(blocked.starts_with("cannot reach any Tor relay"), "{info}");
     node.stop();
 }

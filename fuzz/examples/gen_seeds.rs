@@ -103,6 +103,7 @@ fn main() {
     }
 
     put(&root, "peers_dat", &sample_book().to_bytes());
+    put(&root, "peers_dat_bytes", &sample_book().to_bytes());
     put(
         &root,
         "peers_dat",

@@ -10,19 +10,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nightjar::addrman::AddrMan;
 use nightjar::driver::addr_file::{ADDRMAN_FILE, load};
 use nightjar_fuzz::scratch;
 
 fuzz_target!(|data: &[u8]| {
     let path = scratch::file_with(ADDRMAN_FILE, data);
     let book = load(&path, bitcoin::Network::Regtest);
-    if let Err(e) = book.check_consistency() {
-        panic!("loaded book is inconsistent: {e}");
-    }
-    let saved = book.to_bytes();
-    match AddrMan::from_bytes(&saved, bitcoin::Network::Regtest) {
-        Ok(restored) => assert!(restored.to_bytes() == saved, "save/restore is not stable"),
-        Err(e) => panic!("a saved book does not restore: {e}"),
-    }
+    nightjar_fuzz::check_restored_book(&book);
 });

@@ -68,3 +68,17 @@ pub const UNIX_START: u64 = 1_700_000_000;
 pub fn v2_wire_len(contents_len: usize) -> usize {
     3 + 1 + contents_len + 16
 }
+
+/// What every restored address book must satisfy: its tables agree with
+/// each other, and it saves to bytes that restore to the same bytes.
+pub fn check_restored_book(book: &nightjar::addrman::AddrMan) {
+    use nightjar::addrman::AddrMan;
+    if let Err(e) = book.check_consistency() {
+        panic!("restored book is inconsistent: {e}");
+    }
+    let saved = book.to_bytes();
+    match AddrMan::from_bytes(&saved, bitcoin::Network::Regtest) {
+        Ok(again) => assert!(again.to_bytes() == saved, "save/restore is not stable"),
+        Err(e) => panic!("a saved book does not restore: {e}"),
+    }
+}

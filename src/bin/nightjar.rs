@@ -72,6 +72,11 @@ fn run(config: &Config) -> ExitCode {
     runtime.shutdown_timeout(daemon::SHUTDOWN_GRACE);
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Said already, as it happened; the status tells systemd not to
+        // restart into the same refusal.
+        Err(e) if e.is::<nightjar::tor_obsolete::TorObsolete>() => {
+            ExitCode::from(nightjar::tor_obsolete::EXIT_STATUS)
+        }
         Err(e) => {
             tracing::error!("{}", nightjar::error_text::error_chain(e.as_ref()));
             ExitCode::FAILURE

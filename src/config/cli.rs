@@ -105,6 +105,10 @@ pub struct CliOptions {
     #[arg(long, global = true, value_name = "per-kind|per-connection",
           value_parser = types::parse_display::<Isolation>)]
     pub isolation: Option<Isolation>,
+    /// Memory, in MiB, the embedded Tor client may use for queued cells and
+    /// stream data before it closes the busiest circuits [default: 256].
+    #[arg(long, global = true, value_name = "MIB")]
+    pub tor_memory_limit: Option<u64>,
     /// Ask DNS seeds (through Tor exits) when addresses run low [default].
     #[arg(long, global = true, overrides_with = "no_dnsseed")]
     pub dnsseed: bool,
@@ -236,6 +240,7 @@ impl CliOptions {
             tor_network_file: value(self.tor_network.clone(), "--tor-network"),
             tor_enabled: flag(self.no_tor, false, "--no-tor"),
             tor_isolation: value(self.isolation, "--isolation"),
+            tor_memory_limit_mib: value(self.tor_memory_limit, "--tor-memory-limit"),
             log_debug: list(&self.debug, "--debug"),
             log_sensitive: flag(self.log_sensitive, true, "--log-sensitive"),
         }

@@ -62,6 +62,7 @@ pub(crate) struct TorSection {
     enabled: Option<bool>,
     #[serde(default, deserialize_with = "de_isolation")]
     isolation: Option<Isolation>,
+    memory_limit_mib: Option<u64>,
 }
 
 /// The `[log]` table.
@@ -186,6 +187,7 @@ pub fn expected(key: &str) -> &'static str {
         "maxoutbound" => "a whole number from 0 to 64",
         "feeler_interval_secs" => "a whole number of seconds, at least 1",
         "tor.isolation" => "\"per-kind\" or \"per-connection\"",
+        "tor.memory_limit_mib" => "a whole number of MiB from 16 to 1048576",
         "log.debug" => "a list of categories, e.g. [\"net\", \"tor\"]",
         "tor" | "log" => "a table",
         _ => "a valid value",
@@ -377,6 +379,7 @@ pub fn suggest(unknown: &str) -> Option<String> {
         "network" | "testnet" => Some("chain"),
         "tornetwork" | "networkfile" => Some("tor.network_file"),
         "proxyrandomize" => Some("tor.isolation"),
+        "memorylimit" | "maxmeminqueues" | "memquota" => Some("tor.memory_limit_mib"),
         "debug" | "logdebug" => Some("log.debug"),
         "logsensitive" | "sensitive" | "logips" => Some("log.sensitive"),
         "feelerinterval" => Some("feeler_interval_secs"),
@@ -438,6 +441,7 @@ impl FileConfig {
             tor_network_file: tor.network_file.map(rel).map(f),
             tor_enabled: tor.enabled.map(f),
             tor_isolation: tor.isolation.map(f),
+            tor_memory_limit_mib: tor.memory_limit_mib.map(f),
             log_debug: log.debug.map(f),
             log_sensitive: log.sensitive.map(f),
         }

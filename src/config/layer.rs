@@ -82,7 +82,7 @@ macro_rules! for_each_layer_field {
             chain, datadir, onlynet, connect, addnode, listen, listenonion, bind, maxconnections,
             v2transport, dnsseed, fixedseeds, rpcbind, rpcport, rpccookiefile, privacy,
             v1fallback, maxoutbound, feeler_interval_secs, tor_network_file, tor_enabled,
-            tor_isolation, log_debug, log_sensitive
+            tor_isolation, tor_memory_limit_mib, log_debug, log_sensitive
         )
     };
 }
@@ -137,6 +137,8 @@ pub struct Layer {
     pub tor_enabled: Option<Sourced<bool>>,
     /// `[tor] isolation`.
     pub tor_isolation: Option<Sourced<Isolation>>,
+    /// `[tor] memory_limit_mib`.
+    pub tor_memory_limit_mib: Option<Sourced<u64>>,
     /// `[log] debug`.
     pub log_debug: Option<Sourced<Vec<DebugCategory>>>,
     /// `[log] sensitive`.

@@ -9,9 +9,25 @@ use super::Config;
 use super::layer::{Source, Sourced};
 use super::resolve::{toml_list, toml_str};
 
+/// Text made safe for a TOML comment, which may hold no control character
+/// but tab: a path with a carriage return or a newline in it would otherwise
+/// end the comment early, and the printed file would not read back.
+fn comment(text: impl Display) -> String {
+    text.to_string()
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// One `key = value  # source` line.
 fn line<T>(out: &mut String, key: &str, s: &Sourced<T>, value: &str) {
-    let _ = writeln!(out, "{key} = {value}  # {}", s.source.describe());
+    let _ = writeln!(out, "{key} = {value}  # {}", comment(s.source.describe()));
 }
 
 fn display<T: Display>(out: &mut String, key: &str, s: &Sourced<T>) {
@@ -32,10 +48,22 @@ pub(super) fn render(config: &Config) -> String {
     let dirs = &config.dirs;
     let mut out = String::new();
     let _ = writeln!(out, "# nightjar: effective configuration");
-    let _ = writeln!(out, "# config file: {}", config.describe_file());
-    let _ = writeln!(out, "# chain directory: {}", dirs.paths.chain_dir.display());
-    let _ = writeln!(out, "# Tor state: {}", dirs.paths.tor_state.display());
-    let _ = writeln!(out, "# Tor cache: {}", dirs.paths.tor_cache.display());
+    let _ = writeln!(out, "# config file: {}", comment(config.describe_file()));
+    let _ = writeln!(
+        out,
+        "# chain directory: {}",
+        comment(dirs.paths.chain_dir.display())
+    );
+    let _ = writeln!(
+        out,
+        "# Tor state: {}",
+        comment(dirs.paths.tor_state.display())
+    );
+    let _ = writeln!(
+        out,
+        "# Tor cache: {}",
+        comment(dirs.paths.tor_cache.display())
+    );
     out.push('\n');
 
     string(&mut out, "chain", &s.chain);
@@ -46,7 +74,7 @@ pub(super) fn render(config: &Config) -> String {
             let _ = writeln!(
                 out,
                 "datadir = {datadir}  # default ({})",
-                dirs.origin.describe()
+                comment(dirs.origin.describe())
             );
         }
         _ => line(&mut out, "datadir", &s.datadir, &datadir),
@@ -67,8 +95,8 @@ pub(super) fn render(config: &Config) -> String {
     let _ = writeln!(
         out,
         "rpccookiefile = {cookie}  # {} ({})",
-        s.rpccookiefile.source.describe(),
-        s.cookie_path(&dirs.paths.chain_dir).display()
+        comment(s.rpccookiefile.source.describe()),
+        comment(s.cookie_path(&dirs.paths.chain_dir).display())
     );
     display(&mut out, "privacy", &s.privacy);
     display(&mut out, "v1fallback", &s.v1fallback);
@@ -88,12 +116,13 @@ pub(super) fn render(config: &Config) -> String {
             let _ = writeln!(
                 out,
                 "# network_file: not set, the public Tor network  # {}",
-                s.tor_network_file.source.describe()
+                comment(s.tor_network_file.source.describe())
             );
         }
     }
     display(&mut out, "enabled", &s.tor_enabled);
     string(&mut out, "isolation", &s.tor_isolation);
+    display(&mut out, "memory_limit_mib", &s.tor_memory_limit_mib);
 
     out.push_str("\n[log]\n");
     list(&mut out, "debug", &s.log_debug);

@@ -31,6 +31,20 @@ pub const MAX_OUTBOUND_LIMIT: u16 = 64;
 /// The default RPC cookie file name, relative to the chain directory.
 pub const DEFAULT_COOKIE_FILE: &str = ".cookie";
 
+/// `[tor] memory_limit_mib` by default: Arti's memory quota, the queued
+/// cells and stream data it may hold before it starts closing the circuits
+/// that hold the most (see `nightjar_tor::DEFAULT_MEMORY_LIMIT`).
+pub const DEFAULT_TOR_MEMORY_LIMIT_MIB: u64 = (nightjar_tor::DEFAULT_MEMORY_LIMIT >> 20) as u64;
+
+/// The smallest `[tor] memory_limit_mib` accepted: below this Arti would
+/// reclaim (close circuits) under an ordinary load of a few dozen peers.
+pub const MIN_TOR_MEMORY_LIMIT_MIB: u64 = 16;
+
+/// The largest `[tor] memory_limit_mib` accepted (1 TiB): a bound, not a
+/// recommendation, so that no value overflows or turns into Arti's "no
+/// quota" sentinel.
+pub const MAX_TOR_MEMORY_LIMIT_MIB: u64 = 1 << 20;
+
 /// Every effective setting, each with its source. Field names are the
 /// config file's keys (`tor_*`, `log_*`: the `[tor]` and `[log]` tables).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +93,8 @@ pub struct Settings {
     pub tor_enabled: Sourced<bool>,
     /// `[tor] isolation`.
     pub tor_isolation: Sourced<Isolation>,
+    /// `[tor] memory_limit_mib`: Arti's memory quota, in MiB.
+    pub tor_memory_limit_mib: Sourced<u64>,
     /// `[log] debug`.
     pub log_debug: Sourced<Vec<DebugCategory>>,
     /// `[log] sensitive`.
@@ -158,6 +174,11 @@ impl Settings {
             tor_network_file: pick_opt(explicit.tor_network_file),
             tor_enabled: pick(explicit.tor_enabled, p.tor_enabled, true),
             tor_isolation: pick(explicit.tor_isolation, p.tor_isolation, Isolation::PerKind),
+            tor_memory_limit_mib: pick(
+                explicit.tor_memory_limit_mib,
+                p.tor_memory_limit_mib,
+                DEFAULT_TOR_MEMORY_LIMIT_MIB,
+            ),
             log_debug: pick(explicit.log_debug, p.log_debug, Vec::new()),
             log_sensitive: pick(explicit.log_sensitive, p.log_sensitive, false),
             chain,
@@ -238,6 +259,14 @@ impl Settings {
             max_body: crate::rpc::DEFAULT_MAX_BODY,
             request_timeout: crate::rpc::DEFAULT_REQUEST_TIMEOUT,
         }
+    }
+
+    /// Arti's memory quota in bytes (`[tor] memory_limit_mib`, which
+    /// validation keeps within 1 TiB; a 32-bit machine gets its half of the
+    /// address space at most).
+    pub fn tor_memory_limit_bytes(&self) -> usize {
+        let bytes = self.tor_memory_limit_mib.value.saturating_mul(1 << 20);
+        usize::try_from(bytes).unwrap_or(usize::MAX / 2)
     }
 
     /// The cookie file: absolute as given, or under the chain directory.
@@ -459,6 +488,21 @@ pub fn validate(s: &Settings, file: Option<&Path>) -> Result<Vec<String>, Config
             true,
             &format!(
                 "at most {MAX_OUTBOUND_LIMIT} outbound connections; use a number from 0 to {MAX_OUTBOUND_LIMIT}"
+            ),
+        ));
+    }
+    let mib = s.tor_memory_limit_mib.value;
+    if !(MIN_TOR_MEMORY_LIMIT_MIB..=MAX_TOR_MEMORY_LIMIT_MIB).contains(&mib) {
+        return Err(invalid(
+            file,
+            "tor.memory_limit_mib",
+            &s.tor_memory_limit_mib.value.to_string(),
+            s.tor_memory_limit_mib.source,
+            true,
+            &format!(
+                "use a number of MiB from {MIN_TOR_MEMORY_LIMIT_MIB} to {MAX_TOR_MEMORY_LIMIT_MIB} \
+                 (with less, Arti would close circuits under an ordinary load); \
+                 the default is {DEFAULT_TOR_MEMORY_LIMIT_MIB}"
             ),
         ));
     }

@@ -46,6 +46,10 @@ pub enum TorErrorKind {
     LocalState,
     /// The client is shutting down.
     ShuttingDown,
+    /// The Tor network requires a protocol this Arti does not implement:
+    /// only a newer nightjar (with a newer Arti) can fix it (see
+    /// [`crate::obsolete`]).
+    SoftwareObsolete,
     /// Anything else, including Arti internal errors.
     Other,
 }
@@ -89,7 +93,8 @@ impl TorErrorKind {
             | K::TargetRejected
             | K::Config
             | K::LocalState
-            | K::ShuttingDown => RetryHint::Never,
+            | K::ShuttingDown
+            | K::SoftwareObsolete => RetryHint::Never,
         }
     }
 
@@ -162,6 +167,7 @@ impl TorErrorKind {
             | A::KeystoreAccessFailed
             | A::LocalResourceAlreadyInUse => K::LocalState,
             A::ArtiShuttingDown | A::ReactorShuttingDown => K::ShuttingDown,
+            A::SoftwareDeprecated => K::SoftwareObsolete,
             _ => K::Other,
         }
     }
@@ -250,6 +256,7 @@ mod tests {
             (ErrorKind::ForbiddenStreamTarget, K::TargetRejected),
             (ErrorKind::InvalidConfig, K::Config),
             (ErrorKind::FsPermissions, K::LocalState),
+            (ErrorKind::SoftwareDeprecated, K::SoftwareObsolete),
             (ErrorKind::Internal, K::Other),
         ];
         for (arti, ours) in cases {

@@ -19,10 +19,12 @@
 //! Errors are [`TorError`]s whose [`TorErrorKind`] and [`RetryHint`] come from
 //! Arti's error kinds, never from message text.
 
+mod blockage;
 pub mod bootstrap;
 pub mod custom_network;
 pub mod error;
 pub mod isolation;
+pub mod obsolete;
 pub mod onion_address;
 #[cfg(feature = "onion-service")]
 pub mod onion_service;
@@ -37,7 +39,7 @@ pub use isolation::IsolationGroup;
 pub use onion_address::{OnionAddressError, OnionV3Address};
 #[cfg(feature = "onion-service")]
 pub use onion_service::{OnionService, OnionServiceState};
-pub use settings::{Timeouts, TorNetwork, TorSettings};
+pub use settings::{DEFAULT_MEMORY_LIMIT, Timeouts, TorNetwork, TorSettings};
 pub use stream::{CircuitLabel, TorStream};
 pub use target::{Target, TargetKind, TargetParseError};
 pub use transport::TorTransport;

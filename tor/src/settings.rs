@@ -23,6 +23,24 @@ pub const EXIT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// DNS lookup, which may itself retry.
 pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long bootstrap may go without reaching a single relay before we say
+/// so. Arti itself reports "offline" only after 60 s and six failed
+/// attempts, and until then its summary reads "connecting to the internet";
+/// a user looking at a silent daemon deserves a plain answer sooner. A
+/// reachable relay answers within a few seconds even through a slow link.
+pub const NO_RELAY_REPORT_AFTER: Duration = Duration::from_secs(20);
+
+/// Arti's memory quota by default: the cells and stream data it may queue
+/// before it starts closing the circuits that hold the most.
+///
+/// Arti's own default is computed from the machine's memory (40 % of it
+/// from 8 GiB up, so 8 GiB on a 24 GiB desktop), sized for relays. A
+/// client node needs far less: a stream's receive window is 500 cells of
+/// 509 bytes, so 125 peers fill about 31 MiB. 256 MiB is C Tor's floor for
+/// `MaxMemInQueues` and the low end of Arti's own range; reaching it means
+/// something is flooding us, which is when reclaiming should start.
+pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
+
 /// Which Tor network the client joins.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -44,6 +62,9 @@ pub struct Timeouts {
     pub exit_connect: Duration,
     /// Name resolution at an exit.
     pub resolve: Duration,
+    /// Bootstrap without any relay reached for this long is reported as
+    /// blocked ([`NO_RELAY_REPORT_AFTER`]).
+    pub no_relay_report: Duration,
 }
 
 impl Default for Timeouts {
@@ -52,6 +73,7 @@ impl Default for Timeouts {
             onion_connect: ONION_CONNECT_TIMEOUT,
             exit_connect: EXIT_CONNECT_TIMEOUT,
             resolve: RESOLVE_TIMEOUT,
+            no_relay_report: NO_RELAY_REPORT_AFTER,
         }
     }
 }
@@ -71,6 +93,8 @@ pub struct TorSettings {
     pub network: TorNetwork,
     /// Time limits.
     pub timeouts: Timeouts,
+    /// Arti's memory quota in bytes ([`DEFAULT_MEMORY_LIMIT`]).
+    pub memory_limit: usize,
 }
 
 impl TorSettings {
@@ -82,7 +106,14 @@ impl TorSettings {
             cache_dir: cache_dir.into(),
             network: TorNetwork::Public,
             timeouts: Timeouts::default(),
+            memory_limit: DEFAULT_MEMORY_LIMIT,
         }
+    }
+
+    /// The same settings with another memory quota, in bytes.
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
     }
 
     /// The same settings on another network.

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tor_rtcompat::PreferredRuntime;
 
+use crate::blockage;
 use crate::bootstrap::{BootstrapProgress, ProgressStream, progress_stream};
 use crate::custom_network;
 use crate::error::{TorError, TorErrorKind};
@@ -87,6 +88,8 @@ fn client_config(settings: &TorSettings) -> Result<arti_client::TorClientConfig,
         .storage()
         .state_dir(CfgPath::new_literal(&settings.state_dir))
         .cache_dir(CfgPath::new_literal(&settings.cache_dir));
+    // Low water stays Arti's automatic three quarters of the maximum.
+    builder.system().memory().max(settings.memory_limit);
     builder.build().map_err(|e| {
         TorError::new(
             TorErrorKind::Config,
@@ -118,7 +121,11 @@ impl TorTransport {
 
         let (tx, rx) = watch::channel(BootstrapProgress::starting());
         let tx = Arc::new(tx);
-        let events = tokio::spawn(forward_bootstrap_events(client.clone(), tx.clone()));
+        let events = tokio::spawn(forward_bootstrap_events(
+            client.clone(),
+            tx.clone(),
+            settings.timeouts.no_relay_report,
+        ));
         let bootstrap = tokio::spawn(bootstrap_until_done(client.clone(), tx));
 
         Ok(TorTransport {
@@ -264,28 +271,67 @@ fn tor_addr(target: &Target) -> Result<TorAddr, String> {
     .map_err(|e| e.to_string())
 }
 
-/// Copy Arti's bootstrap events into our progress channel.
+/// Copy Arti's bootstrap events into our progress channel, with blockages
+/// in our words (see [`blockage`](crate::blockage)). When `no_relay_after`
+/// passes with no progress at all since the start, that itself is reported:
+/// Arti would stay silent for a minute or more.
 async fn forward_bootstrap_events(
     client: Arc<TorClient<PreferredRuntime>>,
     tx: Arc<watch::Sender<BootstrapProgress>>,
+    no_relay_after: Duration,
 ) {
     let mut events = client.bootstrap_events();
-    while let Some(status) = events.next().await {
-        let percent = (status.as_frac().clamp(0.0, 1.0) * 100.0).round() as u8;
-        let text = status.to_string();
-        // Arti's text starts with the percentage; we carry that separately.
-        let summary = text
-            .split_once("%: ")
-            .map_or(text.as_str(), |(_, s)| s)
-            .to_string();
-        let blocked = status.blocked().map(|b| b.to_string());
-        tx.send_modify(|p| {
-            // Before `bootstrap()` returns we never claim 100 %: a display
-            // showing "100 %" while connects still fail would mislead.
-            p.percent = if p.ready { 100 } else { percent.min(99) };
-            p.summary = summary;
-            p.blocked = blocked;
-        });
+    let first_percent = tx.borrow().percent;
+    let overdue_timer = tokio::time::sleep(no_relay_after);
+    tokio::pin!(overdue_timer);
+    let mut overdue = false;
+    // Reported when overdue, nothing is ready and nothing has moved.
+    let stalled = move |p: &BootstrapProgress, overdue: bool| {
+        (overdue && !p.ready && p.percent <= first_percent)
+            .then(|| blockage::no_relay_answered(no_relay_after))
+    };
+    loop {
+        tokio::select! {
+            status = events.next() => {
+                let Some(status) = status else { return };
+                let percent = (status.as_frac().clamp(0.0, 1.0) * 100.0).round() as u8;
+                let arti_blocked = status
+                    .blocked()
+                    .map(|b| blockage::describe(&b.kind(), &b.message().to_string()));
+                let summary = match &arti_blocked {
+                    // Arti's text would be the blockage again ("Stuck at
+                    // 0%: Client has been disabled"); `blocked` carries it.
+                    Some(None) => "starting".to_owned(),
+                    Some(Some(_)) => "stuck".to_owned(),
+                    None => {
+                        // Arti's text starts with the percentage; we carry
+                        // that separately.
+                        let text = status.to_string();
+                        text.split_once("%: ")
+                            .map_or(text.as_str(), |(_, s)| s)
+                            .to_owned()
+                    }
+                };
+                let arti_blocked = arti_blocked.flatten();
+                tx.send_modify(|p| {
+                    // Before `bootstrap()` returns we never claim 100 %: a display
+                    // showing "100 %" while connects still fail would mislead.
+                    p.percent = if p.ready { 100 } else { percent.min(99) };
+                    p.summary = summary;
+                    p.blocked = arti_blocked.or_else(|| stalled(p, overdue));
+                });
+            }
+            () = &mut overdue_timer, if !overdue => {
+                overdue = true;
+                tx.send_if_modified(|p| {
+                    if p.blocked.is_some() {
+                        return false;
+                    }
+                    p.blocked = stalled(p, true);
+                    p.blocked.is_some()
+                });
+            }
+        }
     }
 }
 
@@ -314,5 +360,29 @@ async fn bootstrap_until_done(
                 delay = (delay * 2).min(BOOTSTRAP_RETRY_MAX);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Arti's memory quota is ours, not the one Arti derives from the
+    /// machine's memory (gigabytes on a desktop).
+    #[test]
+    fn the_memory_quota_is_set_from_our_settings() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let settings = TorSettings::new(dir.path().join("s"), dir.path().join("c"))
+            .with_memory_limit(64 << 20);
+        let config = client_config(&settings).unwrap_or_else(|e| panic!("{e}"));
+        // Arti shows its parsed quota only in the configuration's Debug
+        // form (the accessor is behind its `testing` feature).
+        let debug = format!("{config:?}");
+        let enabled = format!(
+            "max: ByteQty({}), low_water: ByteQty({})",
+            64 << 20,
+            48 << 20
+        );
+        assert!(debug.contains(&enabled), "{debug}");
     }
 }

@@ -14,6 +14,7 @@
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
+use futures::StreamExt;
 use nightjar_tor::{
     IsolationGroup, RetryHint, Target, TorErrorKind, TorNetwork, TorSettings, TorTransport,
 };
@@ -87,4 +88,40 @@ async fn a_bad_network_file_is_a_config_error_naming_the_problem() {
     let err = TorTransport::start(missing).await.unwrap_err();
     assert_eq!(err.kind(), TorErrorKind::Config);
     assert!(err.to_string().contains("absent.toml"), "{err}");
+}
+
+/// Issue 16, item 7: a start with no reachable relay says so plainly and
+/// soon, and never calls the moment before bootstrap begins a blockage
+/// (Arti's "Client has been disabled").
+#[tokio::test]
+async fn no_reachable_relay_is_reported_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = dead_network_file(dir.path());
+    let mut settings = TorSettings::new(dir.path().join("state"), dir.path().join("cache"))
+        .with_network(TorNetwork::Custom(network));
+    settings.timeouts.no_relay_report = Duration::from_secs(2);
+    let tor = TorTransport::start(settings).await.unwrap();
+    let mut progress = tor.progress();
+    let mut seen = Vec::new();
+    let blocked = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(p) = progress.next().await {
+            seen.push(p.to_string());
+            if let Some(why) = p.blocked {
+                return why;
+            }
+        }
+        panic!("progress ended");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no blockage reported; progress was {seen:?}"));
+    assert!(
+        blocked.starts_with("cannot reach any Tor relay"),
+        "{blocked}"
+    );
+    assert!(blocked.contains("firewall"), "{blocked}");
+    assert!(
+        !seen.iter().any(|s| s.to_lowercase().contains("disabled")),
+        "{seen:?}"
+    );
+    assert!(!tor.is_ready());
 }

@@ -1,0 +1,246 @@
+//! The header chain at mainnet scale (issue 17): a mainnet-shaped regtest
+//! chain of 1 000 000 headers (`mine_mainnet_shaped_chain`: exponential
+//! intervals, timestamps off schedule by up to an hour, the MTP rule), and
+//! what nightjar spends on it. Prints medians over `RUNS` runs:
+//!
+//! - loading `headers.dat` (what every start does), each load in a fresh
+//!   process so that its RSS is that of a node that just started;
+//! - RSS above the process's baseline after the load, per header;
+//! - serving `getheaders`: locating a fork point and reading 2 000 headers;
+//! - building a block locator;
+//! - validating every header (in batches of 2 000, as `headers` messages
+//!   bring them) against the SHA-256d rate, the floor under validation.
+//!
+//! The chain file is mined once and cached (`NIGHTJAR_BENCH_CACHE`, default
+//! `~/.cache/nightjar-bench`). Run with
+//! `cargo bench -p nightjar --bench chain_scale` (`HEADERS=200000` for a
+//! smaller chain, `RUNS=5`).
+
+// A benchmark that cannot set itself up should stop loudly; its figures
+// are its output.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)]
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bitcoin::block::Header;
+use bitcoin::hashes::Hash;
+use bitcoin::{BlockHash, Network};
+use nightjar::chain::HeaderChain;
+use nightjar::chain::regtest_miner::mine_mainnet_shaped_chain;
+
+/// The chain's tip time: fixed, so that the cached file stays valid.
+/// 2026-12-01T00:00:00Z.
+const END_UNIX: u64 = 1_796_083_200;
+/// Seed of the timestamps.
+const SEED: u64 = 17;
+/// Headers per `headers` message.
+const BATCH: usize = 2_000;
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// This process's resident set, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// The cached chain file for `count` headers, mined and written first if
+/// it is not there yet.
+fn chain_file(count: usize) -> PathBuf {
+    let dir = std::env::var_os("NIGHTJAR_BENCH_CACHE").map_or_else(
+        || {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                .join(".cache")
+                .join("nightjar-bench")
+        },
+        PathBuf::from,
+    );
+    std::fs::create_dir_all(&dir).expect("cache directory");
+    let file = dir.join(format!("regtest-shaped-{count}-{SEED}-{END_UNIX}.dat"));
+    if file.exists() {
+        return file;
+    }
+    let started = Instant::now();
+    let headers = mine_mainnet_shaped_chain(count, END_UNIX, SEED);
+    println!(
+        "mined {} headers in {:.1} s (cached as {})",
+        headers.len(),
+        started.elapsed().as_secs_f64(),
+        file.display()
+    );
+    let partial = file.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    let mut loaded = HeaderChain::load_or_new(&partial, Network::Regtest).expect("new file");
+    for batch in headers.chunks(BATCH) {
+        loaded.chain.accept(batch, END_UNIX).expect("valid chain");
+        loaded.store.append(&loaded.chain).expect("append");
+    }
+    drop(loaded);
+    std::fs::rename(&partial, &file).expect("rename");
+    file
+}
+
+/// In a child process: load `file` once and print "seconds rss_before
+/// rss_after headers".
+fn load_once(file: &Path) {
+    let before = rss_kib();
+    let started = Instant::now();
+    let loaded = HeaderChain::load_or_new(file, Network::Regtest).expect("load");
+    let seconds = started.elapsed().as_secs_f64();
+    let after = rss_kib();
+    assert!(loaded.report.recovery.is_none() && loaded.report.truncated.is_none());
+    println!("{seconds} {before} {after} {}", loaded.chain.len());
+}
+
+/// Loads in fresh processes: (median seconds, median KiB above baseline,
+/// headers).
+fn measure_loads(file: &Path, runs: usize) -> (f64, f64, usize) {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut seconds = Vec::new();
+    let mut kib = Vec::new();
+    let mut len = 0;
+    for _ in 0..runs {
+        let out = Command::new(&exe)
+            .arg("--load-once")
+            .arg(file)
+            .output()
+            .expect("child");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).expect("utf-8");
+        let fields: Vec<f64> = text
+            .split_whitespace()
+            .map(|f| f.parse().unwrap())
+            .collect();
+        seconds.push(fields[0]);
+        kib.push(fields[2] - fields[1]);
+        len = fields[3] as usize;
+    }
+    (median(seconds), median(kib), len)
+}
+
+/// Headers served per second: a fork point found from a one-hash locator,
+/// then up to 2 000 headers read from it and hashed, as `on_getheaders`
+/// does.
+fn serving_rate(chain: &HeaderChain) -> f64 {
+    let height = chain.height();
+    let forks: Vec<u32> = (0..200u32).map(|i| (i * 4_999) % height.max(1)).collect();
+    let started = Instant::now();
+    let mut served = 0usize;
+    for fork in &forks {
+        let hash = chain.hash_at(*fork).expect("in chain");
+        let (start, _, _) = chain.get(&hash).expect("indexed");
+        for height in start + 1..=start + BATCH as u32 {
+            let Some(header) = chain.header_at(height) else {
+                break;
+            };
+            served += 1;
+            // As `on_getheaders` does: stop at the requested hash (none
+            // here, as in a locator-only request).
+            if header.block_hash() == black_box(BlockHash::all_zeros()) {
+                break;
+            }
+        }
+    }
+    served as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Locators built per second.
+fn locator_rate(chain: &HeaderChain) -> f64 {
+    let rounds = 20_000;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        black_box(chain.locator());
+    }
+    f64::from(rounds) / started.elapsed().as_secs_f64()
+}
+
+/// (validated headers per second, SHA-256d per second) over `headers`.
+fn validation_rates(headers: &[Header]) -> (f64, f64) {
+    let started = Instant::now();
+    let mut chain = HeaderChain::new(Network::Regtest);
+    for batch in headers.chunks(BATCH) {
+        chain.accept(black_box(batch), END_UNIX).expect("valid");
+    }
+    let validate = started.elapsed();
+    drop(chain);
+    let started = Instant::now();
+    for header in headers {
+        black_box(header.block_hash());
+    }
+    let hash = started.elapsed();
+    let per_second = |d: Duration| headers.len() as f64 / d.as_secs_f64();
+    (per_second(validate), per_second(hash))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--load-once") {
+        load_once(Path::new(&args[i + 1]));
+        return;
+    }
+    // `cargo bench` passes `--bench`; a filter argument is ignored.
+    let count = env_number("HEADERS", 1_000_000);
+    let runs = env_number("RUNS", 5).max(1);
+    let file = chain_file(count);
+    let bytes = std::fs::metadata(&file).expect("chain file").len();
+
+    let (load_s, load_kib, len) = measure_loads(&file, runs);
+    println!(
+        "chain_scale: {len} entries, headers.dat {:.1} MB",
+        bytes as f64 / 1e6
+    );
+    println!("  load (fresh process)        median {load_s:.3} s over {runs} runs");
+    println!(
+        "  RSS above baseline          median {:.1} MiB, {:.0} bytes per header",
+        load_kib / 1024.0,
+        load_kib * 1024.0 / len as f64
+    );
+
+    let chain = HeaderChain::load_or_new(&file, Network::Regtest)
+        .expect("load")
+        .chain;
+    let serving: Vec<f64> = (0..runs).map(|_| serving_rate(&chain)).collect();
+    println!(
+        "  getheaders serving          median {:.0} headers/s",
+        median(serving)
+    );
+    let locators: Vec<f64> = (0..runs).map(|_| locator_rate(&chain)).collect();
+    println!(
+        "  locator building            median {:.0} locators/s",
+        median(locators)
+    );
+
+    let headers: Vec<Header> = chain.headers_in_order(1).copied().collect();
+    drop(chain);
+    let rates: Vec<(f64, f64)> = (0..runs).map(|_| validation_rates(&headers)).collect();
+    let validate = median(rates.iter().map(|r| r.0).collect());
+    let hash = median(rates.iter().map(|r| r.1).collect());
+    let ratio = median(rates.iter().map(|r| r.0 / r.1).collect());
+    println!(
+        "  validation                  median {:.2} M headers/s; SHA-256d {:.2} M/s; ratio {:.0} %",
+        validate / 1e6,
+        hash / 1e6,
+        ratio * 100.0
+    );
+}
