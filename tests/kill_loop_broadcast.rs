@@ -105,7 +105,7 @@ fn pending_transactions_survive_thirty_sigkills() {
         .unwrap_or(16u64);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let net = tempfile::tempdir().unwrap();
-    let args = vec![
+    let args = [
         "--no-dnsseed".to_owned(),
         "--tor-network".to_owned(),
         dead_tor_network::write(net.path()).display().to_string(),

@@ -2,6 +2,9 @@
 //! the embedded client starts, never bootstraps, and sends nothing beyond
 //! 127.0.0.1. For tests of what a daemon does while Tor cannot be reached.
 
+// `#[path]`-included by several test crates: `pub` is how they reach it.
+#![allow(unreachable_pub)]
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
