@@ -467,7 +467,7 @@ mod tests {
         assert!(keys.contains(&"tor.isolation".to_owned()));
         assert!(keys.contains(&"log.sensitive".to_owned()));
         assert!(!keys.contains(&"tor".to_owned()));
-        assert_eq!(keys.len(), 24, "{keys:?}");
+        assert_eq!(keys.len(), 25, "{keys:?}");
     }
 
     #[test]
