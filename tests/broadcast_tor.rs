@@ -26,21 +26,21 @@ mod support;
 mod daemon_log;
 #[path = "support/nightjar_node.rs"]
 mod nightjar_node;
+#[path = "support/sample_tx.rs"]
+mod sample_tx;
 
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use bitcoin::absolute::LockTime;
-use bitcoin::hashes::Hash;
-use bitcoin::transaction::Version;
-use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness};
+use bitcoin::{Transaction, Txid};
 use nightjar::engine::private_broadcast::{FEE_FILTER_CLOSED, FEE_FILTER_OPEN};
 use nightjar::engine::version::PRIVATE_BROADCAST_USER_AGENT;
 use nightjar_node::Nightjar;
 use nightjar_privnet::{PrivNet, PrivNetConfig};
 use nightjar_testpeer::node::{ConnectionRecord, NodeSpec, PeerFarm, ScriptedNode};
+use sample_tx::tx;
 use serde_json::Value;
 
 const ONION_PORT: u16 = 18444;
@@ -98,23 +98,6 @@ fn fixture(test: &str) -> Option<&'static Fixture> {
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn tx(n: u8) -> Transaction {
-    Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint::new(Txid::from_byte_array([n; 32]), 0),
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::MAX,
-            witness: Witness::from_slice(&[vec![0x51]]),
-        }],
-        output: vec![TxOut {
-            value: Amount::from_sat(80_000),
-            script_pubkey: ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([n; 20])),
-        }],
-    }
 }
 
 fn args(fx: &Fixture, more: &[&str]) -> Vec<String> {

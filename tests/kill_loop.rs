@@ -176,28 +176,6 @@ fn start(datadir: TempDir, args: &[String]) -> Started {
     }
 }
 
-/// SIGKILL by PID (as `kill -9` from a shell) and reap; the log and the
-/// data directory.
-fn kill(node: Nightjar) -> (Vec<String>, TempDir) {
-    let Nightjar {
-        mut daemon,
-        datadir,
-        ..
-    } = node;
-    let sent = Command::new("kill")
-        .args(["-KILL", &daemon.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success(), "kill -KILL failed: {sent}");
-    let deadline = Instant::now() + LIMIT;
-    while !daemon.exited() {
-        assert!(Instant::now() < deadline, "still running after SIGKILL");
-        daemon.pump(Duration::from_millis(5));
-    }
-    daemon.pump(Duration::ZERO);
-    (daemon.lines().to_vec(), datadir)
-}
-
 /// The fields of the first line carrying `message`.
 fn field(lines: &[String], message: &str, key: &str) -> Option<String> {
     lines
@@ -363,7 +341,7 @@ fn a_hundred_sigkills_lose_at_most_one_batch_and_never_corrupt_a_file() {
             figures.kills_mid_sync += 1;
         }
         last_addresses = node_addresses(&node);
-        let (_, mut datadir) = kill(node);
+        let (_, mut datadir) = node.sigkill_keeping_data();
         figures.kills += 1;
 
         if round == CLEAN_STOP_AFTER {

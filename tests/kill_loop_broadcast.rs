@@ -25,43 +25,23 @@ mod daemon_log;
 mod dead_tor_network;
 #[path = "support/nightjar_node.rs"]
 mod nightjar_node;
+#[path = "support/sample_tx.rs"]
+mod sample_tx;
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bitcoin::absolute::LockTime;
 use bitcoin::consensus::encode::serialize_hex;
-use bitcoin::hashes::Hash;
-use bitcoin::transaction::Version;
-use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness};
 use nightjar_node::Nightjar;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use sample_tx::tx;
 
 const KILLS: u8 = 30;
 const LIMIT: Duration = Duration::from_secs(60);
 /// Longest random wait between starting a submission and the kill.
 const MAX_WAIT_MS: u64 = 40;
-
-/// A transaction that passes nightjar's context-free checks, distinct per
-/// `n` (its input and output differ).
-fn tx(n: u8) -> Transaction {
-    Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint::new(Txid::from_byte_array([n; 32]), 0),
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::MAX,
-            witness: Witness::from_slice(&[vec![0x51]]),
-        }],
-        output: vec![TxOut {
-            value: Amount::from_sat(80_000),
-            script_pubkey: ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([n; 20])),
-        }],
-    }
-}
 
 fn cli(node: &Nightjar) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nightjar-cli"));
@@ -82,19 +62,6 @@ fn pending(node: &Nightjar) -> BTreeSet<String> {
         .iter()
         .map(|t| t["txid"].as_str().expect("txid").to_owned())
         .collect()
-}
-
-fn sigkill(node: &mut Nightjar) {
-    let sent = Command::new("kill")
-        .args(["-KILL", &node.daemon.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success(), "kill -KILL failed: {sent}");
-    let deadline = Instant::now() + LIMIT;
-    while !node.daemon.exited() {
-        assert!(Instant::now() < deadline, "still running after SIGKILL");
-        node.daemon.pump(Duration::from_millis(5));
-    }
 }
 
 #[test]
@@ -159,14 +126,13 @@ fn pending_transactions_survive_thirty_sigkills() {
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(rng.random_range(0..=MAX_WAIT_MS)));
-        sigkill(&mut node);
+        let (_, dir) = node.sigkill_keeping_data();
+        datadir = dir;
         if child.wait().unwrap().success() {
             accepted.insert(second.compute_txid().to_string());
         } else {
             unanswered += 1;
         }
-        let Nightjar { datadir: dir, .. } = node;
-        datadir = dir;
     }
     eprintln!(
         "kill_loop_broadcast: {KILLS} kills, {} transactions accepted and kept, \

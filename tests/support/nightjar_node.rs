@@ -153,4 +153,21 @@ impl Nightjar {
         );
         (self.daemon.lines().to_vec(), self.datadir)
     }
+
+    /// SIGKILL by PID (as `kill -9` from a shell), wait until the process
+    /// is gone, and hand back its log and data directory for a restart.
+    pub fn sigkill_keeping_data(mut self) -> (Vec<String>, TempDir) {
+        let sent = Command::new("kill")
+            .args(["-KILL", &self.daemon.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -KILL failed: {sent}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.daemon.exited() {
+            assert!(Instant::now() < deadline, "still running after SIGKILL");
+            self.daemon.pump(Duration::from_millis(5));
+        }
+        self.daemon.pump(Duration::ZERO);
+        (self.daemon.lines().to_vec(), self.datadir)
+    }
 }
