@@ -5,8 +5,11 @@
 //!
 //! - loading `headers.dat` (what every start does), each load in a fresh
 //!   process so that its RSS is that of a node that just started;
-//! - RSS above the process's baseline after the load, per header;
-//! - serving `getheaders`: locating a fork point and reading 2 000 headers;
+//! - RSS above the process's baseline after the load, and after syncing
+//!   the chain into a new file as header sync does, per header, with the
+//!   chain's own accounting of where it goes;
+//! - serving `getheaders`: locating a fork point and reading 2 000 headers
+//!   back from the file;
 //! - building a block locator;
 //! - validating every header (in batches of 2 000, as `headers` messages
 //!   bring them) against the SHA-256d rate, the floor under validation.
@@ -14,7 +17,8 @@
 //! The chain file is mined once and cached (`NIGHTJAR_BENCH_CACHE`, default
 //! `~/.cache/nightjar-bench`). Run with
 //! `cargo bench -p nightjar --bench chain_scale` (`HEADERS=200000` for a
-//! smaller chain, `RUNS=5`).
+//! smaller chain, `RUNS=5`). Under a profiler, `<bench binary>
+//! --validate-only <cached file>` runs only the validation.
 
 // A benchmark that cannot set itself up should stop loudly; its figures
 // are its output.
@@ -25,11 +29,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use bitcoin::Network;
 use bitcoin::block::Header;
-use bitcoin::hashes::Hash;
-use bitcoin::{BlockHash, Network};
+use bitcoin::consensus::encode;
 use nightjar::chain::HeaderChain;
 use nightjar::chain::regtest_miner::mine_mainnet_shaped_chain;
+use nightjar::chain::store::{FILE_HEADER_LEN, RECORD_LEN};
 
 /// The chain's tip time: fixed, so that the cached file stays valid.
 /// 2026-12-01T00:00:00Z.
@@ -90,7 +95,7 @@ fn chain_file(count: usize) -> PathBuf {
     let mut loaded = HeaderChain::load_or_new(&partial, Network::Regtest).expect("new file");
     for batch in headers.chunks(BATCH) {
         loaded.chain.accept(batch, END_UNIX).expect("valid chain");
-        loaded.store.append(&loaded.chain).expect("append");
+        loaded.store.append(&mut loaded.chain).expect("append");
     }
     drop(loaded);
     std::fs::rename(&partial, &file).expect("rename");
@@ -109,16 +114,43 @@ fn load_once(file: &Path) {
     println!("{seconds} {before} {after} {}", loaded.chain.len());
 }
 
-/// Loads in fresh processes: (median seconds, median KiB above baseline,
-/// headers).
-fn measure_loads(file: &Path, runs: usize) -> (f64, f64, usize) {
+/// In a child process: sync the chain in `file` into a new file next to
+/// it, as header sync does (validate a `headers` message's worth, append
+/// it, durably), and print "seconds rss_before rss_after headers".
+fn sync_once(file: &Path) {
+    let bytes = std::fs::read(file).expect("chain file");
+    let headers: Vec<Header> = bytes[FILE_HEADER_LEN..]
+        .chunks_exact(RECORD_LEN)
+        .map(|r| encode::deserialize(&r[..80]).expect("record"))
+        .collect();
+    drop(bytes);
+    let target = file.with_extension("sync");
+    let _ = std::fs::remove_file(&target);
+    // The headers to sync are this bench's input, not the node's memory.
+    let before = rss_kib();
+    let started = Instant::now();
+    let mut loaded = HeaderChain::load_or_new(&target, Network::Regtest).expect("new file");
+    for batch in headers.chunks(BATCH) {
+        loaded.chain.accept(batch, END_UNIX).expect("valid chain");
+        loaded.store.append(&mut loaded.chain).expect("append");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let after = rss_kib();
+    println!("{seconds} {before} {after} {}", loaded.chain.len());
+    drop(loaded);
+    let _ = std::fs::remove_file(&target);
+}
+
+/// Runs `mode` on `file` in fresh processes: (median seconds, median KiB
+/// above baseline, headers).
+fn measure_children(mode: &str, file: &Path, runs: usize) -> (f64, f64, usize) {
     let exe = std::env::current_exe().expect("current exe");
     let mut seconds = Vec::new();
     let mut kib = Vec::new();
     let mut len = 0;
     for _ in 0..runs {
         let out = Command::new(&exe)
-            .arg("--load-once")
+            .arg(mode)
             .arg(file)
             .output()
             .expect("child");
@@ -140,8 +172,7 @@ fn measure_loads(file: &Path, runs: usize) -> (f64, f64, usize) {
 }
 
 /// Headers served per second: a fork point found from a one-hash locator,
-/// then up to 2 000 headers read from it and hashed, as `on_getheaders`
-/// does.
+/// then up to 2 000 headers read from it, as `on_getheaders` does.
 fn serving_rate(chain: &HeaderChain) -> f64 {
     let height = chain.height();
     let forks: Vec<u32> = (0..200u32).map(|i| (i * 4_999) % height.max(1)).collect();
@@ -150,17 +181,7 @@ fn serving_rate(chain: &HeaderChain) -> f64 {
     for fork in &forks {
         let hash = chain.hash_at(*fork).expect("in chain");
         let (start, _, _) = chain.get(&hash).expect("indexed");
-        for height in start + 1..=start + BATCH as u32 {
-            let Some(header) = chain.header_at(height) else {
-                break;
-            };
-            served += 1;
-            // As `on_getheaders` does: stop at the requested hash (none
-            // here, as in a locator-only request).
-            if header.block_hash() == black_box(BlockHash::all_zeros()) {
-                break;
-            }
-        }
+        served += black_box(chain.headers_from(start + 1, BATCH)).len();
     }
     served as f64 / started.elapsed().as_secs_f64()
 }
@@ -199,27 +220,58 @@ fn main() {
         load_once(Path::new(&args[i + 1]));
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--sync-once") {
+        sync_once(Path::new(&args[i + 1]));
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--validate-only") {
+        // For a profiler: only the validation figure, from the cached file.
+        let chain = HeaderChain::load_or_new(Path::new(&args[i + 1]), Network::Regtest)
+            .expect("load")
+            .chain;
+        let headers: Vec<Header> = chain.headers_in_order(1).collect();
+        drop(chain);
+        let (validate, hash) = validation_rates(&headers);
+        println!("{validate:.0} {hash:.0}");
+        return;
+    }
     // `cargo bench` passes `--bench`; a filter argument is ignored.
     let count = env_number("HEADERS", 1_000_000);
     let runs = env_number("RUNS", 5).max(1);
     let file = chain_file(count);
     let bytes = std::fs::metadata(&file).expect("chain file").len();
 
-    let (load_s, load_kib, len) = measure_loads(&file, runs);
+    let (load_s, load_kib, len) = measure_children("--load-once", &file, runs);
     println!(
         "chain_scale: {len} entries, headers.dat {:.1} MB",
         bytes as f64 / 1e6
     );
     println!("  load (fresh process)        median {load_s:.3} s over {runs} runs");
     println!(
-        "  RSS above baseline          median {:.1} MiB, {:.0} bytes per header",
+        "  RSS above baseline, loaded  median {:.1} MiB, {:.0} bytes per header",
         load_kib / 1024.0,
         load_kib * 1024.0 / len as f64
+    );
+    let (sync_s, sync_kib, _) = measure_children("--sync-once", &file, runs.min(3));
+    println!(
+        "  RSS above baseline, synced  median {:.1} MiB, {:.0} bytes per header ({sync_s:.1} s to validate and append)",
+        sync_kib / 1024.0,
+        sync_kib * 1024.0 / len as f64
     );
 
     let chain = HeaderChain::load_or_new(&file, Network::Regtest)
         .expect("load")
         .chain;
+    let memory = chain.memory();
+    let per = |bytes: usize| bytes as f64 / memory.entries as f64;
+    println!(
+        "  chain's own accounting      columns {:.1} B, index {:.1} B, best chain {:.1} B per header; {} side entries, {} headers in memory",
+        per(memory.columns),
+        per(memory.index),
+        per(memory.best_chain),
+        memory.side_entries,
+        memory.headers_in_memory
+    );
     let serving: Vec<f64> = (0..runs).map(|_| serving_rate(&chain)).collect();
     println!(
         "  getheaders serving          median {:.0} headers/s",
@@ -231,7 +283,7 @@ fn main() {
         median(locators)
     );
 
-    let headers: Vec<Header> = chain.headers_in_order(1).copied().collect();
+    let headers: Vec<Header> = chain.headers_in_order(1).collect();
     drop(chain);
     let rates: Vec<(f64, f64)> = (0..runs).map(|_| validation_rates(&headers)).collect();
     let validate = median(rates.iter().map(|r| r.0).collect());

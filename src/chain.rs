@@ -55,26 +55,49 @@
 //!
 //! # Memory
 //!
-//! One entry per header: the 80-byte header, height, parent index and
-//! cumulative work (≈ 120 bytes), plus a hash-to-index map and the active
-//! chain as a `Vec<u32>`: about 180 bytes per header, ≈ 170 MB for a
-//! million. Hashes are not stored next to headers: the child's
-//! `prev_blockhash` gives them on the active chain, and hashing 80 bytes is
-//! cheap elsewhere.
+//! Per header, only what validation needs stays in memory: the first 8
+//! bytes of its hash (the index key), its time and its nBits, in columns
+//! (16 bytes; 20 on testnet and regtest, which also keep the
+//! min-difficulty walk-back), its slot in the hash index (a 4-byte id in a
+//! table at most 7/8 full, 5 to 10 bytes with the control byte) and its id
+//! in the best chain's list (4 bytes). Height, parent and cumulative work
+//! follow from that list on the best chain; cumulative work is sampled
+//! every [`WORK_SAMPLE_STEP`] heights. Entries off the best chain keep
+//! height, parent and work in a side table (64 to 130 bytes each, with
+//! the table's spare room). The full
+//! 80-byte headers stay in memory only until the store has written them,
+//! then are read back from the file on demand ([`HeaderSource`]): about
+//! 30 bytes per header in all, 30 MB for a million, however long the
+//! chain grows.
+//!
+//! Side entries are bounded by what header sync lets in: a branch must be
+//! within reach of the best chain's work to be fetched at all, and at most
+//! one low-work chain is held provisionally (see
+//! `crate::engine::header_sync`).
 
+mod bodies;
 mod hash_index;
 pub mod params;
 pub mod regtest_miner;
 pub mod retarget;
 pub mod store;
+mod truncation;
+mod work;
 
-use hash_index::HashKeyMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use bodies::Bodies;
+use hash_index::{HashIndex, key_of};
+use truncation::TruncationLog;
+use work::ChainWork;
 
 use bitcoin::block::Header;
 use bitcoin::blockdata::constants::genesis_block;
 use bitcoin::pow::{CompactTarget, Target, Work};
 use bitcoin::{BlockHash, Network};
 
+pub use bodies::HeaderSource;
 pub use params::{ChainParams, Checkpoint};
 pub use retarget::{BitsAndTime, calculate_next_work_required};
 pub use store::{ChainStore, CorruptFile, LoadReport, Loaded, Recovery, StoreError, Truncation};
@@ -275,46 +298,10 @@ pub struct TruncateOutcome {
 /// Sentinel parent of the genesis entry.
 const NO_PARENT: u32 = u32::MAX;
 
-/// Cumulative work as two native 128-bit halves: [`Work`] keeps a private
-/// 256-bit integer whose only checked addition goes through byte arrays,
-/// and summing and comparing work is done for every header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct ChainWork {
-    // Field order matters: the derived `Ord` compares `hi` first.
-    hi: u128,
-    lo: u128,
-}
-
-impl ChainWork {
-    fn from_work(work: Work) -> ChainWork {
-        let bytes = work.to_be_bytes();
-        let mut hi = [0u8; 16];
-        let mut lo = [0u8; 16];
-        hi.copy_from_slice(&bytes[..16]);
-        lo.copy_from_slice(&bytes[16..]);
-        ChainWork {
-            hi: u128::from_be_bytes(hi),
-            lo: u128::from_be_bytes(lo),
-        }
-    }
-
-    fn to_work(self) -> Work {
-        let mut bytes = [0u8; 32];
-        bytes[..16].copy_from_slice(&self.hi.to_be_bytes());
-        bytes[16..].copy_from_slice(&self.lo.to_be_bytes());
-        Work::from_be_bytes(bytes)
-    }
-
-    /// `self + other`, or `None` past 2^256.
-    fn checked_add(self, other: ChainWork) -> Option<ChainWork> {
-        let (lo, carry) = self.lo.overflowing_add(other.lo);
-        let hi = self
-            .hi
-            .checked_add(other.hi)?
-            .checked_add(u128::from(carry))?;
-        Some(ChainWork { hi, lo })
-    }
-}
+/// Cumulative work is sampled on the best chain every this many heights;
+/// the work at any other height is the sample below it plus at most this
+/// many blocks' own work.
+const WORK_SAMPLE_STEP: u32 = 64;
 
 /// The target and per-block work of one nBits value that passed the
 /// context-free checks: every header of a difficulty period shares them,
@@ -326,78 +313,62 @@ struct BitsInfo {
     work: ChainWork,
 }
 
-/// One stored header.
-#[derive(Debug, Clone)]
-struct Entry {
-    header: Header,
+/// What an entry off the best chain needs beyond the columns: on the best
+/// chain, height, parent and work follow from `active`, so they are kept
+/// only here.
+#[derive(Debug, Clone, Copy)]
+struct SideEntry {
     height: u32,
-    /// Index of the parent entry, [`NO_PARENT`] for genesis.
     parent: u32,
-    /// What Core's min-difficulty walk-back (testnet's
-    /// `GetNextWorkRequired`) returns from this entry: its own bits if it
-    /// starts a period, is genesis or is not at the pow limit, else its
-    /// parent's value. Kept so that walk is a lookup, not up to 2015 steps
-    /// per header (regtest, where every block is at the limit, always
-    /// walked back to the period start).
-    real_bits: CompactTarget,
-    /// Cumulative work from genesis through this header.
     work: ChainWork,
 }
 
-/// Where a chain was cut back by [`HeaderChain::truncate`], so a store that
-/// last wrote it before the cut knows which of its records are stale.
-///
-/// Each truncation gets a sequence number; `marks` keeps, for the latest
-/// ones, `(sequence, length)` with lengths increasing, which is all that is
-/// needed to answer "the shortest length since sequence `s`" (an older cut
-/// to a longer length is hidden by a newer, shorter one). It is bounded by
-/// merging its two oldest marks, which can only understate the answer: a
-/// store then rewrites more than needed, never less.
-#[derive(Debug, Clone, Default)]
-struct TruncationLog {
-    seq: u64,
-    marks: Vec<(u64, usize)>,
-}
-
-/// Marks a [`TruncationLog`] keeps at most.
-const MAX_TRUNCATION_MARKS: usize = 16;
-
-impl TruncationLog {
-    fn record(&mut self, len: usize) {
-        self.seq += 1;
-        while self.marks.last().is_some_and(|&(_, l)| l >= len) {
-            self.marks.pop();
-        }
-        self.marks.push((self.seq, len));
-        if self.marks.len() > MAX_TRUNCATION_MARKS {
-            let (_, oldest_len) = self.marks.remove(0);
-            if let Some(next) = self.marks.first_mut() {
-                next.1 = oldest_len;
-            }
-        }
-    }
-
-    /// A length up to which entries are unchanged since sequence `seen`
-    /// (`usize::MAX` when nothing was cut since).
-    fn unchanged_since(&self, seen: u64) -> usize {
-        self.marks
-            .iter()
-            .find(|(seq, _)| *seq > seen)
-            .map_or(usize::MAX, |&(_, len)| len)
-    }
+/// How much full validation a header gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    /// Everything, as for a header from a peer; `now` for the
+    /// two-hours-ahead rule when there is a clock to check against.
+    Full { now: Option<u64> },
+    /// A record of our own file (see [`store`]): it connects, its proof of
+    /// work meets its own nBits within the pow limit, and the checkpoints
+    /// hold. Difficulty transitions, time and version rules were checked
+    /// when it arrived.
+    Stored,
 }
 
 /// The tree of validated headers and the best chain through it.
+///
+/// Entries are numbered in the order accepted (0 is genesis): a parent
+/// always comes before its children, which lets the store write this order
+/// as-is, and makes the ids along any branch increase with height.
 #[derive(Debug, Clone)]
 pub struct HeaderChain {
     params: ChainParams,
-    /// Every header, in the order accepted: a parent always comes before
-    /// its children, which lets the store write this order as-is.
-    entries: Vec<Entry>,
-    index: HashKeyMap<BlockHash, u32>,
-    /// The best chain: `active[h]` is the entry at height `h`.
+    /// Per entry: the first 8 bytes of its block hash (the index's key).
+    keys: Vec<u64>,
+    /// Per entry: its timestamp (median time past, retargeting).
+    times: Vec<u32>,
+    /// Per entry: its nBits.
+    bits: Vec<CompactTarget>,
+    /// Per entry, on networks with min-difficulty blocks only (empty
+    /// elsewhere): what Core's walk-back in `GetNextWorkRequired` returns
+    /// from it, its own bits if it starts a period, is genesis or is not
+    /// at the pow limit, else its parent's value. A lookup instead of up
+    /// to 2015 steps per header (regtest, where every block is at the
+    /// limit, always walks back to the period start).
+    real_bits: Vec<CompactTarget>,
+    index: HashIndex,
+    /// The best chain: `active[h]` is the entry at height `h`. Ids
+    /// increase with height, so an entry's height is a binary search away.
     active: Vec<u32>,
+    /// Cumulative work of `active[k × WORK_SAMPLE_STEP]`.
+    active_work: Vec<ChainWork>,
+    /// Entries off the best chain.
+    side: HashMap<u32, SideEntry>,
     tip_hash: BlockHash,
+    tip_header: Header,
+    tip_work: ChainWork,
+    bodies: Bodies,
     /// The last nBits seen valid, with their target and work.
     bits_cache: Option<BitsInfo>,
     truncations: TruncationLog,
@@ -413,19 +384,28 @@ impl HeaderChain {
     pub fn with_params(params: ChainParams) -> HeaderChain {
         let header = genesis_block(&params.consensus).header;
         let hash = header.block_hash();
-        let mut index = HashKeyMap::default();
-        index.insert(hash, 0);
+        let work = ChainWork::from_work(header.work());
+        let keys = vec![key_of(&hash)];
+        let mut index = HashIndex::default();
+        index.insert(0, &keys);
+        let real_bits = if params.consensus.allow_min_difficulty_blocks {
+            vec![header.bits]
+        } else {
+            Vec::new()
+        };
         HeaderChain {
-            entries: vec![Entry {
-                header,
-                height: 0,
-                parent: NO_PARENT,
-                real_bits: header.bits,
-                work: ChainWork::from_work(header.work()),
-            }],
+            keys,
+            times: vec![header.time],
+            bits: vec![header.bits],
+            real_bits,
             index,
             active: vec![0],
+            active_work: vec![work],
+            side: HashMap::new(),
             tip_hash: hash,
+            tip_header: header,
+            tip_work: work,
+            bodies: Bodies::new(header),
             bits_cache: None,
             truncations: TruncationLog::default(),
             params,
@@ -454,48 +434,103 @@ impl HeaderChain {
         self.accept_inner(headers, Some(now_unix))
     }
 
-    /// [`HeaderChain::accept`] with `now` optional: replaying our own file,
-    /// the future-time rule (which is not a permanent property of a header)
-    /// is skipped.
+    /// [`HeaderChain::accept`] with `now` optional (no future-time rule
+    /// without it).
     pub(crate) fn accept_inner(
         &mut self,
         headers: &[Header],
         now: Option<u64>,
     ) -> Result<AcceptOutcome, HeaderError> {
-        self.accept_hashed(headers.iter().map(|h| (h, h.block_hash())), now)
+        self.accept_checked(
+            headers.iter().map(|h| (h, h.block_hash())),
+            Checks::Full { now },
+        )
     }
 
-    /// [`HeaderChain::accept_inner`] for headers whose block hashes the
-    /// caller already computed (the store does, for its checksums): the
-    /// SHA-256d is most of the cost of a header, so it is done once.
-    pub(crate) fn accept_hashed<'a>(
+    /// Adds records of our own header file, whose hashes the store computed
+    /// for their checksums, with the checks of [`Checks::Stored`].
+    pub(crate) fn accept_stored<'a>(
         &mut self,
         headers: impl ExactSizeIterator<Item = (&'a Header, BlockHash)>,
-        now: Option<u64>,
     ) -> Result<AcceptOutcome, HeaderError> {
-        let first_new = self.entries.len();
+        self.accept_checked(headers, Checks::Stored)
+    }
+
+    fn accept_checked<'a>(
+        &mut self,
+        headers: impl ExactSizeIterator<Item = (&'a Header, BlockHash)>,
+        checks: Checks,
+    ) -> Result<AcceptOutcome, HeaderError> {
+        let first_new = self.len();
         let old_tip = self.tip_id();
-        let old_active_len = self.active.len();
-        self.entries.reserve(headers.len());
-        self.index.reserve(headers.len());
+        let old_height = self.height();
+        let old_tip_state = (self.tip_hash, self.tip_header, self.tip_work);
+        self.reserve(headers.len());
         let mut added = 0;
         for (header, hash) in headers {
-            match self.insert(header, hash, now) {
+            match self.insert(header, hash, checks) {
                 Ok(true) => added += 1,
                 Ok(false) => {}
                 Err(e) => {
-                    // The error path may hash the batch again: a peer can
-                    // at most double our work, and the happy path keeps no
-                    // list of hashes.
-                    for dropped in self.entries.drain(first_new..) {
-                        self.index.remove(&dropped.header.block_hash());
-                    }
-                    self.active.truncate(old_active_len);
+                    self.drop_entries_from(first_new);
+                    self.active.truncate(old_height as usize + 1);
+                    self.active_work
+                        .truncate((old_height / WORK_SAMPLE_STEP) as usize + 1);
+                    (self.tip_hash, self.tip_header, self.tip_work) = old_tip_state;
                     return Err(e);
                 }
             }
         }
-        Ok(self.select_best(first_new, added, old_tip))
+        Ok(self.select_best(first_new, added, old_tip, old_height, old_tip_state.2))
+    }
+
+    /// Makes room for exactly `more` entries: a load knows how many
+    /// records its file holds, and a million entries' doubling slack
+    /// would be megabytes.
+    pub(crate) fn reserve_exact(&mut self, more: usize) {
+        self.keys.reserve_exact(more);
+        self.times.reserve_exact(more);
+        self.bits.reserve_exact(more);
+        if self.params.consensus.allow_min_difficulty_blocks {
+            self.real_bits.reserve_exact(more);
+        }
+        self.active.reserve_exact(more);
+        self.active_work
+            .reserve_exact(more / WORK_SAMPLE_STEP as usize + 1);
+        self.index.reserve(more, &self.keys);
+    }
+
+    fn reserve(&mut self, more: usize) {
+        self.keys.reserve(more);
+        self.times.reserve(more);
+        self.bits.reserve(more);
+        if self.params.consensus.allow_min_difficulty_blocks {
+            self.real_bits.reserve(more);
+        }
+        self.index.reserve(more, &self.keys);
+    }
+
+    /// Forgets entries `from..` in the columns, index, side table and
+    /// bodies (not `active`: the callers know what it should become).
+    fn drop_entries_from(&mut self, from: usize) {
+        let removed = self.len().saturating_sub(from);
+        // One index probe per removed entry beats visiting every slot
+        // until more than about a 32nd of the chain goes.
+        if removed.saturating_mul(32) < from {
+            for id in from..self.len() {
+                self.index.remove(id as u32, self.keys[id]);
+            }
+        } else {
+            self.index.retain(|id| (id as usize) < from);
+        }
+        self.keys.truncate(from);
+        self.times.truncate(from);
+        self.bits.truncate(from);
+        self.real_bits.truncate(from);
+        if !self.side.is_empty() {
+            self.side.retain(|id, _| (*id as usize) < from);
+        }
+        self.bodies.truncate(from);
     }
 
     /// Validates one header and stores it; `Ok(false)` if already known.
@@ -509,25 +544,92 @@ impl HeaderChain {
         &mut self,
         header: &Header,
         hash: BlockHash,
-        now: Option<u64>,
+        checks: Checks,
     ) -> Result<bool, HeaderError> {
-        if self.index.contains_key(&hash) {
-            return Ok(false);
-        }
-        let Some(&parent_id) = self.index.get(&header.prev_blockhash) else {
+        // Nearly every header of a sync extends the tip, whose hash is at
+        // hand: no index probe for its parent, and none for the duplicate
+        // check either, because no entry is a child of the tip (a child has
+        // more work, so it would be the tip).
+        let parent = if header.prev_blockhash == self.tip_hash {
+            Some(self.tip_id())
+        } else {
+            if self.find(&hash).is_some() {
+                return Ok(false);
+            }
+            self.find(&header.prev_blockhash)
+        };
+        let Some(parent_id) = parent else {
             return Err(HeaderError::Orphan {
                 hash,
                 prev: header.prev_blockhash,
             });
         };
-        let parent = self.entry(parent_id);
-        let parent_time = parent.header.time;
-        let parent_work = parent.work;
-        let parent_real_bits = parent.real_bits;
-        let height = parent.height.checked_add(1).ok_or(HeaderError::Full)?;
+        let parent_height = self.height_of(parent_id);
+        let height = parent_height.checked_add(1).ok_or(HeaderError::Full)?;
 
         let own = self.check_own_pow(header, hash)?;
-        let expected = self.next_work_required(parent_id, header.time);
+        if let Checks::Full { now } = checks {
+            self.check_context(header, hash, parent_id, height, now)?;
+        }
+        self.check_checkpoints(hash, height)?;
+
+        let parent_work = self.work_of(parent_id);
+        let work = parent_work.checked_add(own.work).ok_or(HeaderError::Full)?;
+        let id = u32::try_from(self.len())
+            .ok()
+            .filter(|id| *id != NO_PARENT)
+            .ok_or(HeaderError::Full)?;
+        let interval = self.params.interval();
+        if self.params.consensus.allow_min_difficulty_blocks {
+            let real =
+                if height.is_multiple_of(interval) || header.bits != self.params.pow_limit_bits {
+                    header.bits
+                } else {
+                    self.real_bits[parent_id as usize]
+                };
+            self.real_bits.push(real);
+        }
+        self.keys.push(key_of(&hash));
+        self.times.push(header.time);
+        self.bits.push(header.bits);
+        self.index.insert(id, &self.keys);
+        // A record replayed from the file stays there.
+        if checks != Checks::Stored || !self.bodies.push_on_disk() {
+            self.bodies.push(*header);
+        }
+        if parent_id == self.tip_id() {
+            self.active.push(id);
+            if height.is_multiple_of(WORK_SAMPLE_STEP) {
+                self.active_work.push(work);
+            }
+            self.tip_hash = hash;
+            self.tip_header = *header;
+            self.tip_work = work;
+        } else {
+            self.side.insert(
+                id,
+                SideEntry {
+                    height,
+                    parent: parent_id,
+                    work,
+                },
+            );
+        }
+        Ok(true)
+    }
+
+    /// The contextual rules: required nBits, median time past, the future
+    /// limit, BIP94's time warp rule and the version heights.
+    fn check_context(
+        &self,
+        header: &Header,
+        hash: BlockHash,
+        parent_id: u32,
+        height: u32,
+        now: Option<u64>,
+    ) -> Result<(), HeaderError> {
+        let parent_time = self.times[parent_id as usize];
+        let expected = self.next_work_required(parent_id, height - 1, header.time);
         if header.bits != expected {
             return Err(HeaderError::BadBits {
                 hash,
@@ -535,7 +637,6 @@ impl HeaderChain {
                 got: header.bits,
             });
         }
-        self.check_checkpoints(hash, height)?;
         let median_time_past = self.mtp_of(parent_id);
         if header.time <= median_time_past {
             return Err(HeaderError::TimeTooOld {
@@ -553,9 +654,9 @@ impl HeaderChain {
                 now,
             });
         }
-        let interval = self.params.interval();
-        if self.params.enforce_bip94
-            && height.is_multiple_of(interval)
+        let p = &self.params;
+        if p.enforce_bip94
+            && height.is_multiple_of(p.interval())
             && header.time < parent_time.saturating_sub(MAX_TIMEWARP)
         {
             return Err(HeaderError::TimeWarp {
@@ -565,7 +666,6 @@ impl HeaderChain {
             });
         }
         let version = header.version.to_consensus();
-        let p = &self.params;
         if (version < 2 && height >= p.bip34_height)
             || (version < 3 && height >= p.bip66_height)
             || (version < 4 && height >= p.bip65_height)
@@ -576,29 +676,7 @@ impl HeaderChain {
                 version,
             });
         }
-
-        let work = parent_work.checked_add(own.work).ok_or(HeaderError::Full)?;
-        let id = u32::try_from(self.entries.len())
-            .ok()
-            .filter(|id| *id != NO_PARENT)
-            .ok_or(HeaderError::Full)?;
-        let real_bits = if height.is_multiple_of(interval) || header.bits != p.pow_limit_bits {
-            header.bits
-        } else {
-            parent_real_bits
-        };
-        self.entries.push(Entry {
-            header: *header,
-            height,
-            parent: parent_id,
-            real_bits,
-            work,
-        });
-        self.index.insert(hash, id);
-        if parent_id == self.tip_id() {
-            self.active.push(id);
-        }
-        Ok(true)
+        Ok(())
     }
 
     /// Context-free proof of work (Core's `CheckProofOfWork`); the bits'
@@ -638,6 +716,14 @@ impl HeaderChain {
         })
     }
 
+    /// The work of one block with `bits`, which an accepted header carried.
+    fn own_work(&self, bits: CompactTarget) -> ChainWork {
+        match self.bits_cache {
+            Some(info) if info.bits == bits => info.work,
+            _ => ChainWork::from_work(Target::from_compact(bits).to_work()),
+        }
+    }
+
     /// Checkpoint at `height`, and no fork below a checkpoint we hold.
     fn check_checkpoints(&self, hash: BlockHash, height: u32) -> Result<(), HeaderError> {
         let checkpoints = &self.params.checkpoints;
@@ -663,14 +749,14 @@ impl HeaderChain {
         let Some(next) = checkpoints.get(above) else {
             return Ok(());
         };
-        if !self.index.contains_key(&next.hash) {
+        if !self.contains(&next.hash) {
             return Ok(());
         }
         // Report the highest checkpoint held (only on the error path).
         let checkpoint_height = checkpoints
             .iter()
             .rev()
-            .find(|cp| self.index.contains_key(&cp.hash))
+            .find(|cp| self.contains(&cp.hash))
             .map_or(next.height, |cp| cp.height);
         Err(HeaderError::ForkBeforeCheckpoint {
             hash,
@@ -679,76 +765,92 @@ impl HeaderChain {
         })
     }
 
-    /// nBits required of a child of `parent_id` timestamped `time` (Core's
-    /// `GetNextWorkRequired`).
-    fn next_work_required(&self, parent_id: u32, time: u32) -> CompactTarget {
-        let parent = self.entry(parent_id);
+    /// nBits required of a child of `parent_id` (at `parent_height`)
+    /// timestamped `time` (Core's `GetNextWorkRequired`).
+    fn next_work_required(&self, parent_id: u32, parent_height: u32, time: u32) -> CompactTarget {
+        let parent = parent_id as usize;
+        let parent_bits = self.bits[parent];
+        let parent_time = self.times[parent];
         let interval = self.params.interval();
         let consensus = &self.params.consensus;
-        if !(parent.height + 1).is_multiple_of(interval) {
+        if !(parent_height + 1).is_multiple_of(interval) {
             if consensus.allow_min_difficulty_blocks {
                 // Testnet: a block more than twice the spacing after its
                 // parent may use the minimum difficulty...
                 let spacing = i64::try_from(consensus.pow_target_spacing).unwrap_or(i64::MAX);
-                if i64::from(time) > i64::from(parent.header.time).saturating_add(2 * spacing) {
+                if i64::from(time) > i64::from(parent_time).saturating_add(2 * spacing) {
                     return self.params.pow_limit_bits;
                 }
                 // ...otherwise it takes the difficulty of the last block
                 // that did not use the exception (Core walks back to it;
                 // each entry carries the answer).
-                return parent.real_bits;
+                return self.real_bits.get(parent).copied().unwrap_or(parent_bits);
             }
-            return parent.header.bits;
+            return parent_bits;
         }
         if consensus.no_pow_retargeting {
-            return parent.header.bits;
+            return parent_bits;
         }
-        let first_id = self.ancestor(parent_id, parent.height + 1 - interval);
-        let first = self.entry(first_id);
+        let first = self.ancestor(parent_id, parent_height + 1 - interval) as usize;
         calculate_next_work_required(
             &self.params,
             BitsAndTime {
-                bits: first.header.bits,
-                time: first.header.time,
+                bits: self.bits[first],
+                time: self.times[first],
             },
             BitsAndTime {
-                bits: parent.header.bits,
-                time: parent.header.time,
+                bits: parent_bits,
+                time: parent_time,
             },
         )
     }
 
-    /// The best chain after new entries from `first_new` on were added
-    /// (some perhaps already put on `active` by `insert`), `old_tip` being
-    /// the tip before them.
-    fn select_best(&mut self, first_new: usize, new_headers: usize, old_tip: u32) -> AcceptOutcome {
-        let old_height = self.entry(old_tip).height;
-        let mut best = old_tip;
-        let mut best_work = self.entry(old_tip).work;
-        // Strictly more work: on a tie, whatever was seen first stays.
-        for (i, e) in self.entries.iter().enumerate().skip(first_new) {
-            if e.work > best_work {
-                best_work = e.work;
-                best = u32::try_from(i).unwrap_or(old_tip);
+    /// The best chain after entries from `first_new` on were added (some
+    /// perhaps already put on `active` by `insert`), `old_tip` (at
+    /// `old_height`, with `old_work`) being the tip before them.
+    fn select_best(
+        &mut self,
+        first_new: usize,
+        new_headers: usize,
+        old_tip: u32,
+        old_height: u32,
+        old_work: ChainWork,
+    ) -> AcceptOutcome {
+        // The best new entry: the most work, the first accepted on a tie.
+        // Of the new entries on `active` the tip has the most work; the
+        // others are in `side`.
+        let mut best: Option<(ChainWork, u32)> =
+            (self.tip_id() != old_tip).then(|| (self.tip_work, self.tip_id()));
+        for id in first_new..self.len() {
+            let id = id as u32;
+            if let Some(s) = self.side.get(&id)
+                && best.is_none_or(|(w, b)| s.work > w || (s.work == w && id < b))
+            {
+                best = Some((s.work, id));
             }
         }
-        if best == old_tip {
-            // Nothing was put on `active` (an extension of the tip would
-            // have more work); cut back anyway should that ever change.
-            self.active.truncate(old_height as usize + 1);
+        // Strictly more work than the old tip: on a tie, it stays.
+        let best = best.filter(|(w, _)| *w > old_work).map(|(_, id)| id);
+        let Some(best) = best else {
+            // Nothing new can have been put on `active` (an extension of
+            // the tip would have more work).
             return AcceptOutcome {
                 new_headers,
                 tip_changed: false,
                 reorg: None,
                 tip: self.tip(),
             };
-        }
-        let fork_height = self.activate(best);
+        };
+        let fork_height = if best == self.tip_id() {
+            old_height
+        } else {
+            self.activate(best)
+        };
         let reorg = (fork_height < old_height).then(|| Reorg {
             fork_height,
             fork_hash: self.hash_at(fork_height).unwrap_or(self.tip_hash),
             disconnected: old_height - fork_height,
-            connected: self.entry(best).height - fork_height,
+            connected: self.height() - fork_height,
         });
         AcceptOutcome {
             new_headers,
@@ -758,20 +860,54 @@ impl HeaderChain {
         }
     }
 
-    /// Makes `best` the tip: rebuilds `active` from where `best`'s branch
-    /// leaves it. Returns that fork height (`best`'s own height if it was
-    /// already active).
+    /// Makes the side entry `best` the tip: the best chain's entries above
+    /// where `best`'s branch leaves it move to `side`, the branch moves to
+    /// `active`. Returns that fork height.
     fn activate(&mut self, best: u32) -> u32 {
+        let (Some(header), Some(best_side)) =
+            (self.bodies.get(best), self.side.get(&best).copied())
+        else {
+            // Already active (or unreadable, which cannot happen for an
+            // entry we hold): nothing to switch.
+            return self.height_of(best);
+        };
         let mut path = Vec::new();
         let mut id = best;
-        while !self.is_active(id) {
+        while let Some(s) = self.side.get(&id) {
             path.push(id);
-            id = self.entry(id).parent;
+            id = s.parent;
         }
-        let fork_height = self.entry(id).height;
+        let fork_height = self.height_of(id);
+        // Demote the old branch above the fork, with the work each entry
+        // had on it.
+        let mut work = self.work_at(fork_height);
+        for height in fork_height + 1..=self.height() {
+            let id = self.active[height as usize];
+            work = work.saturating_add(self.own_work(self.bits[id as usize]));
+            let parent = self.active[height as usize - 1];
+            self.side.insert(
+                id,
+                SideEntry {
+                    height,
+                    parent,
+                    work,
+                },
+            );
+        }
         self.active.truncate(fork_height as usize + 1);
-        self.active.extend(path.iter().rev());
-        self.tip_hash = self.entry(best).header.block_hash();
+        self.active_work
+            .truncate((fork_height / WORK_SAMPLE_STEP) as usize + 1);
+        for id in path.iter().rev() {
+            if let Some(s) = self.side.remove(id) {
+                self.active.push(*id);
+                if s.height.is_multiple_of(WORK_SAMPLE_STEP) {
+                    self.active_work.push(s.work);
+                }
+            }
+        }
+        self.tip_hash = header.block_hash();
+        self.tip_header = header;
+        self.tip_work = best_side.work;
         fork_height
     }
 
@@ -789,49 +925,49 @@ impl HeaderChain {
     /// [`ChainStore::append`] notices and rewrites the stale tail.
     pub fn truncate(&mut self, len: usize) -> TruncateOutcome {
         let len = len.max(1);
-        if len >= self.entries.len() {
+        if len >= self.len() {
             return TruncateOutcome {
                 removed: 0,
                 tip_changed: false,
                 tip: self.tip(),
             };
         }
-        let removed = self.entries.len() - len;
-        // Drop the removed hashes from the index: hashing each removed
-        // header (~0.25 µs) beats visiting every index slot (a few ns
-        // each) until more than about a 32nd of the chain goes.
-        if removed.saturating_mul(32) < len {
-            for e in &self.entries[len..] {
-                self.index.remove(&e.header.block_hash());
-            }
-        } else {
-            self.index.retain(|_, id| (*id as usize) < len);
-        }
-        self.entries.truncate(len);
-        self.truncations.record(len);
+        let removed = self.len() - len;
         let old_tip = self.tip_id();
+        self.drop_entries_from(len);
+        self.truncations.record(len);
         if (old_tip as usize) < len {
             // The tip had the most work of all, first among equals: it
-            // still has among the survivors, and its ancestors (all of
-            // `active`) come before it.
+            // still has among the survivors.
             return TruncateOutcome {
                 removed,
                 tip_changed: false,
                 tip: self.tip(),
             };
         }
-        let mut best = 0u32;
-        let mut best_work = self.entries[0].work;
-        for (i, e) in self.entries.iter().enumerate().skip(1) {
-            if e.work > best_work {
-                best_work = e.work;
-                best = u32::try_from(i).unwrap_or(0);
+        // The best chain's ids increase with height: the survivors on it
+        // are a prefix, and its last one has the most work of them.
+        let keep = self.active.partition_point(|id| (*id as usize) < len);
+        let top_height = keep.saturating_sub(1) as u32;
+        let top_work = self.work_at(top_height);
+        let top = self.active[top_height as usize];
+        self.active.truncate(top_height as usize + 1);
+        self.active_work
+            .truncate((top_height / WORK_SAMPLE_STEP) as usize + 1);
+        if let Some(header) = self.bodies.get(top) {
+            self.tip_hash = header.block_hash();
+            self.tip_header = header;
+        }
+        self.tip_work = top_work;
+        let mut best = (top_work, top);
+        for (id, s) in &self.side {
+            if s.work > best.0 || (s.work == best.0 && *id < best.1) {
+                best = (s.work, *id);
             }
         }
-        // `active` may still name dropped entries above the fork; those
-        // ids are all ≥ `len`, so they never match a surviving entry and
-        // `activate` cuts them off.
-        self.activate(best);
+        if best.1 != top {
+            self.activate(best.1);
+        }
         TruncateOutcome {
             removed,
             tip_changed: true,
@@ -842,7 +978,7 @@ impl HeaderChain {
     /// Sequence number of the latest [`HeaderChain::truncate`] that removed
     /// anything (0 if none).
     pub(crate) fn truncation_seq(&self) -> u64 {
-        self.truncations.seq
+        self.truncations.seq()
     }
 
     /// A length up to which the entries are the same as at truncation
@@ -851,34 +987,90 @@ impl HeaderChain {
         self.truncations.unchanged_since(seen)
     }
 
-    fn entry(&self, id: u32) -> &Entry {
-        // Ids come from `index`, `active` and `parent` links, all of which
-        // point into `entries`; genesis stands in for an impossible miss
-        // rather than a panic.
-        self.entries.get(id as usize).unwrap_or(&self.entries[0])
+    /// The entry whose block hash is `hash`.
+    fn find(&self, hash: &BlockHash) -> Option<u32> {
+        self.index.find(key_of(hash), &self.keys, |id| {
+            self.hash_of(id) == Some(*hash)
+        })
+    }
+
+    /// The block hash of entry `id`: the tip's is kept, a best-chain
+    /// entry's is its child's back link, any other is hashed.
+    fn hash_of(&self, id: u32) -> Option<BlockHash> {
+        if id == self.tip_id() {
+            return Some(self.tip_hash);
+        }
+        if let Some(height) = self.active_height(id) {
+            let child = self.active[height as usize + 1];
+            return self.bodies.get(child).map(|h| h.prev_blockhash);
+        }
+        self.bodies.get(id).map(|h| h.block_hash())
     }
 
     fn tip_id(&self) -> u32 {
         self.active.last().copied().unwrap_or(0)
     }
 
-    fn is_active(&self, id: u32) -> bool {
-        self.active.get(self.entry(id).height as usize) == Some(&id)
+    /// The height of `id` if it is on the best chain.
+    fn active_height(&self, id: u32) -> Option<u32> {
+        if id == self.tip_id() {
+            return Some(self.height());
+        }
+        self.active.binary_search(&id).ok().map(|h| h as u32)
+    }
+
+    fn height_of(&self, id: u32) -> u32 {
+        match self.side.get(&id) {
+            Some(s) => s.height,
+            None => self.active_height(id).unwrap_or(0),
+        }
+    }
+
+    fn parent_of(&self, id: u32) -> u32 {
+        match self.side.get(&id) {
+            Some(s) => s.parent,
+            None => match self.active_height(id) {
+                Some(h) if h > 0 => self.active[h as usize - 1],
+                _ => NO_PARENT,
+            },
+        }
+    }
+
+    fn work_of(&self, id: u32) -> ChainWork {
+        if id == self.tip_id() {
+            return self.tip_work;
+        }
+        match self.side.get(&id) {
+            Some(s) => s.work,
+            None => self.work_at(self.active_height(id).unwrap_or(0)),
+        }
+    }
+
+    /// Cumulative work of the best chain at `height` (≤ the tip's): the
+    /// sample at or below it plus the blocks since.
+    fn work_at(&self, height: u32) -> ChainWork {
+        if height >= self.height() {
+            return self.tip_work;
+        }
+        let sample = height / WORK_SAMPLE_STEP;
+        let mut work = self.active_work[sample as usize];
+        for h in sample * WORK_SAMPLE_STEP + 1..=height {
+            let id = self.active[h as usize] as usize;
+            work = work.saturating_add(self.own_work(self.bits[id]));
+        }
+        work
     }
 
     /// The ancestor of `id` at `height` (≤ its height).
     fn ancestor(&self, mut id: u32, height: u32) -> u32 {
-        loop {
-            let e = self.entry(id);
-            if e.height <= height || e.parent == NO_PARENT {
+        while let Some(s) = self.side.get(&id) {
+            if s.height <= height {
                 return id;
             }
-            // On the best chain the ancestor is a lookup away.
-            if self.is_active(id) {
-                return self.active.get(height as usize).copied().unwrap_or(id);
-            }
-            id = e.parent;
+            id = s.parent;
         }
+        // On the best chain the ancestor is a lookup away.
+        self.active.get(height as usize).copied().unwrap_or(id)
     }
 
     /// Median time of the 11 headers ending at `id`.
@@ -886,25 +1078,25 @@ impl HeaderChain {
         let mut times = [0u32; MEDIAN_TIME_SPAN];
         let mut n = 0;
         loop {
-            let e = self.entry(id);
-            let height = e.height as usize;
-            if self.active.get(height) == Some(&id) {
+            if let Some(height) = self.active_height(id) {
                 // On the best chain (where nearly every new header's parent
                 // is) the rest are found by height: independent loads
                 // instead of a chain of dependent parent links.
+                let height = height as usize;
                 let from = (height + 1).saturating_sub(MEDIAN_TIME_SPAN - n);
-                for a in self.active.get(from..=height).unwrap_or_default() {
-                    times[n] = self.entry(*a).header.time;
+                for a in &self.active[from..=height] {
+                    times[n] = self.times[*a as usize];
                     n += 1;
                 }
                 break;
             }
-            times[n] = e.header.time;
+            times[n] = self.times[id as usize];
             n += 1;
-            if n == MEDIAN_TIME_SPAN || e.parent == NO_PARENT {
+            let parent = self.parent_of(id);
+            if n == MEDIAN_TIME_SPAN || parent == NO_PARENT {
                 break;
             }
-            id = e.parent;
+            id = parent;
         }
         let times = &mut times[..n];
         times.sort_unstable();
@@ -918,17 +1110,17 @@ impl HeaderChain {
 
     /// Height of the best tip.
     pub fn height(&self) -> u32 {
-        self.entry(self.tip_id()).height
+        self.active.len().saturating_sub(1) as u32
     }
 
     /// Cumulative work of the best chain.
     pub fn tip_work(&self) -> Work {
-        self.entry(self.tip_id()).work.to_work()
+        self.tip_work.to_work()
     }
 
     /// The best tip's header.
     pub fn tip_header(&self) -> Header {
-        self.entry(self.tip_id()).header
+        self.tip_header
     }
 
     /// Whether the best chain has at least the network's minimum chain
@@ -939,9 +1131,37 @@ impl HeaderChain {
 
     /// The header at `height` on the best chain.
     pub fn header_at(&self, height: u32) -> Option<Header> {
-        self.active
-            .get(height as usize)
-            .map(|id| self.entry(*id).header)
+        let id = *self.active.get(height as usize)?;
+        self.bodies.get(id)
+    }
+
+    /// Up to `max` headers of the best chain from `height` on, read in as
+    /// few runs as the branches allow (for serving `getheaders`).
+    pub fn headers_from(&self, height: u32, max: usize) -> Vec<Header> {
+        let ids = self
+            .active
+            .get(height as usize..)
+            .unwrap_or_default()
+            .iter()
+            .take(max);
+        let mut out = Vec::with_capacity(ids.len());
+        let mut run: Option<(u32, usize)> = None;
+        for &id in ids {
+            run = match run {
+                Some((first, n)) if first as usize + n == id as usize => Some((first, n + 1)),
+                Some((first, n)) => {
+                    if !self.bodies.get_run(first as usize, n, &mut out) {
+                        return out;
+                    }
+                    Some((id, 1))
+                }
+                None => Some((id, 1)),
+            };
+        }
+        if let Some((first, n)) = run {
+            self.bodies.get_run(first as usize, n, &mut out);
+        }
+        out
     }
 
     /// The hash of the block at `height` on the best chain.
@@ -960,38 +1180,71 @@ impl HeaderChain {
     /// A known header: its height, the header and the cumulative work
     /// through it.
     pub fn get(&self, hash: &BlockHash) -> Option<(u32, Header, Work)> {
-        self.index.get(hash).map(|id| {
-            let e = self.entry(*id);
-            (e.height, e.header, e.work.to_work())
-        })
+        let id = self.find(hash)?;
+        let header = self.bodies.get(id)?;
+        Some((self.height_of(id), header, self.work_of(id).to_work()))
     }
 
     /// Whether `hash` is a known header (on any branch).
     pub fn contains(&self, hash: &BlockHash) -> bool {
-        self.index.contains_key(hash)
+        self.find(hash).is_some()
     }
 
     /// Whether `hash` is on the best chain.
     pub fn is_in_best_chain(&self, hash: &BlockHash) -> bool {
-        self.index.get(hash).is_some_and(|id| self.is_active(*id))
+        self.find(hash)
+            .is_some_and(|id| self.active_height(id).is_some())
     }
 
     /// Number of headers held, on every branch, genesis included: the
     /// entry count, which [`HeaderChain::truncate`] and
     /// [`HeaderChain::headers_in_order`] index by.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.keys.len()
     }
 
     /// Always false: the genesis header is always there.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.keys.is_empty()
     }
 
     /// Headers in the order they were accepted, from the `from`-th (0 is
-    /// genesis). Every header's parent comes before it.
-    pub fn headers_in_order(&self, from: usize) -> impl Iterator<Item = &Header> {
-        self.entries.iter().skip(from).map(|e| &e.header)
+    /// genesis). Every header's parent comes before it. Headers already
+    /// written to the store are read back from it; the iteration stops
+    /// early at one that cannot be read.
+    pub fn headers_in_order(&self, from: usize) -> impl Iterator<Item = Header> + '_ {
+        // Read in runs: one `pread` per header would make a full walk of a
+        // million headers a million system calls.
+        const RUN: usize = 1024;
+        let mut stopped = false;
+        (from..self.len())
+            .step_by(RUN)
+            .map_while(move |first| {
+                if stopped {
+                    return None;
+                }
+                let count = RUN.min(self.len() - first);
+                let mut run = Vec::with_capacity(count);
+                if !self.bodies.get_run(first, count, &mut run) {
+                    // Header by header, to stop exactly at an unreadable one.
+                    run.extend((first..first + count).map_while(|id| self.bodies.get(id as u32)));
+                    stopped = true;
+                }
+                Some(run)
+            })
+            .flatten()
+    }
+
+    /// The headers from entry `from` on, if none has left memory yet (the
+    /// store's next append).
+    pub(crate) fn unwritten_headers(&self, from: usize) -> Option<&[Header]> {
+        self.bodies.in_memory_from(from)
+    }
+
+    /// The store wrote the first `written` entries and reads them back with
+    /// `source`: their full headers leave memory.
+    pub(crate) fn headers_written(&mut self, written: usize, source: Arc<dyn HeaderSource>) {
+        self.bodies.written(written.min(self.len()), source);
     }
 
     /// A block locator for the best chain (Core's `LocatorEntries`): the
@@ -1019,58 +1272,95 @@ impl HeaderChain {
     /// The median time past of the 11 headers ending at `hash` (what a
     /// child of it must exceed).
     pub fn median_time_past(&self, hash: &BlockHash) -> Option<u32> {
-        self.index.get(hash).map(|id| self.mtp_of(*id))
+        self.find(hash).map(|id| self.mtp_of(id))
     }
 
     /// Every leaf of the header tree (`getchaintips`), highest first; the
     /// active tip first among equals.
     pub fn tips(&self) -> Vec<ChainTip> {
-        let mut has_child = vec![false; self.entries.len()];
-        for e in &self.entries {
-            if let Some(slot) = has_child.get_mut(e.parent as usize) {
-                *slot = true;
+        // Only the active tip ends the best chain, and a side entry's
+        // children are side entries: the leaves are the active tip and the
+        // side entries no side entry names as parent.
+        let parents: HashSet<u32> = self.side.values().map(|s| s.parent).collect();
+        let mut tips = vec![(
+            self.tip_id(),
+            ChainTip {
+                height: self.height(),
+                hash: self.tip_hash,
+                branch_len: 0,
+                status: TipStatus::Active,
+            },
+        )];
+        for (id, s) in &self.side {
+            if parents.contains(id) {
+                continue;
             }
-        }
-        let active_tip = self.tip_id();
-        let mut tips: Vec<ChainTip> = has_child
-            .iter()
-            .enumerate()
-            .filter(|(_, has)| !**has)
-            .filter_map(|(i, _)| u32::try_from(i).ok())
-            .map(|id| {
-                let e = self.entry(id);
-                let fork = self.entry(self.fork_point(id)).height;
+            let fork = self.height_of(self.fork_point(*id));
+            tips.push((
+                *id,
                 ChainTip {
-                    height: e.height,
-                    hash: if id == active_tip {
-                        self.tip_hash
-                    } else {
-                        e.header.block_hash()
-                    },
-                    branch_len: e.height - fork,
-                    status: if id == active_tip {
-                        TipStatus::Active
-                    } else {
-                        TipStatus::ValidHeaders
-                    },
-                }
-            })
-            .collect();
-        tips.sort_by(|a, b| {
+                    height: s.height,
+                    hash: self.hash_of(*id).unwrap_or(self.tip_hash),
+                    branch_len: s.height - fork,
+                    status: TipStatus::ValidHeaders,
+                },
+            ));
+        }
+        // Highest first, the active tip first among equals, then in the
+        // order accepted.
+        tips.sort_by(|(a_id, a), (b_id, b)| {
             b.height
                 .cmp(&a.height)
                 .then((b.status == TipStatus::Active).cmp(&(a.status == TipStatus::Active)))
+                .then(a_id.cmp(b_id))
         });
-        tips
+        tips.into_iter().map(|(_, tip)| tip).collect()
     }
 
     /// The last best-chain ancestor of `id` (itself if on the best chain).
     fn fork_point(&self, mut id: u32) -> u32 {
-        while !self.is_active(id) {
-            id = self.entry(id).parent;
+        while let Some(s) = self.side.get(&id) {
+            id = s.parent;
         }
         id
     }
+
+    /// What the chain holds in memory, for the README's memory table and
+    /// the benches: bytes by component (capacity, not length).
+    pub fn memory(&self) -> ChainMemory {
+        use std::mem::size_of;
+        ChainMemory {
+            entries: self.len(),
+            columns: self.keys.capacity() * size_of::<u64>()
+                + (self.times.capacity() + self.bits.capacity() + self.real_bits.capacity())
+                    * size_of::<u32>(),
+            index: self.index.allocated_bytes(),
+            best_chain: self.active.capacity() * size_of::<u32>()
+                + self.active_work.capacity() * size_of::<ChainWork>(),
+            side_entries: self.side.len(),
+            headers_in_memory: self.bodies.in_memory(),
+        }
+    }
+}
+
+/// Where a [`HeaderChain`]'s memory goes ([`HeaderChain::memory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainMemory {
+    /// Entries held (headers on every branch, genesis included).
+    pub entries: usize,
+    /// Bytes of the per-entry columns (hash key, time, nBits, and on
+    /// min-difficulty networks the walk-back bits).
+    pub columns: usize,
+    /// Bytes of the hash index's table.
+    pub index: usize,
+    /// Bytes of the best chain's entry list and work samples.
+    pub best_chain: usize,
+    /// Entries off the best chain (each 64 to 130 bytes with its table
+    /// slot and the table's spare room).
+    pub side_entries: usize,
+    /// Full headers still in memory: not yet written by the store, or all
+    /// of them for a chain without one (80 bytes each).
+    pub headers_in_memory: usize,
 }
 
 /// Core's `SetCompact` overflow flag: a mantissa shifted past 256 bits.

@@ -490,7 +490,7 @@ impl Driver {
                     // Synchronous: 2000 records and one fdatasync take
                     // milliseconds, and the next batch must not overtake it.
                     if let Some(store) = self.options.chain_store.as_mut()
-                        && let Err(e) = store.append(self.engine.chain())
+                        && let Err(e) = store.append(self.engine.chain_for_store())
                     {
                         tracing::error!(
                             "could not save headers to {}: {e}",

@@ -175,6 +175,13 @@ impl Engine {
         &self.chain
     }
 
+    /// The header chain, for its store: [`crate::chain::ChainStore::append`]
+    /// hands the written headers' memory back to it. Validation goes
+    /// through the engine's own handlers, never through this.
+    pub fn chain_for_store(&mut self) -> &mut HeaderChain {
+        &mut self.chain
+    }
+
     /// The header sync state.
     pub fn sync(&self) -> &HeaderSync {
         &self.sync

@@ -20,6 +20,29 @@ fn same_chain(a: &HeaderChain, b: &HeaderChain) {
     assert!(a.headers_in_order(0).eq(b.headers_in_order(0)));
 }
 
+/// Every query answers alike on `a` and `b`: by height on the best chain,
+/// by hash for every header of `all` (any branch), and the chain-wide ones.
+fn same_answers(a: &HeaderChain, b: &HeaderChain, all: &[Header]) {
+    same_chain(a, b);
+    for height in 0..=a.height() + 1 {
+        assert_eq!(a.header_at(height), b.header_at(height), "height {height}");
+        assert_eq!(a.hash_at(height), b.hash_at(height), "height {height}");
+    }
+    for header in all {
+        let hash = header.block_hash();
+        assert_eq!(a.get(&hash), b.get(&hash));
+        assert_eq!(a.contains(&hash), b.contains(&hash));
+        assert_eq!(a.is_in_best_chain(&hash), b.is_in_best_chain(&hash));
+        assert_eq!(a.median_time_past(&hash), b.median_time_past(&hash));
+    }
+    assert_eq!(a.locator(), b.locator());
+    assert_eq!(a.tip_header(), b.tip_header());
+    assert_eq!(a.tip_work(), b.tip_work());
+    for from in [0, 1, a.height() / 2, a.height()] {
+        assert_eq!(a.headers_from(from, 2000), b.headers_from(from, 2000));
+    }
+}
+
 const NOW: u64 = 2_000_000_000;
 
 fn load(path: &Path) -> Loaded {
@@ -34,12 +57,12 @@ fn populated(path: &Path) -> Vec<Header> {
     let headers = mine_regtest_chain(&regtest_genesis(), 1000, regtest_genesis().time + SPACING);
     for batch in headers.chunks(300) {
         loaded.chain.accept(batch, NOW).unwrap();
-        assert_eq!(loaded.store.append(&loaded.chain).unwrap(), batch.len());
+        assert_eq!(loaded.store.append(&mut loaded.chain).unwrap(), batch.len());
     }
     let side = mine_regtest_branch(&headers[499], 3, headers[499].time + 1, 7);
     loaded.chain.accept(&side, NOW).unwrap();
-    assert_eq!(loaded.store.append(&loaded.chain).unwrap(), 3);
-    assert_eq!(loaded.store.append(&loaded.chain).unwrap(), 0);
+    assert_eq!(loaded.store.append(&mut loaded.chain).unwrap(), 3);
+    assert_eq!(loaded.store.append(&mut loaded.chain).unwrap(), 0);
     headers
 }
 
@@ -65,6 +88,69 @@ fn reload_gives_the_same_chain() {
     assert_eq!(loaded.chain.len(), 1004);
 }
 
+/// The chain keeps full headers only until the store has written them;
+/// after that every answer comes from the file, and must be what a chain
+/// that kept everything in memory says, on the best chain and off it,
+/// through a reorg onto a branch that was only on disk, a truncation, and
+/// another reload.
+#[test]
+fn headers_read_back_from_the_file_answer_like_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headers.dat");
+    let headers = populated(&path);
+    let side = mine_regtest_branch(&headers[499], 3, headers[499].time + 1, 7);
+    let mut memory = HeaderChain::new(Network::Regtest);
+    memory.accept(&headers, NOW).unwrap();
+    memory.accept(&side, NOW).unwrap();
+    let mut all: Vec<Header> = headers.iter().chain(&side).copied().collect();
+
+    let mut loaded = load(&path);
+    assert_eq!(loaded.chain.memory().headers_in_memory, 0);
+    same_answers(&loaded.chain, &memory, &all);
+
+    // The side branch (on disk) overtakes the best chain.
+    let longer = mine_regtest_branch(&side[2], 510, side[2].time + SPACING, 8);
+    all.extend_from_slice(&longer);
+    let before = loaded.chain.len();
+    let outcome = loaded.chain.accept(&longer, NOW).unwrap();
+    assert_eq!(outcome, memory.accept(&longer, NOW).unwrap());
+    let reorg = outcome.reorg.expect("a reorg");
+    assert_eq!((reorg.fork_height, reorg.disconnected), (500, 500));
+    same_answers(&loaded.chain, &memory, &all);
+    loaded.store.append(&mut loaded.chain).unwrap();
+    assert_eq!(loaded.chain.memory().headers_in_memory, 0);
+    same_answers(&loaded.chain, &memory, &all);
+
+    // Cut the branch off again: the old best chain comes back.
+    assert_eq!(loaded.chain.truncate(before), memory.truncate(before));
+    assert_eq!(loaded.chain.tip(), (1000, headers[999].block_hash()));
+    same_answers(&loaded.chain, &memory, &all);
+    loaded.store.truncate(before).unwrap();
+    drop(loaded);
+    let loaded = load(&path);
+    same_answers(&loaded.chain, &memory, &all);
+}
+
+/// Issue 17's budget: at most 48 bytes of memory per header once loaded
+/// (the chain's own accounting of its allocations; the bench
+/// `chain_scale` measures the process's RSS).
+#[test]
+fn a_loaded_chain_keeps_under_48_bytes_per_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headers.dat");
+    populated(&path);
+    let loaded = load(&path);
+    let m = loaded.chain.memory();
+    assert_eq!(m.entries, 1004);
+    assert_eq!(m.headers_in_memory, 0);
+    assert_eq!(m.side_entries, 3);
+    let per_header = (m.columns + m.index + m.best_chain) as f64 / m.entries as f64;
+    assert!(
+        per_header <= 48.0,
+        "{per_header:.1} bytes per header: {m:?}"
+    );
+}
+
 #[test]
 fn appends_continue_after_a_reload() {
     let dir = tempfile::tempdir().unwrap();
@@ -73,7 +159,7 @@ fn appends_continue_after_a_reload() {
     let mut loaded = load(&path);
     let more = mine_regtest_chain(&headers[999], 10, headers[999].time + SPACING);
     loaded.chain.accept(&more, NOW).unwrap();
-    assert_eq!(loaded.store.append(&loaded.chain).unwrap(), 10);
+    assert_eq!(loaded.store.append(&mut loaded.chain).unwrap(), 10);
     drop(loaded);
     let loaded = load(&path);
     assert_eq!(loaded.chain.tip(), (1010, more[9].block_hash()));
@@ -111,7 +197,7 @@ fn a_torn_last_record_is_cut_off() {
     // The file is usable again: append, reload, nothing to cut.
     let more = mine_regtest_chain(&headers[999], 1, headers[999].time + SPACING);
     loaded.chain.accept(&more, NOW).unwrap();
-    loaded.store.append(&loaded.chain).unwrap();
+    loaded.store.append(&mut loaded.chain).unwrap();
     drop(loaded);
     let loaded = load(&path);
     assert_eq!(loaded.report.truncated, None);
@@ -267,6 +353,36 @@ fn an_intact_but_invalid_record_is_not_trusted() {
     assert_eq!(loaded.chain.tip().1, headers.last().unwrap().block_hash());
 }
 
+/// What a load still checks of an intact record (the module docs of
+/// `chain::store`, "Trust on load"): a header whose hash does not meet its
+/// own nBits cannot come in through the file, whatever its checksum says.
+#[test]
+fn a_record_without_its_proof_of_work_is_not_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headers.dat");
+    let headers = populated(&path);
+    let mut forged = mine_regtest_chain(&headers[999], 1, headers[999].time + SPACING)[0];
+    while forged.target().is_met_by(forged.block_hash()) {
+        forged.nonce = forged.nonce.wrapping_add(1);
+    }
+    let mut bytes = fs::read(&path).unwrap();
+    bytes.extend_from_slice(&bitcoin::consensus::serialize(&forged));
+    bytes.extend_from_slice(&forged.block_hash()[..4]);
+    fs::write(&path, &bytes).unwrap();
+    let loaded = load(&path);
+    let damage = loaded.report.damaged.clone().expect("damage reported");
+    assert_eq!(
+        damage.corrupt,
+        CorruptFile::InvalidHeader {
+            record: 1003,
+            error: HeaderError::BadProofOfWork {
+                hash: forged.block_hash()
+            }
+        }
+    );
+    assert_eq!(loaded.chain.tip().1, headers[999].block_hash());
+}
+
 // --- truncation ---
 
 #[test]
@@ -296,7 +412,7 @@ fn a_truncated_store_reloads_as_the_truncated_chain() {
     loaded.chain.accept(&headers[600..], NOW).unwrap();
     let more = mine_regtest_chain(&headers[999], 5, headers[999].time + SPACING);
     loaded.chain.accept(&more, NOW).unwrap();
-    assert_eq!(loaded.store.append(&loaded.chain).unwrap(), 405);
+    assert_eq!(loaded.store.append(&mut loaded.chain).unwrap(), 405);
     let reloaded = load(&path);
     same_chain(&reloaded.chain, &loaded.chain);
     assert_eq!(reloaded.chain.tip(), (1005, more[4].block_hash()));
@@ -334,7 +450,7 @@ fn appending_after_a_chain_truncation_rewrites_the_stale_tail() {
     let other = mine_regtest_branch(&headers[499], 700, headers[499].time + 1, 9);
     loaded.chain.accept(&other, NOW).unwrap();
     assert!(loaded.chain.len() > 1004);
-    assert_eq!(loaded.store.append(&loaded.chain).unwrap(), 700);
+    assert_eq!(loaded.store.append(&mut loaded.chain).unwrap(), 700);
     let reloaded = load(&path);
     assert_eq!(reloaded.report.recovery, None);
     same_chain(&reloaded.chain, &loaded.chain);

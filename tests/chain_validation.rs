@@ -384,6 +384,33 @@ fn orphans_are_rejected_but_not_invalid() {
     assert!(!err.is_invalid());
 }
 
+/// The header index keys on the first 8 bytes of a block hash (to fit a
+/// million headers in a desktop's memory), but a `prev_blockhash` is the
+/// sender's free choice: one that shares a real block's first 8 bytes and
+/// differs after them must not connect to that block.
+#[test]
+fn a_parent_hash_alike_in_its_first_eight_bytes_is_still_an_orphan() {
+    let (mut chain, headers) = chain_of(5);
+    let real = headers[4].block_hash();
+    let mut forged = *real.as_byte_array();
+    forged[31] ^= 1;
+    let mut h = mine_regtest_chain(&headers[4], 1, headers[4].time + 600)[0];
+    h.prev_blockhash = BlockHash::from_byte_array(forged);
+    let h = solve(h).unwrap();
+    let err = chain.accept(&[h], 2_000_000_000).unwrap_err();
+    assert_eq!(
+        err,
+        HeaderError::Orphan {
+            hash: h.block_hash(),
+            prev: h.prev_blockhash
+        }
+    );
+    // And a known hash's look-alike is not known.
+    assert!(!chain.contains(&BlockHash::from_byte_array(forged)));
+    assert!(chain.contains(&real));
+    assert_eq!(chain.len(), 6);
+}
+
 #[test]
 fn bad_proof_of_work_is_rejected() {
     let (mut chain, headers) = chain_of(5);
@@ -640,7 +667,7 @@ fn snapshot(chain: &HeaderChain) -> (usize, (u32, BlockHash), Vec<Header>, Vec<O
     (
         chain.len(),
         chain.tip(),
-        chain.headers_in_order(0).copied().collect(),
+        chain.headers_in_order(0).collect(),
         best,
     )
 }

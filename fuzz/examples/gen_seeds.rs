@@ -305,7 +305,7 @@ fn headers_file(headers: &[Header]) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("{e}"));
     loaded
         .store
-        .append(&loaded.chain)
+        .append(&mut loaded.chain)
         .unwrap_or_else(|e| panic!("{e}"));
     drop(loaded);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"))
