@@ -28,6 +28,7 @@ mod nightjar_node;
 #[path = "support/peer_verdict.rs"]
 mod peer_verdict;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -114,6 +115,11 @@ struct Arena {
     chain: Vec<Header>,
     headers_file: PathBuf,
     rows: Vec<Row>,
+    /// Per address, how many of its end-of-connection log lines earlier
+    /// judgements took. A behaviour's connection is found in the log by
+    /// its address, and the kernel may give a later connection the local
+    /// port of an earlier one: the later one's line is the next one.
+    lines_taken: HashMap<String, usize>,
     _source: nightjar_testpeer::node::ScriptedNode,
     _farm: PeerFarm,
 }
@@ -151,6 +157,7 @@ impl Arena {
             chain,
             headers_file,
             rows: Vec::new(),
+            lines_taken: HashMap::new(),
             _source: source,
             _farm: farm,
         }
@@ -178,23 +185,31 @@ impl Arena {
     fn logged_end(&mut self, port: u16, limit: Duration) -> Option<(String, bool)> {
         let addr = format!("127.0.0.1:{port}");
         let target = format!(" target={addr} ");
+        let taken = self.lines_taken.get(&addr).copied().unwrap_or(0);
         let find = |lines: &[String]| {
-            lines.iter().find_map(|l| {
-                let line = daemon_log::strip_ansi(l);
-                let transport = if line.contains("dial failed") && line.contains(&target) {
-                    true
-                } else if DisconnectLine::parse(l)?.addr.as_deref() == Some(addr.as_str()) {
-                    false
-                } else {
-                    return None;
-                };
-                Some((line.split_once(" reason=")?.1.trim().to_owned(), transport))
-            })
+            lines
+                .iter()
+                .filter_map(|l| {
+                    let line = daemon_log::strip_ansi(l);
+                    let transport = if line.contains("dial failed") && line.contains(&target) {
+                        true
+                    } else if DisconnectLine::parse(l)?.addr.as_deref() == Some(addr.as_str()) {
+                        false
+                    } else {
+                        return None;
+                    };
+                    Some((line.split_once(" reason=")?.1.trim().to_owned(), transport))
+                })
+                .nth(taken)
         };
         self.node
             .daemon
             .wait_until(limit, |lines| find(lines).is_some());
-        find(self.node.daemon.lines())
+        let found = find(self.node.daemon.lines());
+        if found.is_some() {
+            *self.lines_taken.entry(addr).or_default() += 1;
+        }
+        found
     }
 
     /// The daemon is still well: the outbound peer is connected, RPC
@@ -303,6 +318,9 @@ impl Arena {
     /// `clearbanned` lifts it.
     fn assert_discouraged_then_forgive(&mut self, behaviour: &str, transport: &str) {
         use std::io::Read;
+        // This connection's refusal comes after every line logged so far
+        // (an earlier refusal may name the same local port).
+        let from = self.node.daemon.lines().len();
         let mut stream = std::net::TcpStream::connect(self.listen).unwrap();
         let port = stream.local_addr().unwrap().port();
         stream.set_read_timeout(Some(PROMPT)).unwrap();
@@ -318,7 +336,7 @@ impl Arena {
         );
         let tag = format!("127.0.0.1:{port}");
         let logged = self.node.daemon.wait_until(PROMPT, |lines| {
-            lines.iter().any(|l| {
+            lines.get(from..).unwrap_or_default().iter().any(|l| {
                 l.contains("inbound refused") && l.contains(&tag) && l.contains("discouraged")
             })
         });
