@@ -62,7 +62,7 @@
 //! table at most 7/8 full, 5 to 10 bytes with the control byte) and its id
 //! in the best chain's list (4 bytes). Height, parent and cumulative work
 //! follow from that list on the best chain; cumulative work is sampled
-//! every [`WORK_SAMPLE_STEP`] heights. Entries off the best chain keep
+//! every 64 heights (`WORK_SAMPLE_STEP`). Entries off the best chain keep
 //! height, parent and work in a side table (64 to 130 bytes each, with
 //! the table's spare room). The full
 //! 80-byte headers stay in memory only until the store has written them,

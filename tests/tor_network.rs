@@ -400,7 +400,21 @@ async fn onion_service_keys_live_under_the_state_dir() {
         .await
         .unwrap()
         .unwrap();
-    let again = tor.serve_onion("keep-me", 8333).unwrap();
+    // Dropping the first client stops its onion service in the background,
+    // so the service's state lock is released a moment later, not at once
+    // (a restarted daemon is a new process and never meets this).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let again = loop {
+        match tor.serve_onion("keep-me", 8333) {
+            Ok(service) => break service,
+            Err(e)
+                if e.kind() == TorErrorKind::LocalState && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("the first client's onion service state stays locked: {e}"),
+        }
+    };
     assert_eq!(again.address(), first);
     let other = tor.serve_onion("someone-else", 8333).unwrap();
     assert_ne!(other.address(), first);
