@@ -36,11 +36,10 @@ use nightjar::chain::HeaderChain;
 use nightjar::chain::regtest_miner::mine_mainnet_shaped_chain;
 use nightjar::chain::store::{FILE_HEADER_LEN, RECORD_LEN};
 
-/// The chain's tip time: fixed, so that the cached file stays valid.
-/// 2026-12-01T00:00:00Z.
-const END_UNIX: u64 = 1_796_083_200;
-/// Seed of the timestamps.
-const SEED: u64 = 17;
+use nightjar_privnet::figures::{
+    SHAPED_CHAIN_END_UNIX as END_UNIX, SHAPED_CHAIN_SEED as SEED, rss_mib, shaped_chain_file,
+};
+
 /// Headers per `headers` message.
 const BATCH: usize = 2_000;
 
@@ -51,34 +50,22 @@ fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+fn median(values: Vec<f64>) -> f64 {
+    nightjar_privnet::figures::median(&values).expect("at least one run")
 }
 
 /// This process's resident set, in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
+fn rss_kib() -> f64 {
+    rss_mib("self").0 * 1024.0
 }
 
 /// The cached chain file for `count` headers, mined and written first if
 /// it is not there yet.
 fn chain_file(count: usize) -> PathBuf {
-    let dir = std::env::var_os("NIGHTJAR_BENCH_CACHE").map_or_else(
-        || {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-                .join(".cache")
-                .join("nightjar-bench")
-        },
-        PathBuf::from,
-    );
-    std::fs::create_dir_all(&dir).expect("cache directory");
-    let file = dir.join(format!("regtest-shaped-{count}-{SEED}-{END_UNIX}.dat"));
+    let file = shaped_chain_file(count);
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).expect("cache directory");
+    }
     if file.exists() {
         return file;
     }

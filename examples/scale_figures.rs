@@ -40,15 +40,12 @@ use bitcoin::block::Header;
 use nightjar::chain::HeaderChain;
 use nightjar::rpc::client::RpcClient;
 use nightjar::rpc::cookie::read_cookie;
-use nightjar_privnet::figures::{median, rss_mib};
+use nightjar_privnet::figures::{median, rss_mib, shaped_chain_file};
 use nightjar_testpeer::node::{NodeSpec, PeerFarm, ScriptedNode};
 use serde_json::{Value, json};
 
 /// Headers in the chain file, after genesis.
 const HEADERS: u64 = 1_000_000;
-/// The cached chain file `benches/chain_scale.rs` writes for `HEADERS`
-/// (seed 17, tip time 2026-12-01T00:00:00Z).
-const CHAIN_FILE: &str = "regtest-shaped-1000000-17-1796083200.dat";
 /// Scripted peers in the memory run.
 const PEERS: usize = 8;
 /// How often `getblockcount` is tried during start-up.
@@ -75,18 +72,6 @@ fn nightjar_bin() -> PathBuf {
     // target/<profile>/examples/scale_figures → target/<profile>/nightjar
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().join("nightjar")
-}
-
-fn chain_file() -> PathBuf {
-    let dir = std::env::var_os("NIGHTJAR_BENCH_CACHE").map_or_else(
-        || {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-                .join(".cache")
-                .join("nightjar-bench")
-        },
-        PathBuf::from,
-    );
-    dir.join(CHAIN_FILE)
 }
 
 /// The chain's headers after genesis, read through nightjar's own loader
@@ -329,7 +314,7 @@ fn main() {
         .max(1);
     let bin = nightjar_bin();
     assert!(bin.is_file(), "no nightjar binary at {}", bin.display());
-    let file = chain_file();
+    let file = shaped_chain_file(HEADERS as usize);
     assert!(
         file.is_file(),
         "no chain file at {}; create it with `HEADERS=1000000 RUNS=1 cargo bench -p nightjar --bench chain_scale`",

@@ -561,7 +561,7 @@ fn replay(
                 (Some(_), Some(bad)) => {
                     // A good record after a bad one: not a torn append, but
                     // the records before the bad one are still good.
-                    if let Err((record, e)) = flush(chain, &mut batch, batch_start, source) {
+                    if let Err((record, e)) = flush(chain, &mut batch, batch_start) {
                         return Ok(Replayed::prefix(record, Some(e)));
                     }
                     return Ok(Replayed::prefix(
@@ -572,7 +572,7 @@ fn replay(
                 (Some(h), None) => {
                     batch.push(h);
                     if batch.len() == REPLAY_BATCH {
-                        if let Err((record, e)) = flush(chain, &mut batch, batch_start, source) {
+                        if let Err((record, e)) = flush(chain, &mut batch, batch_start) {
                             return Ok(Replayed::prefix(record, Some(e)));
                         }
                         batch_start = i + 1;
@@ -584,7 +584,7 @@ fn replay(
             i += 1;
         }
     }
-    if let Err((record, e)) = flush(chain, &mut batch, batch_start, source) {
+    if let Err((record, e)) = flush(chain, &mut batch, batch_start) {
         return Ok(Replayed::prefix(record, Some(e)));
     }
     Ok(Replayed::prefix(first_bad.unwrap_or(whole), None))
@@ -628,13 +628,11 @@ fn decode_records(records: &[u8], out: &mut Vec<Option<(Header, BlockHash)>>) {
 /// Adds a batch of stored headers (with the block hashes their checksums
 /// were checked against, so each is hashed once), trusted as the module
 /// docs say. On failure the headers before the bad one are in the chain,
-/// and the error names the bad record's index. The batch is in the file,
-/// so the chain reads it back from there rather than keep it.
+/// and the error names the bad record's index.
 fn flush(
     chain: &mut HeaderChain,
     batch: &mut Vec<(Header, BlockHash)>,
     start: u64,
-    reader: &Arc<FileSource>,
 ) -> Result<(), (u64, CorruptFile)> {
     if batch.is_empty() {
         return Ok(());
@@ -648,12 +646,10 @@ fn flush(
         for (offset, (header, hash)) in batch.iter().enumerate() {
             if let Err(error) = chain.accept_stored(std::iter::once((header, *hash))) {
                 let record = start + offset as u64;
-                chain.headers_written(chain.len(), reader.clone());
                 return Err((record, CorruptFile::InvalidHeader { record, error }));
             }
         }
     }
-    chain.headers_written(chain.len(), reader.clone());
     batch.clear();
     Ok(())
 }

@@ -1,5 +1,33 @@
-//! Small helpers for the figure-printing examples: medians and a process's
-//! memory, read from `/proc`.
+//! Small helpers for the figure-printing examples and benches: medians, a
+//! process's memory, read from `/proc`, and where mined chains are cached.
+
+use std::path::PathBuf;
+
+/// Seed of the mainnet-shaped chain the scale figures use
+/// (`mine_mainnet_shaped_chain`).
+pub const SHAPED_CHAIN_SEED: u64 = 17;
+
+/// Its tip time, fixed so that a cached file stays valid:
+/// 2026-12-01T00:00:00Z.
+pub const SHAPED_CHAIN_END_UNIX: u64 = 1_796_083_200;
+
+/// Where `benches/chain_scale.rs` caches the `headers.dat` of a
+/// mainnet-shaped regtest chain of `count` headers, and where
+/// `examples/scale_figures.rs` looks for it: `NIGHTJAR_BENCH_CACHE`, by
+/// default `~/.cache/nightjar-bench`.
+pub fn shaped_chain_file(count: usize) -> PathBuf {
+    let dir = std::env::var_os("NIGHTJAR_BENCH_CACHE").map_or_else(
+        || {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache")
+                .join("nightjar-bench")
+        },
+        PathBuf::from,
+    );
+    dir.join(format!(
+        "regtest-shaped-{count}-{SHAPED_CHAIN_SEED}-{SHAPED_CHAIN_END_UNIX}.dat"
+    ))
+}
 
 /// The median (the upper one for an even count); `None` for no values.
 pub fn median<T: PartialOrd + Copy>(values: &[T]) -> Option<T> {
