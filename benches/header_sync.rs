@@ -64,6 +64,7 @@ fn sync(c: &mut Criterion) {
                 broadcast_file: dir.path().join("privatebroadcast.json"),
                 network: Network::Direct,
                 chain_store: Some(loaded.store),
+                filter_store: None,
                 listeners: Vec::new(),
                 onion_service: None,
             };

@@ -75,7 +75,10 @@
 //! one low-work chain is held provisionally (see
 //! `crate::engine::header_sync`).
 
+pub mod block_check;
 mod bodies;
+pub mod filter_headers;
+pub mod filter_store;
 mod hash_index;
 pub mod params;
 pub mod regtest_miner;

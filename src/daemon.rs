@@ -23,6 +23,9 @@ use crate::{systemd_notify, tor_obsolete};
 /// The header chain's file name in the chain's data directory.
 pub const HEADERS_FILE: &str = "headers.dat";
 
+/// The filter header chain's file name, next to [`HEADERS_FILE`].
+pub const FILTER_HEADERS_FILE: &str = "filter_headers.dat";
+
 /// How long shutdown may take before we stop waiting for Arti's tasks.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -82,6 +85,11 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
     // The header chain first: a damaged file is reported (and set aside)
     // before anything goes on the network.
     let loaded = load_chain(&paths.chain_dir, network)?;
+    let filters = if engine.block_filters {
+        Some(load_filter_headers(&paths.chain_dir, &loaded.chain)?)
+    } else {
+        None
+    };
 
     let tor = match engine.reach {
         Reach::Tor => Some(start_tor(&paths, tor_network, tor_memory_limit).await?),
@@ -118,8 +126,13 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
     let bans = ban_file::load(&banlist_file);
     let broadcast_file = broadcast_file::broadcast_path(&paths.chain_dir);
     let pending = broadcast_file::load(&broadcast_file);
+    let (filter_headers, filter_store) = match filters {
+        Some(f) => (f.filters, Some(f.store)),
+        None => (Default::default(), None),
+    };
     let node = Engine::new(engine, addrman, seed)
         .with_chain(loaded.chain)
+        .with_filter_headers(filter_headers)
         .with_bans(bans)
         .with_private_broadcasts(pending);
     let options = DriverOptions {
@@ -132,6 +145,7 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
             None => driver::Network::Direct,
         },
         chain_store: Some(loaded.store),
+        filter_store,
         listeners,
         onion_service,
     };
@@ -157,6 +171,23 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Load the filter header chain from `<chain dir>/filter_headers.dat`,
+/// saying what was found.
+fn load_filter_headers(
+    chain_dir: &std::path::Path,
+    chain: &HeaderChain,
+) -> Result<crate::chain::filter_store::FilterLoaded> {
+    let path = chain_dir.join(FILTER_HEADERS_FILE);
+    let loaded = crate::chain::filter_store::FilterStore::load_or_new(&path, chain)
+        .with_context(|| format!("opening the filter header chain {}", path.display()))?;
+    tracing::info!(
+        file = %path.display(),
+        filter_headers = loaded.report.records,
+        "filter header chain loaded"
+    );
+    Ok(loaded)
 }
 
 /// Load the header chain from `<chain dir>/headers.dat`, saying what was

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::chain::ChainStore;
+use crate::engine::block_fetch::RequestId;
 use crate::engine::{DialFailure, Engine, InboundFrom, Input, Now, Output};
 use crate::peer::task::{PeerHandle, sleep_until_opt};
 use crate::peer::{ConnId, PeerCommand, PeerConfig, PeerMachine, PeerReport, PeerUpdate};
@@ -105,6 +106,9 @@ pub struct DriverOptions {
     /// The header chain file, kept in step with the engine's chain (`None`:
     /// headers live in memory only).
     pub chain_store: Option<ChainStore>,
+    /// The filter header chain file (`None`: filter headers live in memory
+    /// only).
+    pub filter_store: Option<crate::chain::filter_store::FilterStore>,
     /// Bound TCP listeners for inbound peers (none: we do not listen).
     pub listeners: Vec<tokio::net::TcpListener>,
     /// Run our own onion service (`listenonion`) on this virtual port;
@@ -150,6 +154,8 @@ struct Driver {
     started_unix: u64,
     /// Set by the `stop` RPC.
     stop_requested: bool,
+    /// Calls whose answer the engine is fetching, with their parameters.
+    waiting_calls: HashMap<RequestId, RpcCall>,
 }
 
 /// Run the node until `shutdown` completes or the `stop` RPC arrives on
@@ -178,6 +184,7 @@ pub async fn run(
         tor: TorStatus::default(),
         started_unix: now().unix,
         stop_requested: false,
+        waiting_calls: HashMap::new(),
     };
     match &d.options.network {
         Network::Tor(tor) => {
@@ -393,7 +400,16 @@ impl Driver {
             started_unix: self.started_unix,
             tor: &self.tor,
         };
-        let result = methods::answer(&mut view, &call.method, &call.params);
+        let result = match methods::answer_or_defer(&mut view, &call.method, &call.params) {
+            Ok(methods::Reply::Later(id)) => {
+                // Answered when the engine reports the fetch done.
+                self.waiting_calls.insert(id, call);
+                self.carry_out();
+                return;
+            }
+            Ok(methods::Reply::Now(value)) => Ok(value),
+            Err(e) => Err(e),
+        };
         if call.method == "stop" && result.is_ok() {
             self.stop_requested = true;
         }
@@ -506,6 +522,38 @@ impl Driver {
                             "could not roll back the header file {}: {e}",
                             store.path().display()
                         );
+                    }
+                }
+                Output::PersistFilterHeaders => {
+                    if let Some(store) = self.options.filter_store.as_mut()
+                        && let Err(e) = store.append(self.engine.filter_headers_for_store())
+                    {
+                        tracing::error!(
+                            "could not save filter headers to {}: {e}",
+                            store.path().display()
+                        );
+                    }
+                }
+                Output::TruncateFilterHeaders(len) => {
+                    if let Some(store) = self.options.filter_store.as_mut()
+                        && let Err(e) = store.truncate(len)
+                    {
+                        tracing::error!(
+                            "could not roll back the filter header file {}: {e}",
+                            store.path().display()
+                        );
+                    }
+                }
+                Output::Fetched { id, result } => {
+                    if let Some(call) = self.waiting_calls.remove(&id) {
+                        let view = NodeView {
+                            engine: &mut self.engine,
+                            now: now(),
+                            started_unix: self.started_unix,
+                            tor: &self.tor,
+                        };
+                        let answer = methods::fetched(&view, &call.params, result);
+                        let _ = call.reply.send(answer);
                     }
                 }
                 Output::Misbehaving { conn, points, what } => {

@@ -40,6 +40,35 @@ macro_rules! broadcast_ctx {
     };
 }
 
+/// Filter header sync's borrows (see [`filter_sync::FilterCtx`]).
+macro_rules! filter_ctx {
+    ($engine:ident) => {
+        $crate::engine::filter_sync::FilterCtx {
+            config: &$engine.config,
+            chain: &$engine.chain,
+            filters: &mut $engine.filter_headers,
+            peers: &$engine.peers,
+            slots: &mut $engine.slots,
+            out: &mut $engine.outputs,
+        }
+    };
+}
+
+/// Fetching's borrows (see [`block_fetch::FetchCtx`]).
+macro_rules! fetch_ctx {
+    ($engine:ident) => {
+        $crate::engine::block_fetch::FetchCtx {
+            config: &$engine.config,
+            chain: &$engine.chain,
+            filters: &$engine.filter_headers,
+            peers: &$engine.peers,
+            slots: &mut $engine.slots,
+            rng: &mut $engine.rng,
+            out: &mut $engine.outputs,
+        }
+    };
+}
+
 /// The connection manager's borrows (see [`conn_manager::Ctx`]).
 macro_rules! ctx {
     ($engine:ident) => {
@@ -55,12 +84,16 @@ macro_rules! ctx {
 }
 
 pub mod banlist;
+pub mod block_fetch;
 pub mod book_saves;
 pub mod broadcast_store;
 pub mod commands;
 pub mod config;
 pub mod conn_manager;
 pub mod eviction;
+pub mod fetch_slots;
+pub mod filter_dispute;
+pub mod filter_sync;
 pub mod header_sync;
 pub mod inbound;
 pub mod io;
@@ -81,6 +114,7 @@ use rand::rngs::StdRng;
 
 use crate::addrman::AddrMan;
 use crate::chain::HeaderChain;
+use crate::chain::filter_headers::FilterHeaderChain;
 use crate::peer::{ConnId, PeerEvent, PeerReport, PeerUpdate};
 use crate::wire::NetworkMessage;
 
@@ -121,6 +155,10 @@ pub struct Engine {
     conns: ConnManager,
     sync: HeaderSync,
     broadcast: PrivateBroadcast,
+    filter_headers: FilterHeaderChain,
+    filter_sync: filter_sync::FilterSync,
+    fetch: block_fetch::BlockFetch,
+    slots: fetch_slots::FetchSlots,
     rng: StdRng,
     outputs: VecDeque<Output>,
     tor_ready: bool,
@@ -138,6 +176,10 @@ impl Engine {
             conns: ConnManager::new(&config),
             sync: HeaderSync::new(&chain),
             broadcast: PrivateBroadcast::new(config.private_broadcast_connections),
+            filter_headers: FilterHeaderChain::new(),
+            filter_sync: filter_sync::FilterSync::new(),
+            fetch: block_fetch::BlockFetch::new(),
+            slots: fetch_slots::FetchSlots::new(),
             chain,
             config,
             addrman,
@@ -180,6 +222,33 @@ impl Engine {
     /// through the engine's own handlers, never through this.
     pub fn chain_for_store(&mut self) -> &mut HeaderChain {
         &mut self.chain
+    }
+
+    /// Start from this filter header chain (loaded from disk; it must
+    /// follow [`Engine::chain`]'s best chain).
+    pub fn with_filter_headers(mut self, filters: FilterHeaderChain) -> Self {
+        self.filter_headers = filters;
+        self
+    }
+
+    /// The filter header chain.
+    pub fn filter_headers(&self) -> &FilterHeaderChain {
+        &self.filter_headers
+    }
+
+    /// The filter header chain, for its store (which marks records written).
+    pub fn filter_headers_for_store(&mut self) -> &mut FilterHeaderChain {
+        &mut self.filter_headers
+    }
+
+    /// Where filter header sync stands.
+    pub fn filter_status(&self) -> filter_sync::FilterSyncStatus {
+        self.filter_sync.status(&self.config, &self.filter_headers)
+    }
+
+    /// The running scan's progress (`scanblocks status`).
+    pub fn scan_status(&self) -> Option<block_fetch::ScanStatus> {
+        self.fetch.scan_status()
     }
 
     /// The header sync state.
@@ -247,6 +316,7 @@ impl Engine {
                 .push_back(Output::PersistAddresses(cx.addrman.to_bytes()));
         }
         let wants_extra = self.sync.tick(&mut sync_ctx!(self), now);
+        self.filters_tick(now);
         // Quiet while Tor is not ready: nothing can be dialled, and a dial
         // attempted now would fail and be counted against a good address.
         if self.tor_ready {
@@ -258,6 +328,48 @@ impl Engine {
             if wants_extra && self.peers.regular_count() >= self.config.target_outbound {
                 self.open_extra(now);
             }
+        }
+    }
+
+    /// Filter work: expire late requests, follow the header chain, hand
+    /// out what is missing.
+    fn filters_tick(&mut self, now: Now) {
+        for (conn, purpose) in self.slots.expired(now.mono) {
+            match purpose {
+                fetch_slots::Purpose::FilterHeaders | fetch_slots::Purpose::Evidence => {
+                    self.filter_sync.timed_out(conn, &mut self.slots);
+                }
+                fetch_slots::Purpose::Filters | fetch_slots::Purpose::Block => {
+                    self.fetch.timed_out(conn);
+                }
+            }
+        }
+        self.filter_sync.tick(&mut filter_ctx!(self), now);
+        self.fetch.tick(&mut fetch_ctx!(self), now);
+    }
+
+    /// Filter and block replies.
+    fn filter_message(&mut self, now: Now, conn: ConnId, msg: &NetworkMessage) {
+        if self.slots.purpose(conn) == Some(fetch_slots::Purpose::Evidence) {
+            self.filter_sync
+                .on_evidence(&mut filter_ctx!(self), now, conn, msg);
+            return;
+        }
+        match msg {
+            NetworkMessage::CFCheckpt(m) => {
+                self.filter_sync
+                    .on_cfcheckpt(&mut filter_ctx!(self), now, conn, m);
+            }
+            NetworkMessage::CFHeaders(m) => {
+                self.filter_sync
+                    .on_cfheaders(&mut filter_ctx!(self), now, conn, m);
+            }
+            NetworkMessage::CFilter(m) => {
+                self.fetch.on_cfilter(&mut fetch_ctx!(self), now, conn, m)
+            }
+            NetworkMessage::Block(b) => self.fetch.on_block(&mut fetch_ctx!(self), now, conn, b),
+            NetworkMessage::NotFound(_) => self.fetch.on_notfound(&mut fetch_ctx!(self), now, conn),
+            _ => {}
         }
     }
 
@@ -286,8 +398,13 @@ impl Engine {
                     NetworkMessage::SendHeaders => self.sync.on_sendheaders(conn),
                     _ => {}
                 }
+                self.filter_message(now, conn, msg);
             }
-            PeerReport::Closed(_) => self.sync.peer_closed(now, conn),
+            PeerReport::Closed(_) => {
+                self.sync.peer_closed(now, conn);
+                self.slots.release(conn);
+                self.filter_sync.peer_closed(conn, &mut self.slots);
+            }
             PeerReport::Event(_) => {}
         }
         if let PeerReport::Event(PeerEvent::Message(msg)) = &update.report {
@@ -302,6 +419,9 @@ impl Engine {
         self.conns.peer_report(&mut ctx!(self), now, update);
         if closed {
             self.broadcast.connection_ended(now, conn);
+            // Only now is the peer gone from the table: its work goes to
+            // the others, not back to it.
+            self.fetch.peer_closed(&mut fetch_ctx!(self), now, conn);
         }
         if let Some(start_height) = start_height
             && let Some(entry) = self.peers.get(conn)
@@ -313,6 +433,9 @@ impl Engine {
             let mut bx = broadcast_ctx!(self);
             self.broadcast.peer_ready(&mut bx, conn, kind);
             self.broadcast.handshake_complete(&mut bx, conn, &info);
+            self.filter_sync
+                .peer_ready(&mut filter_ctx!(self), now, conn);
+            self.fetch.tick(&mut fetch_ctx!(self), now);
         }
     }
 
@@ -370,6 +493,7 @@ impl Engine {
             return;
         }
         self.shutting_down = true;
+        self.fetch.fail_all(&mut self.outputs);
         let cx = ctx!(self);
         for e in cx.peers.iter() {
             cx.out.push_back(Output::Disconnect {
@@ -415,6 +539,8 @@ impl Engine {
             .into_iter()
             .chain(self.sync.next_deadline(&self.config))
             .chain(self.broadcast.next_deadline(last))
+            .chain(self.slots.next_deadline())
+            .chain(self.fetch.next_deadline())
             .chain(self.book_saves.next(self.addrman.len()))
             .min()
             .unwrap_or(latest);
@@ -430,3 +556,6 @@ mod sync_tests;
 
 #[cfg(test)]
 mod broadcast_tests;
+
+#[cfg(test)]
+mod filter_tests;

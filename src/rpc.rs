@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod cookie;
+pub mod descriptors;
 pub mod methods;
 pub mod server;
 
@@ -29,6 +30,11 @@ pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// How long one HTTP request may take from its first byte to the reply
 /// being written (slow clients cannot hold a connection open forever).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Methods whose answer is fetched from peers, over Tor: a scan of the
+/// whole chain takes minutes. [`DEFAULT_REQUEST_TIMEOUT`] bounds reading
+/// their request, not their answer (the node gives up on them itself).
+pub const UNTIMED_METHODS: &[&str] = &["scanblocks", "getblock", "getblockfilter"];
 
 /// Core's RPC error codes (`src/rpc/protocol.h`), the ones we use.
 pub mod codes {

@@ -212,6 +212,22 @@ fn each_key_follows_default_then_file_then_command_line() {
             "5".into(),
         ),
         case(
+            "",
+            "block_filters",
+            "block_filters = true".into(),
+            vec!["--no-block-filters".into()],
+            "true".into(),
+            "false".into(),
+        ),
+        case(
+            "",
+            "decoy_blocks",
+            "decoy_blocks = 3".into(),
+            vec!["--decoy-blocks".into(), "0".into()],
+            "3".into(),
+            "0".into(),
+        ),
+        case(
             "tor",
             "network_file",
             format!("[tor]\nnetwork_file = \"{a}\""),
@@ -348,6 +364,66 @@ fn the_existing_flags_still_work() {
 }
 
 #[test]
+fn block_filter_flags_override_the_file_and_reach_the_daemon() {
+    let file = Path::new("/etc/nightjar/nightjar.toml");
+    let text = "block_filters = false\ndecoy_blocks = 2\n";
+
+    // The file alone.
+    let c = config::resolve(&cli(&[]).options, Some((file, text)), &env()).unwrap();
+    assert!(!c.settings.block_filters.value);
+    assert_eq!(c.settings.block_filters.source, Source::File);
+    assert_eq!(c.settings.decoy_blocks.value, 2);
+    let d = c.daemon_options();
+    assert!(!d.engine.block_filters);
+    assert_eq!(d.engine.decoy_blocks, 2);
+
+    // --block-filters turns the file's `false` on; --decoy-blocks replaces
+    // its count.
+    let c = config::resolve(
+        &cli(&["--block-filters", "--decoy-blocks", "10"]).options,
+        Some((file, text)),
+        &env(),
+    )
+    .unwrap();
+    assert!(c.settings.block_filters.value);
+    assert_eq!(
+        c.settings.block_filters.source,
+        Source::CommandLine("--block-filters")
+    );
+    assert_eq!(c.settings.decoy_blocks.value, 10);
+    assert_eq!(
+        c.settings.decoy_blocks.source,
+        Source::CommandLine("--decoy-blocks")
+    );
+    let d = c.daemon_options();
+    assert!(d.engine.block_filters);
+    assert_eq!(d.engine.decoy_blocks, 10);
+
+    // The flag alone, no file: the decoy count keeps its default.
+    let c = config::resolve(&cli(&["--block-filters"]).options, None, &env()).unwrap();
+    let d = c.daemon_options();
+    assert!(d.engine.block_filters);
+    assert_eq!(d.engine.decoy_blocks, 1);
+    assert_eq!(c.settings.decoy_blocks.source, Source::Default);
+    // The flags work after a subcommand too.
+    let c = config::resolve(
+        &cli(&["print-config", "--block-filters", "--decoy-blocks", "0"]).options,
+        None,
+        &env(),
+    )
+    .unwrap();
+    assert!(c.daemon_options().engine.block_filters);
+    assert_eq!(c.daemon_options().engine.decoy_blocks, 0);
+
+    // Neither: off, one decoy.
+    let d = config::resolve(&cli(&[]).options, None, &env())
+        .unwrap()
+        .daemon_options();
+    assert!(!d.engine.block_filters);
+    assert_eq!(d.engine.decoy_blocks, 1);
+}
+
+#[test]
 fn bad_command_line_values_name_the_flag() {
     let e = config::resolve(&cli(&["--rpcport", "0"]).options, None, &env())
         .unwrap_err()
@@ -360,6 +436,31 @@ fn bad_command_line_values_name_the_flag() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("config error: --feeler-interval 0: "), "{e}");
+    let e = config::resolve(&cli(&["--decoy-blocks", "11"]).options, None, &env())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "config error: --decoy-blocks 11: use a number from 0 to 10 \
+         (each decoy is a whole block downloaded and discarded); the default is 1"
+    );
+    // The command line's out-of-range value is refused even when the
+    // file's is fine, and names the flag, not the file.
+    let e = config::resolve(
+        &cli(&["--decoy-blocks", "50"]).options,
+        Some((Path::new("/etc/nightjar/nightjar.toml"), "decoy_blocks = 2")),
+        &env(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("config error: --decoy-blocks 50: use a number from 0 to 10"),
+        "{e}"
+    );
+    let e = <Cli as clap::Parser>::try_parse_from(["nightjar", "--decoy-blocks", "many"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--decoy-blocks") && e.contains("many"), "{e}");
     // Parse errors are clap's, naming the flag and the value.
     let e = <Cli as clap::Parser>::try_parse_from(["nightjar", "--onlynet", "clearnet"])
         .unwrap_err()
@@ -533,6 +634,78 @@ fn check_config_on_a_bad_file_prints_one_line_and_exits_one() {
 }
 
 #[test]
+fn check_and_print_config_handle_the_block_filter_settings() {
+    let home = tempfile::tempdir().unwrap();
+    let conf = home.path().join("filters.toml");
+    std::fs::write(&conf, "block_filters = true\ndecoy_blocks = 10\n").unwrap();
+    let out = run(
+        &["check-config", "--conf", conf.to_str().unwrap()],
+        home.path(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("configuration OK: {}\n", conf.display())
+    );
+
+    let out = run(
+        &[
+            "print-config",
+            "--conf",
+            conf.to_str().unwrap(),
+            "--decoy-blocks",
+            "3",
+        ],
+        home.path(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(
+        printed.contains("\nblock_filters = true  # file\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("\ndecoy_blocks = 3  # command line (--decoy-blocks)\n"),
+        "{printed}"
+    );
+
+    // Out of range in the file: one line naming the file, key and range.
+    let bad = home.path().join("bad.toml");
+    std::fs::write(&bad, "decoy_blocks = 11\n").unwrap();
+    let out = run(
+        &["check-config", "--conf", bad.to_str().unwrap()],
+        home.path(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "config error in {}: decoy_blocks = 11: use a number from 0 to 10 \
+             (each decoy is a whole block downloaded and discarded); the default is 1\n",
+            bad.display()
+        )
+    );
+    assert!(out.stdout.is_empty());
+
+    // Out of range on the command line: the flag is named.
+    let out = run(
+        &["check-config", "--decoy-blocks", "11"],
+        home.path(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("config error: --decoy-blocks 11: use a number from 0 to 10"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
 fn print_config_prints_every_key_with_its_source() {
     let home = tempfile::tempdir().unwrap();
     let conf = home.path().join("n.toml");
@@ -559,6 +732,14 @@ fn print_config_prints_every_key_with_its_source() {
         "{printed}"
     );
     assert!(printed.contains("dnsseed = true  # default\n"), "{printed}");
+    assert!(
+        printed.contains("\nblock_filters = false  # default\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("\ndecoy_blocks = 1  # default\n"),
+        "{printed}"
+    );
     for key in config::file::all_keys() {
         let leaf = key.rsplit('.').next().unwrap();
         assert!(

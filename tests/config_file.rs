@@ -52,6 +52,8 @@ privacy = false
 v1fallback = true
 maxoutbound = 12
 feeler_interval_secs = 30
+block_filters = true
+decoy_blocks = 7
 
 [tor]
 network_file = "{}"
@@ -82,6 +84,8 @@ sensitive = true
     assert!(!s.privacy.value && s.v1fallback.value);
     assert_eq!(s.maxoutbound.value, 12);
     assert_eq!(s.feeler_interval_secs.value, 30);
+    assert!(s.block_filters.value);
+    assert_eq!(s.decoy_blocks.value, 7);
     assert_eq!(s.tor_network_file.value.as_deref(), Some(net_file.path()));
     assert!(s.tor_enabled.value);
     assert_eq!(s.tor_isolation.value, Isolation::PerConnection);
@@ -102,6 +106,8 @@ sensitive = true
     assert_eq!(d.paths.chain_dir, Path::new("/srv/nightjar/signet"));
     assert_eq!(d.tor_network.as_deref(), Some(net_file.path()));
     assert_eq!(d.tor_memory_limit, 100 << 20);
+    assert!(d.engine.block_filters);
+    assert_eq!(d.engine.decoy_blocks, 7);
     assert_eq!(d.engine.target_outbound, 12);
     assert_eq!(d.engine.connect.len(), 1);
     assert_eq!(d.engine.addnodes.len(), 2);
@@ -125,6 +131,45 @@ sensitive = true
         c.log_settings().debug,
         vec![DebugCategory::Net, DebugCategory::Rpc]
     );
+}
+
+#[test]
+fn block_filters_are_off_with_one_decoy_by_default() {
+    for c in [
+        config::resolve(&cli(&[]).options, None, &env()).unwrap(),
+        from_text("").unwrap(),
+        from_text("maxoutbound = 4").unwrap(),
+    ] {
+        let s = &c.settings;
+        assert!(!s.block_filters.value);
+        assert_eq!(s.block_filters.source, Source::Default);
+        assert_eq!(s.decoy_blocks.value, 1);
+        assert_eq!(s.decoy_blocks.source, Source::Default);
+        let d = c.daemon_options();
+        assert!(!d.engine.block_filters);
+        assert_eq!(d.engine.decoy_blocks, 1);
+        let printed = c.to_toml();
+        assert!(
+            printed.contains("\nblock_filters = false  # default\n"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("\ndecoy_blocks = 1  # default\n"),
+            "{printed}"
+        );
+    }
+    // Each key alone, and the ends of decoy_blocks' range.
+    let c = from_text("block_filters = true").unwrap();
+    assert!(c.settings.block_filters.value && c.daemon_options().engine.block_filters);
+    assert_eq!(c.settings.block_filters.source, Source::File);
+    assert_eq!(c.daemon_options().engine.decoy_blocks, 1);
+    for n in [0, 10] {
+        let c = from_text(&format!("decoy_blocks = {n}")).unwrap();
+        assert_eq!(c.settings.decoy_blocks.value, n);
+        assert_eq!(c.settings.decoy_blocks.source, Source::File);
+        assert_eq!(c.daemon_options().engine.decoy_blocks, n);
+        assert!(!c.daemon_options().engine.block_filters);
+    }
 }
 
 #[test]
@@ -189,6 +234,24 @@ fn unknown_keys_are_named_with_a_suggestion() {
             && e.contains("known keys in [log]: debug, sensitive"),
         "{e}"
     );
+    // Bitcoin Core's filter options point to nightjar's.
+    for core in ["blockfilterindex = 1", "peerblockfilters = true"] {
+        let key = core.split(' ').next().unwrap();
+        assert_eq!(
+            error(core),
+            format!(
+                "config error in /etc/nightjar/nightjar.toml: unknown key `{key}`; did you mean `block_filters`?"
+            )
+        );
+    }
+    assert_eq!(
+        error("[log]\nblock_filters = true"),
+        "config error in /etc/nightjar/nightjar.toml: unknown key `log.block_filters`; did you mean `block_filters`?"
+    );
+    assert_eq!(
+        error("decoy_block = 2"),
+        "config error in /etc/nightjar/nightjar.toml: unknown key `decoy_block`; did you mean `decoy_blocks`?"
+    );
     let e = error("[arti]\nx = 1");
     assert!(e.contains("unknown key `arti`"), "{e}");
 }
@@ -225,6 +288,18 @@ fn bad_values_name_the_key_the_value_and_the_fix() {
             "{e}"
         );
     }
+    assert_eq!(
+        error("block_filters = \"yes\""),
+        "config error in /etc/nightjar/nightjar.toml: block_filters = \"yes\": expected true or false"
+    );
+    for bad in ["-1", "\"2\"", "1.5", "5000000000"] {
+        assert_eq!(
+            error(&format!("decoy_blocks = {bad}")),
+            format!(
+                "config error in /etc/nightjar/nightjar.toml: decoy_blocks = {bad}: expected a whole number from 0 to 10"
+            )
+        );
+    }
     let e = error("[log]\ndebug = [\"mempool\"]");
     assert!(
         e.contains("log.debug = [\"mempool\"]") && e.contains("addrman"),
@@ -248,6 +323,15 @@ fn values_out_of_range_or_unsupported_are_refused_by_name() {
         error("maxoutbound = 65"),
         "config error in /etc/nightjar/nightjar.toml: maxoutbound = 65: at most 64 outbound connections; use a number from 0 to 64"
     );
+    for bad in [11, 1000] {
+        assert_eq!(
+            error(&format!("decoy_blocks = {bad}")),
+            format!(
+                "config error in /etc/nightjar/nightjar.toml: decoy_blocks = {bad}: use a number from 0 to 10 \
+                 (each decoy is a whole block downloaded and discarded); the default is 1"
+            )
+        );
+    }
     let e = error("bind = [\"127.0.0.1\"]");
     assert!(
         e.contains("bind = [\"127.0.0.1\"]") && e.contains("add listen = true"),
@@ -354,6 +438,9 @@ fn print_config_reads_back_to_the_same_settings() {
         "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion:18444",
         "--debug",
         "tor",
+        "--block-filters",
+        "--decoy-blocks",
+        "4",
     ];
     let first = config::resolve(&cli(&args).options, None, &env()).unwrap();
     let printed = first.to_toml();
@@ -366,6 +453,40 @@ fn print_config_reads_back_to_the_same_settings() {
     assert_eq!(values(&again), values(&first), "{printed}");
     assert_eq!(again.dirs.paths.chain_dir, first.dirs.paths.chain_dir);
     assert_eq!(again.settings.privacy.source, Source::File);
+    assert!(again.settings.block_filters.value);
+    assert_eq!(again.settings.block_filters.source, Source::File);
+    assert_eq!(again.settings.decoy_blocks.value, 4);
+    assert_eq!(again.settings.decoy_blocks.source, Source::File);
+    assert!(
+        printed.contains("\nblock_filters = true  # command line (--block-filters)\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("\ndecoy_blocks = 4  # command line (--decoy-blocks)\n"),
+        "{printed}"
+    );
+
+    // Off and zero read back too (zero is not taken for "unset").
+    let first = config::resolve(
+        &cli(&["--no-block-filters", "--decoy-blocks", "0"]).options,
+        Some((
+            Path::new("/tmp/n.toml"),
+            "block_filters = true\ndecoy_blocks = 9",
+        )),
+        &env(),
+    )
+    .unwrap();
+    let printed = first.to_toml();
+    let again = config::resolve(
+        &cli(&[]).options,
+        Some((Path::new("/tmp/printed.toml"), &printed)),
+        &env(),
+    )
+    .unwrap();
+    assert_eq!(values(&again), values(&first), "{printed}");
+    assert!(!again.settings.block_filters.value);
+    assert_eq!(again.settings.decoy_blocks.value, 0);
+    assert_eq!(again.settings.decoy_blocks.source, Source::File);
 }
 
 #[test]

@@ -68,6 +68,7 @@ async fn driver_connects_over_v2_learns_addresses_and_saves_them_at_shutdown() {
         broadcast_file: file.with_file_name("privatebroadcast.json"),
         network: Network::Direct,
         chain_store: None,
+        filter_store: None,
         listeners: Vec::new(),
         onion_service: None,
     };

@@ -486,9 +486,19 @@ fn create(path: &Path, params: ChainParams, recovery: Recovery) -> Result<Loaded
 
 /// The file header for `network`.
 fn file_header(network: Network) -> [u8; FILE_HEADER_LEN] {
+    file_header_of(&FILE_MAGIC, FORMAT_VERSION, network)
+}
+
+/// A file header in the layout the chain's files share (the module docs;
+/// [`super::filter_store`] uses it with its own magic and version).
+pub(super) fn file_header_of(
+    magic: &[u8; 8],
+    version: u32,
+    network: Network,
+) -> [u8; FILE_HEADER_LEN] {
     let mut out = [0u8; FILE_HEADER_LEN];
-    out[..8].copy_from_slice(&FILE_MAGIC);
-    out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out[..8].copy_from_slice(magic);
+    out[8..12].copy_from_slice(&version.to_le_bytes());
     out[12..16].copy_from_slice(&network.magic().to_bytes());
     let sum = sha256d::Hash::hash(&out[..16]);
     out[16..].copy_from_slice(&sum.as_byte_array()[..4]);
@@ -655,26 +665,60 @@ fn flush(
 }
 
 fn check_file_header(head: &[u8; FILE_HEADER_LEN], network: Network) -> Result<(), CorruptFile> {
-    if head[..8] != FILE_MAGIC {
-        return Err(CorruptFile::BadMagic);
+    check_file_header_of(head, &FILE_MAGIC, FORMAT_VERSION, network).map_err(|fault| match fault {
+        FileHeaderFault::BadMagic => CorruptFile::BadMagic,
+        FileHeaderFault::Checksum => CorruptFile::HeaderChecksum,
+        FileHeaderFault::UnsupportedVersion(found) => CorruptFile::UnsupportedVersion { found },
+        FileHeaderFault::WrongNetwork(found) => CorruptFile::WrongNetwork {
+            found,
+            expected: network,
+        },
+    })
+}
+
+/// What is wrong with a file header, in words no one file's: each file
+/// turns it into its own error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FileHeaderFault {
+    /// Not the expected magic: another kind of file.
+    BadMagic,
+    /// The file header's checksum does not match.
+    Checksum,
+    /// The version found, which is not the one expected.
+    UnsupportedVersion(u32),
+    /// The chain magic found, which is not the network's.
+    WrongNetwork(Magic),
+}
+
+/// Checks a file header written by [`file_header_of`] with `magic` and
+/// `version` for `network`. The checksum is checked before the version and
+/// the chain magic, so a flipped bit there reads as damage, not as another
+/// version or network.
+pub(super) fn check_file_header_of(
+    head: &[u8; FILE_HEADER_LEN],
+    magic: &[u8; 8],
+    version: u32,
+    network: Network,
+) -> Result<(), FileHeaderFault> {
+    if head[..8] != magic[..] {
+        return Err(FileHeaderFault::BadMagic);
     }
     let sum = sha256d::Hash::hash(&head[..16]);
     if head[16..] != sum.as_byte_array()[..4] {
-        return Err(CorruptFile::HeaderChecksum);
+        return Err(FileHeaderFault::Checksum);
     }
-    let mut version = [0u8; 4];
-    version.copy_from_slice(&head[8..12]);
-    let version = u32::from_le_bytes(version);
-    if version != FORMAT_VERSION {
-        return Err(CorruptFile::UnsupportedVersion { found: version });
+    let mut found = [0u8; 4];
+    found.copy_from_slice(&head[8..12]);
+    let found = u32::from_le_bytes(found);
+    if found != version {
+        return Err(FileHeaderFault::UnsupportedVersion(found));
     }
-    let mut magic = [0u8; 4];
-    magic.copy_from_slice(&head[12..16]);
-    if magic != network.magic().to_bytes() {
-        return Err(CorruptFile::WrongNetwork {
-            found: Magic::from_bytes(magic),
-            expected: network,
-        });
+    let mut chain_magic = [0u8; 4];
+    chain_magic.copy_from_slice(&head[12..16]);
+    if chain_magic != network.magic().to_bytes() {
+        return Err(FileHeaderFault::WrongNetwork(Magic::from_bytes(
+            chain_magic,
+        )));
     }
     Ok(())
 }

@@ -151,6 +151,20 @@ pub struct CliOptions {
         value_name = "SECS"
     )]
     pub feeler_interval: Option<u64>,
+    /// Keep the BIP157 filter header chain in sync from peers that serve
+    /// compact block filters (at least two of the regular connections) and
+    /// offer scanblocks, getblockfilter and getblock. Downloads 32 bytes of
+    /// filter header per block (about 29 MB on mainnet) [default: off].
+    #[arg(long, global = true, overrides_with = "no_block_filters")]
+    pub block_filters: bool,
+    /// Turn off a `block_filters = true` from the config file.
+    #[arg(long, global = true, overrides_with = "block_filters")]
+    pub no_block_filters: bool,
+    /// For every block fetched because a filter matched, fetch this many
+    /// other blocks of the same scan range and discard them, so a peer cannot
+    /// tell which blocks matter (0 to 10) [default: 1].
+    #[arg(long, global = true, value_name = "N")]
+    pub decoy_blocks: Option<u32>,
     /// Serve JSON-RPC on this address (repeatable; addr or addr:port)
     /// [default: 127.0.0.1].
     #[arg(long, global = true, value_name = "ADDR", value_parser = types::parse_display::<RpcBind>)]
@@ -237,6 +251,13 @@ impl CliOptions {
             ),
             maxoutbound: value(self.max_outbound, "--max-outbound"),
             feeler_interval_secs: value(self.feeler_interval, "--feeler-interval"),
+            block_filters: pair(
+                self.block_filters,
+                self.no_block_filters,
+                "--block-filters",
+                "--no-block-filters",
+            ),
+            decoy_blocks: value(self.decoy_blocks, "--decoy-blocks"),
             tor_network_file: value(self.tor_network.clone(), "--tor-network"),
             tor_enabled: flag(self.no_tor, false, "--no-tor"),
             tor_isolation: value(self.isolation, "--isolation"),
@@ -276,6 +297,33 @@ mod tests {
             cli.options.layer().dnsseed,
             Some(Sourced::new(false, Source::CommandLine("--no-dnsseed")))
         );
+    }
+
+    #[test]
+    fn block_filters_is_a_flag_pair_and_decoy_blocks_takes_a_number() {
+        let cli =
+            Cli::try_parse_from(["nightjar", "--block-filters", "--decoy-blocks", "4"]).unwrap();
+        let layer = cli.options.layer();
+        assert_eq!(
+            layer.block_filters,
+            Some(Sourced::new(true, Source::CommandLine("--block-filters")))
+        );
+        assert_eq!(
+            layer.decoy_blocks,
+            Some(Sourced::new(4, Source::CommandLine("--decoy-blocks")))
+        );
+        let cli =
+            Cli::try_parse_from(["nightjar", "--block-filters", "--no-block-filters"]).unwrap();
+        assert_eq!(
+            cli.options.layer().block_filters,
+            Some(Sourced::new(
+                false,
+                Source::CommandLine("--no-block-filters")
+            ))
+        );
+        // A flag, not an option with a value.
+        assert!(Cli::try_parse_from(["nightjar", "--block-filters=true"]).is_err());
+        assert!(Cli::try_parse_from(["nightjar", "--decoy-blocks", "-1"]).is_err());
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub(crate) struct FileConfig {
     v1fallback: Option<bool>,
     maxoutbound: Option<u16>,
     feeler_interval_secs: Option<u64>,
+    block_filters: Option<bool>,
+    decoy_blocks: Option<u32>,
     tor: Option<TorSection>,
     log: Option<LogSection>,
 }
@@ -181,11 +183,12 @@ pub fn expected(key: &str) -> &'static str {
         "bind" => "a list of addresses, e.g. [\"127.0.0.1:8334=onion\"]",
         "rpcbind" => "a list of addresses, e.g. [\"127.0.0.1\"]",
         "listen" | "listenonion" | "v2transport" | "dnsseed" | "fixedseeds" | "privacy"
-        | "v1fallback" | "tor.enabled" | "log.sensitive" => "true or false",
+        | "v1fallback" | "block_filters" | "tor.enabled" | "log.sensitive" => "true or false",
         "maxconnections" => "a whole number from 0 to 4294967295",
         "rpcport" => "a port number from 1 to 65535",
         "maxoutbound" => "a whole number from 0 to 64",
         "feeler_interval_secs" => "a whole number of seconds, at least 1",
+        "decoy_blocks" => "a whole number from 0 to 10",
         "tor.isolation" => "\"per-kind\" or \"per-connection\"",
         "tor.memory_limit_mib" => "a whole number of MiB from 16 to 1048576",
         "log.debug" => "a list of categories, e.g. [\"net\", \"tor\"]",
@@ -383,6 +386,12 @@ pub fn suggest(unknown: &str) -> Option<String> {
         "debug" | "logdebug" => Some("log.debug"),
         "logsensitive" | "sensitive" | "logips" => Some("log.sensitive"),
         "feelerinterval" => Some("feeler_interval_secs"),
+        // Core's filter index and its serving of filters to peers; nightjar
+        // keeps the filter header chain from peers instead.
+        "blockfilterindex" | "peerblockfilters" | "compactfilters" | "cfilters" => {
+            Some("block_filters")
+        }
+        "decoys" | "decoycount" => Some("decoy_blocks"),
         _ => None,
     };
     if let Some(key) = alias {
@@ -438,6 +447,8 @@ impl FileConfig {
             v1fallback: self.v1fallback.map(f),
             maxoutbound: self.maxoutbound.map(f),
             feeler_interval_secs: self.feeler_interval_secs.map(f),
+            block_filters: self.block_filters.map(f),
+            decoy_blocks: self.decoy_blocks.map(f),
             tor_network_file: tor.network_file.map(rel).map(f),
             tor_enabled: tor.enabled.map(f),
             tor_isolation: tor.isolation.map(f),
@@ -467,7 +478,9 @@ mod tests {
         assert!(keys.contains(&"tor.isolation".to_owned()));
         assert!(keys.contains(&"log.sensitive".to_owned()));
         assert!(!keys.contains(&"tor".to_owned()));
-        assert_eq!(keys.len(), 25, "{keys:?}");
+        assert!(keys.contains(&"block_filters".to_owned()));
+        assert!(keys.contains(&"decoy_blocks".to_owned()));
+        assert_eq!(keys.len(), 27, "{keys:?}");
     }
 
     #[test]
@@ -496,6 +509,17 @@ mod tests {
             Some("did you mean `enabled` in the [tor] table?")
         );
         assert_eq!(suggest("network").as_deref(), Some("did you mean `chain`?"));
+        for core in ["blockfilterindex", "peerblockfilters", "block-filters"] {
+            assert_eq!(
+                suggest(core).as_deref(),
+                Some("did you mean `block_filters`?"),
+                "{core}"
+            );
+        }
+        assert_eq!(
+            suggest("decoy_block").as_deref(),
+            Some("did you mean `decoy_blocks`?")
+        );
         assert!(suggest("conf").unwrap().contains("--conf"));
         assert_eq!(suggest("zzzzzzzz"), None);
     }

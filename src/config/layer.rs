@@ -81,8 +81,9 @@ macro_rules! for_each_layer_field {
             $($arg)*;
             chain, datadir, onlynet, connect, addnode, listen, listenonion, bind, maxconnections,
             v2transport, dnsseed, fixedseeds, rpcbind, rpcport, rpccookiefile, privacy,
-            v1fallback, maxoutbound, feeler_interval_secs, tor_network_file, tor_enabled,
-            tor_isolation, tor_memory_limit_mib, log_debug, log_sensitive
+            v1fallback, maxoutbound, feeler_interval_secs, block_filters, decoy_blocks,
+            tor_network_file, tor_enabled, tor_isolation, tor_memory_limit_mib, log_debug,
+            log_sensitive
         )
     };
 }
@@ -131,6 +132,10 @@ pub struct Layer {
     pub maxoutbound: Option<Sourced<u16>>,
     /// `feeler_interval_secs`.
     pub feeler_interval_secs: Option<Sourced<u64>>,
+    /// `block_filters`.
+    pub block_filters: Option<Sourced<bool>>,
+    /// `decoy_blocks`.
+    pub decoy_blocks: Option<Sourced<u32>>,
     /// `[tor] network_file`.
     pub tor_network_file: Option<Sourced<PathBuf>>,
     /// `[tor] enabled`.

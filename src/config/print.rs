@@ -102,6 +102,8 @@ pub(super) fn render(config: &Config) -> String {
     display(&mut out, "v1fallback", &s.v1fallback);
     display(&mut out, "maxoutbound", &s.maxoutbound);
     display(&mut out, "feeler_interval_secs", &s.feeler_interval_secs);
+    display(&mut out, "block_filters", &s.block_filters);
+    display(&mut out, "decoy_blocks", &s.decoy_blocks);
 
     out.push_str("\n[tor]\n");
     match &s.tor_network_file.value {

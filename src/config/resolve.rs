@@ -45,6 +45,14 @@ pub const MIN_TOR_MEMORY_LIMIT_MIB: u64 = 16;
 /// quota" sentinel.
 pub const MAX_TOR_MEMORY_LIMIT_MIB: u64 = 1 << 20;
 
+/// `decoy_blocks` by default: one decoy block fetched (and discarded) for
+/// every block a compact filter matched.
+pub const DEFAULT_DECOY_BLOCKS: u32 = 1;
+
+/// The most `decoy_blocks` accepted: each decoy is a whole block downloaded
+/// and thrown away, so more would cost bandwidth for little extra cover.
+pub const MAX_DECOY_BLOCKS: u32 = 10;
+
 /// Every effective setting, each with its source. Field names are the
 /// config file's keys (`tor_*`, `log_*`: the `[tor]` and `[log]` tables).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +95,12 @@ pub struct Settings {
     pub maxoutbound: Sourced<u16>,
     /// `feeler_interval_secs`.
     pub feeler_interval_secs: Sourced<u64>,
+    /// `block_filters`: keep the BIP157 basic filter header chain from
+    /// filter-serving peers and offer the filter RPCs.
+    pub block_filters: Sourced<bool>,
+    /// `decoy_blocks`: blocks fetched and discarded for every block a
+    /// filter matched.
+    pub decoy_blocks: Sourced<u32>,
     /// `[tor] network_file` (`None`: the public Tor network).
     pub tor_network_file: Sourced<Option<PathBuf>>,
     /// `[tor] enabled`.
@@ -171,6 +185,8 @@ impl Settings {
                 p.feeler_interval_secs,
                 DEFAULT_FEELER_INTERVAL.as_secs(),
             ),
+            block_filters: pick(explicit.block_filters, p.block_filters, false),
+            decoy_blocks: pick(explicit.decoy_blocks, p.decoy_blocks, DEFAULT_DECOY_BLOCKS),
             tor_network_file: pick_opt(explicit.tor_network_file),
             tor_enabled: pick(explicit.tor_enabled, p.tor_enabled, true),
             tor_isolation: pick(explicit.tor_isolation, p.tor_isolation, Isolation::PerKind),
@@ -214,6 +230,8 @@ impl Settings {
         // service alike.
         let listening = self.listen.value || (self.listenonion.value && self.tor_enabled.value);
         c.max_inbound = if listening { self.max_inbound() } else { 0 };
+        c.block_filters = self.block_filters.value;
+        c.decoy_blocks = self.decoy_blocks.value;
         c
     }
 
@@ -506,6 +524,19 @@ pub fn validate(s: &Settings, file: Option<&Path>) -> Result<Vec<String>, Config
             ),
         ));
     }
+    if s.decoy_blocks.value > MAX_DECOY_BLOCKS {
+        return Err(invalid(
+            file,
+            "decoy_blocks",
+            &s.decoy_blocks.value.to_string(),
+            s.decoy_blocks.source,
+            true,
+            &format!(
+                "use a number from 0 to {MAX_DECOY_BLOCKS} (each decoy is a whole block \
+                 downloaded and discarded); the default is {DEFAULT_DECOY_BLOCKS}"
+            ),
+        ));
+    }
     if s.feeler_interval_secs.value == 0 {
         return Err(invalid(
             file,
@@ -644,6 +675,8 @@ mod tests {
         assert_eq!(s.onlynet.value, NetworkId::ALL.to_vec());
         assert!(s.dnsseed.value && s.fixedseeds.value && s.v2transport.value);
         assert_eq!(s.maxoutbound.value, 8);
+        assert_eq!(s.block_filters, Sourced::new(false, Source::Default));
+        assert_eq!(s.decoy_blocks, Sourced::new(1, Source::Default));
         assert_eq!(validate(&s, None).unwrap(), Vec::<String>::new());
     }
 

@@ -48,6 +48,14 @@ pub enum Command {
     PrivateBroadcast(bitcoin::Transaction),
     /// `abortprivatebroadcast`: stop broadcasting it.
     AbortPrivateBroadcast(bitcoin::Txid),
+    /// `scanblocks start`: look for scripts in the filters of a range.
+    ScanBlocks(super::block_fetch::ScanRequest),
+    /// `scanblocks abort`.
+    AbortScan,
+    /// `getblockfilter`: the filter of this block.
+    GetBlockFilter(bitcoin::BlockHash),
+    /// `getblock`: this block, fetched from a peer and checked.
+    GetBlock(bitcoin::BlockHash),
     /// `addpeeraddress`: put an address in the book without connecting.
     AddPeerAddress {
         /// The address.
@@ -68,6 +76,10 @@ pub enum CommandReply {
     Broadcasting(bitcoin::Txid),
     /// Whether the address book took the address (`addpeeraddress`).
     AddressAdded(bool),
+    /// The answer comes later, as [`Output::Fetched`] with this id.
+    Pending(super::block_fetch::RequestId),
+    /// Whether a scan was running (`scanblocks abort`).
+    Aborted(bool),
 }
 
 impl Engine {
@@ -138,6 +150,24 @@ impl Engine {
                     Err(CommandError::NotQueued)
                 }
             }
+            Command::ScanBlocks(request) => self
+                .fetch
+                .start_scan(&mut fetch_ctx!(self), now, request)
+                .map(CommandReply::Pending)
+                .map_err(CommandError::from),
+            Command::AbortScan => Ok(CommandReply::Aborted(
+                self.fetch.abort_scan(&mut fetch_ctx!(self)),
+            )),
+            Command::GetBlockFilter(hash) => self
+                .fetch
+                .fetch_filter(&mut fetch_ctx!(self), now, hash)
+                .map(CommandReply::Pending)
+                .map_err(CommandError::from),
+            Command::GetBlock(hash) => self
+                .fetch
+                .fetch_block(&mut fetch_ctx!(self), now, hash)
+                .map(CommandReply::Pending)
+                .map_err(CommandError::from),
             Command::AddPeerAddress { addr, tried } => Ok(CommandReply::AddressAdded(
                 self.add_peer_address(now, addr, tried),
             )),

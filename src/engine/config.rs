@@ -84,6 +84,11 @@ pub struct EngineConfig {
     pub max_inbound: usize,
     /// Connections per private-broadcast round.
     pub private_broadcast_connections: usize,
+    /// Keep the BIP157 filter header chain and serve scans, filters and
+    /// blocks (`[node] block_filters`).
+    pub block_filters: bool,
+    /// Decoy blocks fetched with every block the user asks for.
+    pub decoy_blocks: u32,
 }
 
 impl EngineConfig {
@@ -106,6 +111,8 @@ impl EngineConfig {
             stale_tip_after: DEFAULT_STALE_TIP_AFTER,
             max_inbound: 0,
             private_broadcast_connections: super::private_broadcast::DEFAULT_CONNECTIONS,
+            block_filters: false,
+            decoy_blocks: 1,
         }
     }
 

@@ -107,8 +107,17 @@ pub enum NoDial {
     Paced,
 }
 
+/// Filter-serving peers among the regular connections when filters are
+/// wanted: two, so that filter headers can be cross-checked (BIP157).
+pub const MIN_FILTER_PEERS: usize = 2;
+
+/// What a regular peer chosen for filters must offer.
+fn filter_services() -> crate::wire::ServiceFlags {
+    regular_services() | crate::wire::ServiceFlags::COMPACT_FILTERS
+}
+
 /// Why a user command was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
     /// The policy forbids the peer (e.g. clearnet under `--privacy`).
     #[error("refused: {0}")]
@@ -140,6 +149,9 @@ pub enum CommandError {
     /// `abortprivatebroadcast` for a transaction not pending.
     #[error("transaction not in the private broadcast queue")]
     NotQueued,
+    /// A scan or fetch cannot start.
+    #[error("{0}")]
+    Fetch(#[from] super::block_fetch::FetchError),
 }
 
 impl From<BanError> for CommandError {
@@ -222,6 +234,17 @@ impl ConnManager {
         while cx.peers.regular_count() < cx.config.target_outbound
             && cx.peers.regular_dialing() < DIAL_BATCH
         {
+            // With filters wanted, regular slots go to filter peers until
+            // enough of them are connected or on their way; when the book
+            // knows none, any full node will do (the feeler finds more).
+            if cx.config.block_filters
+                && cx.peers.filter_peer_count() < MIN_FILTER_PEERS
+                && self
+                    .create_connection(cx, now, ConnectionKind::Regular(filter_services()))
+                    .is_ok()
+            {
+                continue;
+            }
             let kind = ConnectionKind::Regular(regular_services());
             if self.create_connection(cx, now, kind).is_err() {
                 break;

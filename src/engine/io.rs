@@ -174,6 +174,19 @@ pub enum Output {
     /// The header chain was rolled back to this many headers (provisional
     /// low-work headers dropped): cut the chain file to match.
     TruncateChain(usize),
+    /// The filter header chain grew: append its new records to its file.
+    PersistFilterHeaders,
+    /// The filter header chain was cut back to this many heights (a reorg):
+    /// cut its file to match.
+    TruncateFilterHeaders(usize),
+    /// A scan or fetch the user asked for finished.
+    Fetched {
+        /// Which request ([`crate::engine::Command`] answered it with
+        /// [`crate::engine::CommandReply::Pending`]).
+        id: super::block_fetch::RequestId,
+        /// What it brought.
+        result: Result<super::block_fetch::Fetched, super::block_fetch::FetchError>,
+    },
     /// Add misbehaviour points to a peer (its machine disconnects it at 100,
     /// and the address is then discouraged).
     Misbehaving {

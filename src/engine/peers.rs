@@ -188,6 +188,18 @@ impl PeerTable {
         self.count(|k| matches!(k, ConnectionKind::Regular(_)))
     }
 
+    /// Outbound connections that serve (or, still dialling, were chosen to
+    /// serve) compact filters.
+    pub fn filter_peer_count(&self) -> usize {
+        let filters = crate::wire::ServiceFlags::COMPACT_FILTERS;
+        self.iter()
+            .filter(|e| {
+                matches!(e.kind, ConnectionKind::Regular(s) if s.has(filters))
+                    || (e.kind.syncs_from() && e.info().is_some_and(|i| i.services.has(filters)))
+            })
+            .count()
+    }
+
     /// Regular connections still dialling.
     pub fn regular_dialing(&self) -> usize {
         self.iter()

@@ -34,6 +34,17 @@ impl ConnectionKind {
         !matches!(self, ConnectionKind::Inbound)
     }
 
+    /// Whether we sync from such a peer (headers, filters, blocks): our
+    /// long-lived outbound connections. Feelers leave at once, inbound
+    /// peers are anyone, and a private broadcast carries one transaction
+    /// and must not be linked to anything else we do.
+    pub fn syncs_from(self) -> bool {
+        matches!(
+            self,
+            ConnectionKind::Regular(_) | ConnectionKind::Manual | ConnectionKind::Extra
+        )
+    }
+
     /// Services the peer must advertise for the connection to be kept.
     ///
     /// Feelers, manual, inbound and broadcast peers need nothing: a feeler

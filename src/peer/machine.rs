@@ -282,14 +282,17 @@ impl PeerMachine {
             return;
         }
         self.last_received = now;
-        if !self.messages.try_take(1.0, now) {
-            return self.close(DisconnectReason::Flood(Flood::Messages));
-        }
-        // A reply we asked for (a 162 kB `headers`, a block, filters) may
-        // come at full speed: the byte rate is meant for unsolicited
-        // traffic. The message rate still applies.
-        if !self.solicited.take_reply(&msg) && !self.bytes.try_take(wire_len as f64, now) {
-            return self.close(DisconnectReason::Flood(Flood::Bytes));
+        // A reply we asked for (a 162 kB `headers`, a block, a scan's
+        // filters) may come at full speed: the rates are meant for traffic
+        // the peer chose to send. Replies are bounded anyway: each request
+        // admits only as many as it asked for (a `getcfilters` up to 1000).
+        if !self.solicited.take_reply(&msg) {
+            if !self.messages.try_take(1.0, now) {
+                return self.close(DisconnectReason::Flood(Flood::Messages));
+            }
+            if !self.bytes.try_take(wire_len as f64, now) {
+                return self.close(DisconnectReason::Flood(Flood::Bytes));
+            }
         }
         match self.stage {
             Stage::AwaitVersion => self.handle_before_version(msg),

@@ -1,9 +1,9 @@
 //! Replies we asked for. A peer's answer to our own request (`headers` for
 //! a `getheaders`, a block or `notfound` for a `getdata`, filters for a
-//! `getcf*`) can be large and arrive at full speed; the byte rate limit is
-//! meant for traffic the peer chose to send, so a solicited reply does not
-//! count against it. The message rate still applies, and each request
-//! admits only as many replies as it asked for.
+//! `getcf*`) can be large and many (a scan's batch is 100 filters) and
+//! arrive at full speed; the byte and message rate limits are meant for
+//! traffic the peer chose to send, so a solicited reply counts against
+//! neither. Each request admits only as many replies as it asked for.
 
 use crate::wire::NetworkMessage;
 

@@ -5,6 +5,7 @@
 mod bans;
 mod broadcast;
 mod chain;
+mod filters;
 mod info;
 
 use nightjar_tor::Target;
@@ -19,6 +20,7 @@ pub use chain::{
     HEADERS_ONLY_WARNING, best_block_hash, block_count, block_hash, block_header, blockchain_info,
     chain_tips, difficulty,
 };
+pub use filters::{Reply, fetched, filter_info};
 pub use info::{
     EMBEDDED_TOR, VERSION_NUMBER, addrman_info, network_info, node_address, peer_info,
     service_names,
@@ -69,7 +71,17 @@ pub struct NodeView<'a> {
 pub const METHODS: &[(&str, &str, &str)] = &[
     ("Blockchain", "getbestblockhash", "getbestblockhash"),
     ("Blockchain", "getblockchaininfo", "getblockchaininfo"),
+    (
+        "Blockchain",
+        "getblock",
+        "getblock \"blockhash\" ( verbosity )",
+    ),
     ("Blockchain", "getblockcount", "getblockcount"),
+    (
+        "Blockchain",
+        "getblockfilter",
+        "getblockfilter \"blockhash\" ( \"filtertype\" )",
+    ),
     ("Blockchain", "getblockhash", "getblockhash height"),
     (
         "Blockchain",
@@ -77,6 +89,11 @@ pub const METHODS: &[(&str, &str, &str)] = &[
         "getblockheader \"blockhash\" ( verbose )",
     ),
     ("Blockchain", "getchaintips", "getchaintips"),
+    (
+        "Blockchain",
+        "scanblocks",
+        "scanblocks \"action\" ( [scanobjects,...] start_height stop_height \"filtertype\" options )",
+    ),
     ("Control", "help", "help ( \"command\" )"),
     ("Control", "stop", "stop"),
     ("Control", "uptime", "uptime"),
@@ -141,6 +158,21 @@ pub const DETAILS: &[(&str, &str)] = &[(
      See getprivatebroadcastinfo and abortprivatebroadcast.",
 )];
 
+/// Answer one call, or start the fetch whose result answers it later
+/// (`scanblocks start`, `getblockfilter`, `getblock`).
+pub fn answer_or_defer(
+    view: &mut NodeView<'_>,
+    method: &str,
+    params: &Params,
+) -> Result<Reply, RpcError> {
+    match method {
+        "scanblocks" => filters::scanblocks(view, params),
+        "getblockfilter" => filters::getblockfilter(view, params),
+        "getblock" => filters::getblock(view, params),
+        _ => answer(view, method, params).map(Reply::Now),
+    }
+}
+
 /// Answer one call. `stop` only answers here: the driver stops the node
 /// after sending the reply.
 pub fn answer(view: &mut NodeView<'_>, method: &str, params: &Params) -> Result<Value, RpcError> {
@@ -163,7 +195,13 @@ pub fn answer(view: &mut NodeView<'_>, method: &str, params: &Params) -> Result<
         "sendrawtransaction" => broadcast::send_raw_transaction(view, params),
         "getprivatebroadcastinfo" => Ok(broadcast::private_broadcast_info(view)),
         "abortprivatebroadcast" => broadcast::abort_private_broadcast(view, params),
-        "getblockchaininfo" => Ok(blockchain_info(view.engine.chain(), view.now.unix)),
+        "getblockchaininfo" => {
+            let mut info = blockchain_info(view.engine.chain(), view.now.unix);
+            if let Value::Object(o) = &mut info {
+                o.insert("filters".into(), filter_info(view));
+            }
+            Ok(info)
+        }
         "getblockcount" => Ok(block_count(view.engine.chain())),
         "getbestblockhash" => Ok(best_block_hash(view.engine.chain())),
         "getblockhash" => block_hash(view.engine.chain(), params),

@@ -11,7 +11,8 @@
 //!
 //! Time limits: a request must be complete and answered within
 //! [`RpcSettings::request_timeout`] of its first byte, or it gets 408 and
-//! the connection is closed; a connection that sends no request for that
+//! the connection is closed (the calls in [`crate::rpc::UNTIMED_METHODS`],
+//! answered from peers over Tor, only have to be read within it); a connection that sends no request for that
 //! long is closed too (hyper's header-read timeout, which also covers idle
 //! keep-alive connections, like Core's `-rpcservertimeout`). Writing the
 //! reply is not timed: replies are small enough for the socket buffer, and
@@ -419,12 +420,27 @@ async fn timed<D: Dispatch>(
 ) -> Response<Full<Bytes>> {
     let started = clock.take().unwrap_or_else(Instant::now);
     let deadline = started + shared.request_timeout;
-    let turn_then_respond = async {
+    let turn_then_read = async {
         // Closed only with the server, which then stops serving anyway.
-        let _turn = shared.requests.acquire().await.ok();
-        respond(request, peer, shared, clock).await
+        let turn = shared.requests.acquire().await.ok();
+        (turn, read_request(request, peer, shared, clock).await)
     };
-    match tokio::time::timeout_at(deadline.into(), turn_then_respond).await {
+    let timed_out = || {
+        tracing::info!(%peer, "RPC request took too long; closing the connection");
+        closing(plain(StatusCode::REQUEST_TIMEOUT, ""))
+    };
+    let (_turn, body) = match tokio::time::timeout_at(deadline.into(), turn_then_read).await {
+        Ok((turn, Ok(body))) => (turn, body),
+        Ok((_, Err(response))) => return response,
+        Err(_) => return timed_out(),
+    };
+    // Calls that fetch from peers (a scan of the whole chain over Tor)
+    // take as long as the network does; the time limit is for reading the
+    // request and for the calls answered from the node's state.
+    if jsonrpc::calls_any(&body, crate::rpc::UNTIMED_METHODS) {
+        return answer(&body, shared).await;
+    }
+    match tokio::time::timeout_at(deadline.into(), answer(&body, shared)).await {
         Ok(response) => response,
         Err(_) => {
             tracing::info!(%peer, "RPC request took too long; closing the connection");
@@ -433,23 +449,24 @@ async fn timed<D: Dispatch>(
     }
 }
 
-/// Answers one request (the module docs give the order of the checks).
-async fn respond<D: Dispatch>(
+/// Checks one request and reads its body (the module docs give the order
+/// of the checks); the response to send instead when a check fails.
+async fn read_request<D: Dispatch>(
     request: Request<Incoming>,
     peer: SocketAddr,
     shared: &Shared<D>,
     clock: &RequestClock,
-) -> Response<Full<Bytes>> {
+) -> Result<Bytes, Response<Full<Bytes>>> {
     if request.method() != Method::POST {
-        return plain(
+        return Err(plain(
             StatusCode::METHOD_NOT_ALLOWED,
             "JSONRPC server handles only POST requests",
-        );
+        ));
     }
     let Some(authorization) = request.headers().get(AUTHORIZATION) else {
         // No guess was made, so no pause (as in Core): this is a client
         // finding out that it needs credentials.
-        return unauthorized();
+        return Err(unauthorized());
     };
     let authorized = authorization
         .to_str()
@@ -457,12 +474,12 @@ async fn respond<D: Dispatch>(
     if !authorized {
         tracing::warn!(%peer, "RPC: incorrect password attempt");
         tokio::time::sleep(AUTH_FAILURE_DELAY).await;
-        return unauthorized();
+        return Err(unauthorized());
     }
     // A declared length is checked before a byte of the body is read;
     // a chunked body is cut off by `Limited` once it grows too large.
     if request.body().size_hint().lower() > u64::try_from(shared.max_body).unwrap_or(u64::MAX) {
-        return too_large(peer, shared.max_body);
+        return Err(too_large(peer, shared.max_body));
     }
     let body = match Limited::new(request.into_body(), shared.max_body)
         .collect()
@@ -470,19 +487,24 @@ async fn respond<D: Dispatch>(
     {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return too_large(peer, shared.max_body);
+            return Err(too_large(peer, shared.max_body));
         }
         Err(e) => {
             tracing::debug!(%peer, error = %e, "could not read an RPC request body");
-            return closing(plain(
+            return Err(closing(plain(
                 StatusCode::BAD_REQUEST,
                 "could not read the request body",
-            ));
+            )));
         }
     };
     // The body is in: bytes read from now on start the next request.
     clock.clear();
-    let reply = jsonrpc::handle(&body, &shared.dispatch).await;
+    Ok(body)
+}
+
+/// Runs the calls of a request body and builds the response.
+async fn answer<D: Dispatch>(body: &[u8], shared: &Shared<D>) -> Response<Full<Bytes>> {
+    let reply = jsonrpc::handle(body, &shared.dispatch).await;
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match reply.body {
         Some(json) => {

@@ -42,6 +42,23 @@ const GETCF_RANGE_PAYLOAD_LEN: usize = 1 + 4 + 32;
 /// BIP157 `getcfcheckpt`: filter type (1), stop hash (32).
 const GETCFCHECKPT_PAYLOAD_LEN: usize = 1 + 32;
 
+/// BIP157 `cfheaders`: filter type (1), stop hash (32), previous filter
+/// header (32), a count of at most 2000 (3) and 2000 filter hashes.
+const MAX_CFHEADERS_PAYLOAD_LEN: usize = 1 + 32 + 32 + COMPACT_SIZE_U16_LEN + 2000 * 32;
+
+/// The largest basic filter a valid block can have. Every element of a
+/// filter is a script of the block taking at least 40 weight units (an
+/// output of 10 bytes: an input takes more), so a 4 000 000-unit block has
+/// at most N = 100 000 elements. Golomb-Rice coding with P = 19 spends
+/// P + 1 bits per element plus the quotients, whose sum is at most
+/// N * M / 2^P (M = 784 931), about 1.5 bits each: 21.5 * N bits, 268 750
+/// bytes, plus the 5-byte count. Rounded up to 300 000 for margin.
+const MAX_BASIC_FILTER_LEN: usize = 300_000;
+
+/// BIP157 `cfilter`: filter type (1), block hash (32), the filter with its
+/// length prefix (up to 5 bytes).
+const MAX_CFILTER_PAYLOAD_LEN: usize = 1 + 32 + 5 + MAX_BASIC_FILTER_LEN;
+
 /// Core's MAX_BLOOM_FILTER_SIZE (BIP37): the largest filter `filterload` may set.
 const MAX_BLOOM_FILTER_SIZE: usize = 36_000;
 
@@ -74,6 +91,8 @@ pub fn max_payload_len(command: &str) -> usize {
         "sendcmpct" => SENDCMPCT_PAYLOAD_LEN,
         "getcfilters" | "getcfheaders" => GETCF_RANGE_PAYLOAD_LEN,
         "getcfcheckpt" => GETCFCHECKPT_PAYLOAD_LEN,
+        "cfheaders" => MAX_CFHEADERS_PAYLOAD_LEN,
+        "cfilter" => MAX_CFILTER_PAYLOAD_LEN,
         "version" => MAX_VERSION_PAYLOAD_LEN,
         "filterload" => MAX_FILTERLOAD_PAYLOAD_LEN,
         "filteradd" => MAX_FILTERADD_PAYLOAD_LEN,
@@ -315,6 +334,133 @@ mod tests {
         assert_eq!(
             decode_payload("thirteen_char", &[]),
             Err(WireError::BadCommand)
+        );
+    }
+
+    // === BIP157 caps: `cfheaders` and `cfilter` ===
+
+    /// `cfheaders` whose filter hashes are 0, 1, ... (`count` of them).
+    fn cfheaders(count: u32) -> NetworkMessage {
+        use bitcoin::BlockHash;
+        use bitcoin::bip158::{FilterHash, FilterHeader};
+        use bitcoin::hashes::Hash;
+        NetworkMessage::CFHeaders(bitcoin::p2p::message_filter::CFHeaders {
+            filter_type: 0,
+            stop_hash: BlockHash::from_byte_array([1; 32]),
+            previous_filter_header: FilterHeader::from_byte_array([2; 32]),
+            filter_hashes: (0..count)
+                .map(|i| {
+                    let mut h = [0u8; 32];
+                    h[..4].copy_from_slice(&i.to_le_bytes());
+                    FilterHash::from_byte_array(h)
+                })
+                .collect(),
+        })
+    }
+
+    /// A `cfilter` carrying `filter` as its filter bytes.
+    fn cfilter(filter: Vec<u8>) -> NetworkMessage {
+        use bitcoin::BlockHash;
+        use bitcoin::hashes::Hash;
+        NetworkMessage::CFilter(bitcoin::p2p::message_filter::CFilter {
+            filter_type: 0,
+            block_hash: BlockHash::from_byte_array([3; 32]),
+            filter,
+        })
+    }
+
+    fn oversize(command: &str, len: usize, max: usize) -> Result<NetworkMessage, WireError> {
+        Err(WireError::Oversize {
+            command: command.to_owned(),
+            len,
+            max,
+        })
+    }
+
+    /// The largest `cfheaders` BIP157 allows (2000 filter hashes) is
+    /// exactly the cap and decodes; one byte more is refused as oversize
+    /// before anything is decoded (not as a trailing byte), and so is a
+    /// 2001st hash.
+    #[test]
+    fn cfheaders_cap_is_2000_hashes_exactly() {
+        let largest = cfheaders(2000);
+        let bytes = encode_payload(&largest);
+        assert_eq!(bytes.len(), 64_068);
+        assert_eq!(bytes.len(), max_payload_len("cfheaders"));
+        assert_eq!(decode_payload("cfheaders", &bytes), Ok(largest));
+
+        let mut over = bytes;
+        over.push(0);
+        assert_eq!(
+            decode_payload("cfheaders", &over),
+            oversize("cfheaders", 64_069, 64_068)
+        );
+        let more = encode_payload(&cfheaders(2001));
+        assert_eq!(
+            decode_payload("cfheaders", &more),
+            oversize("cfheaders", 64_100, 64_068)
+        );
+    }
+
+    /// Why the `cfilter` cap holds (the derivation on
+    /// `MAX_BASIC_FILTER_LEN`, checked here with a real filter):
+    ///
+    /// - Every element of a basic filter (BIP158) is a non-empty script:
+    ///   an output's (not OP_RETURN) or the one an input spends. An output
+    ///   is at least 8 (value) + 1 (length) + 1 (script) = 10 bytes, 40
+    ///   weight units; an input at least 36 + 1 + 4 = 41 bytes. Elements
+    ///   are a set, so repeats count once. A block of 4 000 000 weight
+    ///   units therefore has at most N = 100 000 elements.
+    /// - Golomb-Rice coding with P = 19 writes each of the N sorted deltas
+    ///   as a unary quotient (q + 1 bits) and a 19-bit remainder. The
+    ///   deltas add up to less than the largest value, N * M (M = 784 931),
+    ///   so the quotients add up to at most N * M / 2^19, 1.4971 N. In all
+    ///   at most (20 + 1.4971) * N bits = 268 714 bytes for N = 100 000,
+    ///   under 268 750, plus the element count as a compact size (5 bytes
+    ///   above 65 535): 268 755 bytes.
+    /// - The cap allows 300 000 filter bytes, about 10% over that.
+    ///
+    /// A filter of 100 000 distinct elements built by the `bitcoin` crate's
+    /// BIP158 writer stays within 268 755 bytes; a 268 755-byte filter and
+    /// a 300 000-byte one (the cap: a 300 038-byte payload) decode; one
+    /// byte more is refused as oversize.
+    #[test]
+    fn cfilter_cap_holds_the_largest_filter_a_block_can_have() {
+        use bitcoin::bip158::BlockFilterWriter;
+
+        let block = bitcoin::constants::genesis_block(bitcoin::Network::Regtest);
+        let mut worst = Vec::new();
+        let mut writer = BlockFilterWriter::new(&mut worst, &block);
+        for i in 0..100_000u32 {
+            writer.add_element(&i.to_le_bytes());
+        }
+        writer.finish().expect("writing to a Vec");
+        // Within the bound, and not far under it (263 161 bytes): the
+        // bound is nearly tight, and the cap's margin is real.
+        assert!(
+            (260_000..=268_755).contains(&worst.len()),
+            "{} bytes",
+            worst.len()
+        );
+        let msg = cfilter(worst);
+        assert_eq!(decode_payload("cfilter", &encode_payload(&msg)), Ok(msg));
+
+        let bound = cfilter(vec![0xa5; 268_755]);
+        let bytes = encode_payload(&bound);
+        // Filter type (1), block hash (32), compact size 0xfe + u32 (5).
+        assert_eq!(bytes.len(), 1 + 32 + 5 + 268_755);
+        assert_eq!(decode_payload("cfilter", &bytes), Ok(bound));
+
+        let at_cap = cfilter(vec![0xa5; 300_000]);
+        let bytes = encode_payload(&at_cap);
+        assert_eq!(bytes.len(), 300_038);
+        assert_eq!(bytes.len(), max_payload_len("cfilter"));
+        assert_eq!(decode_payload("cfilter", &bytes), Ok(at_cap));
+
+        let over = encode_payload(&cfilter(vec![0xa5; 300_001]));
+        assert_eq!(
+            decode_payload("cfilter", &over),
+            oversize("cfilter", 300_039, 300_038)
         );
     }
 }

@@ -75,6 +75,11 @@ impl Nightjar {
     /// One call through `nightjar-cli` (which waits for the server); the
     /// JSON result, a bare string for string results, `None` on an error.
     pub fn rpc(&self, args: &[&str]) -> Option<Value> {
+        self.call(args).ok()
+    }
+
+    /// [`rpc`](Self::rpc), with the client's error output on failure.
+    pub fn call(&self, args: &[&str]) -> Result<Value, String> {
         let out = Command::new(env!("CARGO_BIN_EXE_nightjar-cli"))
             .arg(format!("-datadir={}", self.dir().display()))
             .arg("-regtest")
@@ -84,11 +89,15 @@ impl Nightjar {
             .output()
             .unwrap();
         if !out.status.success() {
-            return None;
+            return Err(format!(
+                "nightjar-cli {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
         let text = String::from_utf8(out.stdout).unwrap();
         let text = text.trim();
-        Some(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())))
+        Ok(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())))
     }
 
     /// `getpeerinfo`, one object per peer (empty if the call failed).

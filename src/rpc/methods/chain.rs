@@ -205,7 +205,7 @@ pub fn difficulty(bits: CompactTarget) -> f64 {
 }
 
 /// Core's `ParseHashV`: a 64-digit hex string, in display order.
-fn parse_hash(v: Option<&Value>, name: &str) -> Result<BlockHash, RpcError> {
+pub(super) fn parse_hash(v: Option<&Value>, name: &str) -> Result<BlockHash, RpcError> {
     let text = match v {
         Some(Value::String(s)) => s,
         Some(_) => return Err(type_error(name, "a string")),
@@ -232,7 +232,7 @@ fn parse_hash(v: Option<&Value>, name: &str) -> Result<BlockHash, RpcError> {
         .map_err(|_| not_hex())
 }
 
-fn missing(name: &str) -> RpcError {
+pub(super) fn missing(name: &str) -> RpcError {
     RpcError::new(
         codes::INVALID_PARAMS,
         format!("missing required parameter {name}"),

@@ -584,6 +584,14 @@ fn getblockchaininfo_reports_headers_only_sync_state() {
             "pruned": false,
             "headersonly": true,
             "warnings": [HEADERS_ONLY_WARNING],
+            // Filters off (the default): nothing synced, nobody asked.
+            "filters": {
+                "enabled": false,
+                "filter_headers": 0,
+                "peers": 0,
+                "cross_checked": false,
+                "disputed_from": null,
+            },
         })
     );
     assert_eq!(got["mediantime"], json!(main[4].time));

@@ -225,6 +225,21 @@ fn envelope_error(error: RpcError) -> Reply {
     )
 }
 
+/// Whether the body calls any of `methods` (alone or in a batch). A body
+/// that is not JSON calls nothing.
+pub fn calls_any(body: &[u8], methods: &[&str]) -> bool {
+    let named = |v: &Value| {
+        v.get("method")
+            .and_then(Value::as_str)
+            .is_some_and(|m| methods.contains(&m))
+    };
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(calls)) => calls.iter().any(named),
+        Ok(call) => named(&call),
+        Err(_) => false,
+    }
+}
+
 /// Answers one HTTP request body.
 ///
 /// Public (with [`Reply`]) so that the fuzz targets can feed it bodies

@@ -506,6 +506,13 @@ impl Sim {
             Output::PersistBans(_) => self.anomaly("a ban list write without a ban".to_owned()),
             // The simulated peers serve no headers: the chain never grows.
             Output::PersistChain | Output::TruncateChain(_) => {}
+            // The simulated network serves no filters and the simulation
+            // asks for no scans: any of these is a bug.
+            Output::PersistFilterHeaders
+            | Output::TruncateFilterHeaders(_)
+            | Output::Fetched { .. } => {
+                self.anomaly("filter output without filters".to_owned());
+            }
             Output::Misbehaving { conn, points, what } => {
                 if let Some(SimConn {
                     state: ConnState::Open { link, .. },

@@ -401,6 +401,11 @@ impl Checker {
             Output::PersistChain | Output::TruncateChain(_) | Output::Misbehaving { .. } => {
                 prop_assert!(false, "header-sync output with no headers sent: {entry:?}");
             }
+            Output::PersistFilterHeaders
+            | Output::TruncateFilterHeaders(_)
+            | Output::Fetched { .. } => {
+                prop_assert!(false, "filter output with filters off: {entry:?}");
+            }
         }
         Ok(())
     }
