@@ -3,24 +3,28 @@
 //!
 //! # How the chain is settled
 //!
-//! 1. Every outbound peer that advertises `NODE_COMPACT_FILTERS` is asked
-//!    for its checkpoints (`getcfcheckpt` up to our best header): the
-//!    filter header at every 1000th height.
-//! 2. Checkpoints are compared between peers. Where two peers disagree,
-//!    nothing at or above that height is downloaded: the node has no way
-//!    to tell the liar from a filter header alone, and a filter chain built
-//!    on a lie would hide a wallet's coins. The log says so, and
-//!    `getblockchaininfo` reports it.
-//! 3. The intervals between checkpoints are downloaded with `getcfheaders`,
-//!    each from one peer, several peers in parallel (each on its own
-//!    circuit). An interval is verified end to end: it must start from the
-//!    agreed checkpoint below it and hash up to the agreed checkpoint at its
-//!    top, so a peer that serves a wrong interval contradicts the peers
-//!    that agreed on the checkpoint, and is scored 100.
+//! 1. Every peer we sync from that advertises `NODE_COMPACT_FILTERS` is
+//!    asked for its checkpoints (`getcfcheckpt` up to our best header): the
+//!    filter header at every 1000th height. Asked again as the best header
+//!    passes new checkpoint heights.
+//! 2. Checkpoints are compared between peers. Where two disagree, nothing
+//!    at or above that height is taken: both are asked for the interval
+//!    that ends there, and their answers are compared as a tail's are (4).
+//!    A peer whose interval does not hash up to its own checkpoint has
+//!    contradicted itself and is scored 100. A newcomer whose checkpoints
+//!    contradict filter headers already held is not asked for filter data.
+//! 3. The intervals between agreed checkpoints are downloaded with
+//!    `getcfheaders`, each from one peer, several peers in parallel (each on
+//!    its own circuit). An interval is verified end to end: it must start
+//!    from the agreed checkpoint below it and hash up to the agreed
+//!    checkpoint at its top, or its peer is scored 100.
 //! 4. Above the last checkpoint (the tail, and every new block later) there
 //!    is nothing to verify against, so the tail is asked of two peers and
 //!    taken only when both give the same hashes; with a single filter peer
-//!    its word is taken, and the chain reports `cross_checked: false`.
+//!    its word is taken, and the chain reports `cross_checked: false`. Two
+//!    different answers are settled with evidence ([`super::filter_dispute`]):
+//!    the first block they differ on is fetched with both peers' filters,
+//!    and a filter that does not fit the block convicts its peer.
 //! 5. After a reorg the filter headers above the fork are dropped (memory
 //!    and file) and downloaded again for the new branch.
 //!
@@ -306,9 +310,10 @@ impl FilterSync {
         self.tail_checked = false;
         self.disputed_from = None;
         self.tail_dispute = None;
+        // Asked again for the new branch (a request in flight is left to
+        // be answered: its reply frees the peer and is dropped as stale).
         for p in self.peers.values_mut() {
             p.checkpoints = None;
-            p.asked_checkpoints = false;
         }
     }
 
@@ -380,8 +385,8 @@ impl FilterSync {
                 if self.disputed_from != Some(height) {
                     tracing::warn!(
                         height,
-                        "filter peers disagree on the filter header checkpoint: \
-                         no filter headers are taken from this height on until they agree"
+                        "filter peers disagree on the filter header checkpoint: nothing from \
+                         this height on is taken until the dispute is settled"
                     );
                 }
                 self.disputed_from = Some(height);
