@@ -119,11 +119,6 @@ impl FilterHeaderChain {
         self.written = self.headers.len();
         self.unwritten.clear();
     }
-
-    /// Bytes of memory held.
-    pub fn memory(&self) -> usize {
-        self.headers.capacity() * 32 + self.unwritten.capacity() * 64
-    }
 }
 
 fn height_of(index: usize) -> u32 {

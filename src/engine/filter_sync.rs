@@ -197,14 +197,6 @@ impl FilterSync {
         }
     }
 
-    /// The peers that serve filters and are in good standing.
-    pub fn serving_peers(&self) -> impl Iterator<Item = ConnId> + '_ {
-        self.peers
-            .iter()
-            .filter(|(_, p)| !p.benched)
-            .map(|(c, _)| *c)
-    }
-
     /// A peer completed its handshake: if it serves filters and is one of
     /// ours, it joins.
     pub fn peer_ready(&mut self, cx: &mut FilterCtx<'_>, now: Now, conn: ConnId) {
