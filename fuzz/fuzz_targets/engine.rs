@@ -150,11 +150,14 @@ impl World {
             }
             Output::Refuse { .. } => panic!("refused a stream nobody opened"),
             Output::Accept(_) => panic!("accepted a stream nobody opened"),
+            Output::Fetched { .. } => panic!("answered an RPC call nobody made"),
             Output::PersistBans(_)
             | Output::PersistBroadcasts(_)
             | Output::ReleaseGroup(_)
             | Output::PersistChain
-            | Output::TruncateChain(_) => {}
+            | Output::TruncateChain(_)
+            | Output::PersistFilterHeaders
+            | Output::TruncateFilterHeaders(_) => {}
         }
     }
 

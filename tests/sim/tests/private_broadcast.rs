@@ -91,8 +91,17 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 /// A world with at least eight good peers on each network the case may
-/// use, plus `bad_percent` offline, hanging or dropping ones.
+/// use beyond those the regular connections take, plus `bad_percent`
+/// offline, hanging or dropping ones. Under `--privacy` every regular
+/// connection is an onion peer, and a carrier must be a peer not
+/// connected in any way, so the onion peers number eight more than the
+/// regular slots.
 fn world(c: &Case) -> World {
+    world_with_spare_onions(c, config(c).target_outbound)
+}
+
+/// [`world`] with `spare` good onion peers beyond the first eight.
+fn world_with_spare_onions(c: &Case, spare: usize) -> World {
     let mut rng = ChaCha8Rng::seed_from_u64(c.seed);
     let port = default_port(NETWORK);
     let mut world = World::new();
@@ -122,6 +131,9 @@ fn world(c: &Case) -> World {
     for i in 0..8 {
         add(&mut rng, true, true);
         add(&mut rng, i % 2 == 0 && !c.privacy, true);
+    }
+    for _ in 0..spare {
+        add(&mut rng, true, true);
     }
     for _ in 0..c.peers {
         let onion_peer = rng.random_range(0..100) < c.onion_percent;
@@ -370,5 +382,54 @@ fn private_broadcast_connections_cannot_confirm_and_leave_the_book_alone() {
     assert!(
         sim.engine().addrman().to_bytes() == book,
         "the address book is untouched"
+    );
+}
+
+#[test]
+fn with_every_onion_peer_already_connected_the_transaction_waits_and_nothing_leaks() {
+    // Under `--privacy` the regular connections take all eight onion
+    // peers the book knows; the clearnet ones are unreachable. No carrier
+    // fits: the transaction must stay queued, never go to a connected
+    // peer or a clearnet one, and spend none of its attempts. (Found by
+    // the property test above when its world had too few onion peers.)
+    let c = Case {
+        seed: 380_630_272_248_996_493,
+        peers: 12,
+        onion_percent: 0,
+        bad_percent: 0,
+        privacy: true,
+        txs: 1,
+    };
+    let world = world_with_spare_onions(&c, 0);
+    let onions: HashSet<Target> = world
+        .peers()
+        .iter()
+        .map(|p| p.target.clone())
+        .filter(|t| t.kind() == TargetKind::Onion)
+        .collect();
+    let mut sim = Sim::new(c.seed, config(&c), world);
+    sim.set_echo(true);
+    sim.set_tor_ready(true);
+    sim.run_for(Duration::from_secs(120));
+    let regular: HashSet<Target> = sim
+        .connections()
+        .filter(|v| matches!(v.kind, ConnectionKind::Regular(_)))
+        .map(|v| v.target.clone())
+        .collect();
+    assert_eq!(regular, onions, "every onion peer is a regular peer");
+    submit_all(&mut sim, c.txs);
+    sim.run_for(Duration::from_secs(2 * 60 * 60));
+    assert!(sim.anomalies().is_empty(), "{:?}", sim.anomalies());
+    check_trace(&sim, true).unwrap();
+    assert!(sim.tx_arrivals().is_empty(), "{:?}", sim.tx_arrivals());
+    let queue = sim.engine().private_broadcast();
+    let pending: Vec<_> = queue.pending().collect();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].attempts, 0, "no connection was opened for it");
+    assert!(pending[0].next_attempt().is_some(), "it keeps retrying");
+    assert!(
+        sim.dials()
+            .iter()
+            .all(|d| d.request.kind != ConnectionKind::PrivateBroadcast)
     );
 }
