@@ -89,6 +89,23 @@ pub fn write_atomically_from(
     path: &Path,
     source: &mut impl io::Read,
 ) -> Result<(), AtomicFileError> {
+    write_with(path, source, false)
+}
+
+/// [`write_atomically`] for secrets (a private key): the file is readable
+/// by its owner only (mode 0600) from its first byte, since the temporary
+/// file is created anew with that mode.
+pub fn write_atomically_private(path: &Path, bytes: &[u8]) -> Result<(), AtomicFileError> {
+    write_with(path, &mut &bytes[..], true)
+}
+
+fn write_with(
+    path: &Path,
+    source: &mut impl io::Read,
+    private: bool,
+) -> Result<(), AtomicFileError> {
+    use std::os::unix::fs::OpenOptionsExt;
+
     let err = |op| {
         move |source| AtomicFileError {
             op,
@@ -97,13 +114,22 @@ pub fn write_atomically_from(
         }
     };
     let temp = sibling(path, TEMP_SUFFIX);
+    let mut options = OpenOptions::new();
+    options.write(true);
+    if private {
+        // A stale temporary file would keep its old mode through a
+        // truncating open: remove it so the new one gets 0600.
+        match fs::remove_file(&temp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(FileOp::CreateTemp)(e)),
+        }
+        options.create_new(true).mode(0o600);
+    } else {
+        options.create(true).truncate(true);
+    }
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)
-            .map_err(err(FileOp::CreateTemp))?;
+        let mut file = options.open(&temp).map_err(err(FileOp::CreateTemp))?;
         io::copy(source, &mut file).map_err(err(FileOp::Write))?;
         file.sync_all().map_err(err(FileOp::SyncFile))?;
         drop(file);

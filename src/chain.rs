@@ -80,6 +80,7 @@ mod bodies;
 pub mod filter_headers;
 pub mod filter_store;
 mod hash_index;
+pub mod merkle;
 pub mod params;
 pub mod regtest_miner;
 pub mod retarget;

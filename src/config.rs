@@ -7,7 +7,9 @@
 //! - [`layer`]: settings with their [`Source`], and the privacy preset;
 //! - [`resolve`]: merging, the preset's contradiction check, validation,
 //!   and the mapping to the daemon's types;
-//! - [`types`]: the value types (chain, isolation, RPC and P2P bind addresses).
+//! - [`types`]: the value types (chain, isolation, RPC and P2P bind
+//!   addresses, wallet birthdays) and the resolved wallets and Electrum
+//!   server settings.
 //!
 //! [`load`] does everything; it fails with one [`ConfigError`] whose text
 //! names the key, the value, where it came from and what to do instead.
@@ -32,7 +34,7 @@ use std::path::{Path, PathBuf};
 pub use cli::{Cli, CliOptions, Command};
 pub use layer::{Layer, Source, Sourced};
 pub use resolve::Settings;
-pub use types::{BindSpec, Chain, Isolation, RpcBind};
+pub use types::{BindSpec, Birthday, Chain, ElectrumSettings, Isolation, RpcBind, WalletSpec};
 
 use crate::daemon::DaemonOptions;
 use crate::logging::LogSettings;
@@ -167,6 +169,12 @@ pub struct Config {
     pub dirs: ResolvedDirs,
     /// Things that work but deserve a word; log them once logging is up.
     pub warnings: Vec<String>,
+    /// The watch-only wallets (`[wallet.NAME]` tables), read for the
+    /// chain, in name order.
+    pub wallets: Vec<WalletSpec>,
+    /// The Electrum server, when `electrum = true` (which also turns block
+    /// filters on, see [`Settings::block_filters_implied`]).
+    pub electrum: Option<ElectrumSettings>,
 }
 
 impl Config {
@@ -189,6 +197,8 @@ impl Config {
             rpc: self.settings.rpc_settings(&self.dirs.paths),
             listen: self.settings.listen_addrs(),
             listen_onion: self.settings.listenonion.value && self.settings.tor_enabled.value,
+            wallets: self.wallets.clone(),
+            electrum: self.electrum,
         }
     }
 
@@ -261,6 +271,8 @@ pub fn resolve(
 
     let settings = Settings::merge(explicit);
     let warnings = resolve::validate(&settings, file_path)?;
+    let wallets = resolve::wallets(&settings, file_path)?;
+    let electrum = settings.electrum_settings();
     let dirs = paths::resolve_data_paths(
         settings.network(),
         settings.datadir.value.as_deref(),
@@ -273,5 +285,7 @@ pub fn resolve(
         settings,
         dirs,
         warnings,
+        wallets,
+        electrum,
     })
 }

@@ -12,11 +12,14 @@ use nightjar_tor::{TorErrorKind, TorNetwork, TorSettings, TorTransport};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::chain::{HeaderChain, Loaded, Recovery};
+use crate::config::types::{ElectrumSettings, WalletSpec};
 use crate::driver::{self, DriverOptions, NodeRpc, addr_file, ban_file, broadcast_file};
 use crate::engine::{Engine, EngineConfig, Reach};
 use crate::paths::DataPaths;
 use crate::rpc;
 use crate::rpc::RpcSettings;
+use crate::wallet::rpc::WalletRpc;
+use crate::wallet::service::WalletService;
 use crate::wire::Magic;
 use crate::{systemd_notify, tor_obsolete};
 
@@ -49,6 +52,10 @@ pub struct DaemonOptions {
     pub listen: Vec<std::net::SocketAddr>,
     /// Accept inbound peers through our own onion service (`listenonion`).
     pub listen_onion: bool,
+    /// The watch-only wallets to index (`[wallet.NAME]`).
+    pub wallets: Vec<WalletSpec>,
+    /// The Electrum server, when on.
+    pub electrum: Option<ElectrumSettings>,
 }
 
 /// Run until a termination signal arrives.
@@ -62,6 +69,8 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
         rpc,
         listen,
         listen_onion,
+        wallets,
+        electrum,
     } = options;
     std::fs::create_dir_all(&paths.chain_dir)
         .with_context(|| {
@@ -98,10 +107,26 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
             None
         }
     };
+    // The wallet index is indexed only with filters (electrum = true turns
+    // them on); loaded here so that getindexinfo reports it at once.
+    let index_path = paths
+        .chain_dir
+        .join(crate::wallet::store::WALLET_INDEX_FILE);
+    let wallet_index = if wallets.is_empty() {
+        None
+    } else if !engine.block_filters {
+        tracing::warn!(
+            "the [wallet] tables are indexed only with block filters on: set electrum = true or block_filters = true"
+        );
+        None
+    } else {
+        Some(WalletService::load(&index_path, network, wallets.len()))
+    };
     // RPC answers from the start (getnetworkinfo shows the bootstrap);
     // calls wait for the engine task, which starts right below.
     let (dispatch, rpc_calls) = NodeRpc::new();
-    let rpc_server = match rpc::server::serve(rpc, Arc::new(dispatch)).await {
+    let rpc_dispatch = WalletRpc::new(dispatch.clone(), wallet_index.clone());
+    let rpc_server = match rpc::server::serve(rpc, Arc::new(rpc_dispatch)).await {
         Ok(server) => server,
         Err(e) => {
             drop(tor);
@@ -149,6 +174,14 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
         listeners,
         onion_service,
     };
+    let wallet = match wallet_index {
+        Some(shared) => Some(
+            WalletService::start(shared, &index_path, network, wallets, electrum, dispatch)
+                .await
+                .context("starting the wallet index and its Electrum server")?,
+        ),
+        None => None,
+    };
     let stop = async {
         tokio::select! {
             _ = sigterm.recv() => tracing::info!("SIGTERM received"),
@@ -162,6 +195,9 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
         }
     };
     driver::run(node, options, rpc_calls, stop).await;
+    if let Some(wallet) = wallet {
+        wallet.stop().await;
+    }
     // Removes the cookie: a client must not find a stale one.
     rpc_server.shutdown().await;
     // Dropping the last handle stops the Tor client's tasks.

@@ -54,6 +54,9 @@ maxoutbound = 12
 feeler_interval_secs = 30
 block_filters = true
 decoy_blocks = 7
+electrum = false
+electrum_bind = "[::1]:50010"
+electrum_tls_bind = "127.0.0.1:50020"
 
 [tor]
 network_file = "{}"
@@ -86,6 +89,12 @@ sensitive = true
     assert_eq!(s.feeler_interval_secs.value, 30);
     assert!(s.block_filters.value);
     assert_eq!(s.decoy_blocks.value, 7);
+    assert!(!s.electrum.value);
+    assert_eq!(s.electrum_bind.value, "[::1]:50010".parse().unwrap());
+    assert_eq!(
+        s.electrum_tls_bind.value,
+        Some("127.0.0.1:50020".parse().unwrap())
+    );
     assert_eq!(s.tor_network_file.value.as_deref(), Some(net_file.path()));
     assert!(s.tor_enabled.value);
     assert_eq!(s.tor_isolation.value, Isolation::PerConnection);

@@ -5,6 +5,7 @@
 //! definitions live in the library, not the binary, so tests and packaging
 //! (man pages, completions) use the very same parser.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -165,6 +166,22 @@ pub struct CliOptions {
     /// tell which blocks matter (0 to 10) [default: 1].
     #[arg(long, global = true, value_name = "N")]
     pub decoy_blocks: Option<u32>,
+    /// Serve the wallets of the config file's [wallet.NAME] tables to
+    /// Electrum clients (Sparrow, Electrum). Turns block filters on, which
+    /// the wallets are scanned with [default: off].
+    #[arg(long, global = true, overrides_with = "no_electrum")]
+    pub electrum: bool,
+    /// Turn off an `electrum = true` from the config file.
+    #[arg(long, global = true, overrides_with = "electrum")]
+    pub no_electrum: bool,
+    /// The Electrum server's address (addr or addr:port; loopback only with
+    /// --privacy) [default: 127.0.0.1:50001].
+    #[arg(long, global = true, value_name = "ADDR", value_parser = types::parse_electrum_bind)]
+    pub electrum_bind: Option<SocketAddr>,
+    /// Also serve Electrum over TLS on this address (addr or addr:port, port
+    /// 50002 by convention) [default: no TLS listener].
+    #[arg(long, global = true, value_name = "ADDR", value_parser = types::parse_electrum_tls_bind)]
+    pub electrum_tls_bind: Option<SocketAddr>,
     /// Serve JSON-RPC on this address (repeatable; addr or addr:port)
     /// [default: 127.0.0.1].
     #[arg(long, global = true, value_name = "ADDR", value_parser = types::parse_display::<RpcBind>)]
@@ -258,12 +275,22 @@ impl CliOptions {
                 "--no-block-filters",
             ),
             decoy_blocks: value(self.decoy_blocks, "--decoy-blocks"),
+            electrum: pair(
+                self.electrum,
+                self.no_electrum,
+                "--electrum",
+                "--no-electrum",
+            ),
+            electrum_bind: value(self.electrum_bind, "--electrum-bind"),
+            electrum_tls_bind: value(self.electrum_tls_bind, "--electrum-tls-bind"),
             tor_network_file: value(self.tor_network.clone(), "--tor-network"),
             tor_enabled: flag(self.no_tor, false, "--no-tor"),
             tor_isolation: value(self.isolation, "--isolation"),
             tor_memory_limit_mib: value(self.tor_memory_limit, "--tor-memory-limit"),
             log_debug: list(&self.debug, "--debug"),
             log_sensitive: flag(self.log_sensitive, true, "--log-sensitive"),
+            // Wallets are tables of the config file only.
+            wallets: None,
         }
     }
 }
@@ -324,6 +351,41 @@ mod tests {
         // A flag, not an option with a value.
         assert!(Cli::try_parse_from(["nightjar", "--block-filters=true"]).is_err());
         assert!(Cli::try_parse_from(["nightjar", "--decoy-blocks", "-1"]).is_err());
+    }
+
+    #[test]
+    fn electrum_is_a_flag_pair_with_addresses() {
+        let cli = Cli::try_parse_from([
+            "nightjar",
+            "--electrum",
+            "--electrum-bind",
+            "127.0.0.1",
+            "--electrum-tls-bind",
+            "[::1]:60002",
+        ])
+        .unwrap();
+        let layer = cli.options.layer();
+        assert_eq!(
+            layer.electrum,
+            Some(Sourced::new(true, Source::CommandLine("--electrum")))
+        );
+        assert_eq!(
+            layer.electrum_bind,
+            Some(Sourced::new(
+                "127.0.0.1:50001".parse().unwrap(),
+                Source::CommandLine("--electrum-bind")
+            ))
+        );
+        assert_eq!(
+            layer.electrum_tls_bind.unwrap().value,
+            "[::1]:60002".parse().unwrap()
+        );
+        let cli = Cli::try_parse_from(["nightjar", "--electrum", "--no-electrum"]).unwrap();
+        assert_eq!(
+            cli.options.layer().electrum,
+            Some(Sourced::new(false, Source::CommandLine("--no-electrum")))
+        );
+        assert!(Cli::try_parse_from(["nightjar", "--electrum-bind", "localhost"]).is_err());
     }
 
     #[test]

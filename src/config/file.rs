@@ -7,7 +7,14 @@
 //! 3. each key's value on its own through serde (bad values: the key, the
 //!    value as written and what to write instead). The struct keeps
 //!    `deny_unknown_fields` as a second guard for any other caller.
+//!
+//! Wallets are tables of tables, `[wallet.NAME]`, named by the user: their
+//! keys are checked the same way inside each, and each table must have
+//! `descriptors` and a `birthday`. The descriptors themselves are read
+//! later ([`super::resolve::wallets`]), once the chain is known.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -17,7 +24,7 @@ use nightjar_tor::Target;
 
 use super::ConfigError;
 use super::layer::{Layer, Source, Sourced};
-use super::types::{self, BindSpec, Chain, Isolation, ListVisitor, RpcBind};
+use super::types::{self, BindSpec, Birthday, Chain, Isolation, ListVisitor, RpcBind, WalletEntry};
 use crate::logging::DebugCategory;
 use crate::netaddr::NetworkId;
 
@@ -52,8 +59,14 @@ pub(crate) struct FileConfig {
     feeler_interval_secs: Option<u64>,
     block_filters: Option<bool>,
     decoy_blocks: Option<u32>,
+    electrum: Option<bool>,
+    #[serde(default, deserialize_with = "de_electrum_bind")]
+    electrum_bind: Option<SocketAddr>,
+    #[serde(default, deserialize_with = "de_electrum_tls_bind")]
+    electrum_tls_bind: Option<SocketAddr>,
     tor: Option<TorSection>,
     log: Option<LogSection>,
+    wallet: Option<BTreeMap<String, WalletSection>>,
 }
 
 /// The `[tor]` table.
@@ -74,6 +87,88 @@ pub(crate) struct LogSection {
     #[serde(default, deserialize_with = "de_categories")]
     debug: Option<Vec<DebugCategory>>,
     sensitive: Option<bool>,
+}
+
+/// A `[wallet.NAME]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WalletSection {
+    #[serde(default, deserialize_with = "de_descriptors")]
+    descriptors: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "de_birthday")]
+    birthday: Option<Birthday>,
+    #[serde(default, deserialize_with = "de_gap_limit")]
+    gap_limit: Option<u32>,
+}
+
+/// `gap_limit` when the table does not set it: the gap BIP44 recommends
+/// and wallets use.
+pub const DEFAULT_GAP_LIMIT: u32 = 20;
+
+/// The largest `gap_limit` accepted: every unused script watched costs a
+/// filter match test per block, and a wallet leaving 1000 addresses unused
+/// in a row is better described with a new descriptor.
+pub const MAX_GAP_LIMIT: u32 = 1000;
+
+/// The longest wallet name accepted.
+pub const MAX_WALLET_NAME: usize = 64;
+
+fn de_electrum_bind<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    types::from_text(d, types::parse_electrum_bind).map(Some)
+}
+
+fn de_electrum_tls_bind<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    types::from_text(d, types::parse_electrum_tls_bind).map(Some)
+}
+
+fn de_descriptors<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    d.deserialize_any(ListVisitor::new(|s| Ok(s.to_owned())))
+        .map(Some)
+}
+
+/// A height, a date in quotes, or a TOML date (`birthday = 2024-04-20`,
+/// which TOML users will write); read through `toml::Value`, which knows
+/// TOML's dates.
+fn de_birthday<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Birthday>, D::Error> {
+    let value = toml::Value::deserialize(d)?;
+    let birthday = match &value {
+        toml::Value::Integer(h) => u32::try_from(*h)
+            .map(Birthday::Height)
+            .map_err(|_| format!("{h} is not a block height; use a number from 0 to 4294967295")),
+        // A TOML date reaches here as its text, when read from a
+        // `toml::Value` (as every key is, see `check_value`).
+        toml::Value::String(s)
+            if s.len() > 10
+                && s.get(..10)
+                    .and_then(|d| d.parse::<Birthday>().ok())
+                    .is_some() =>
+        {
+            Err("give the day alone, e.g. 2024-04-20 (UTC), without a time".to_owned())
+        }
+        toml::Value::String(s) => s.parse::<Birthday>(),
+        toml::Value::Datetime(dt) => match (dt.date, dt.time, dt.offset) {
+            (Some(date), None, None) => Birthday::from_date(
+                u64::from(date.year),
+                u64::from(date.month),
+                u64::from(date.day),
+            )
+            .ok_or_else(|| "the date is before 2009, when Bitcoin began".to_owned()),
+            _ => Err("give the day alone, e.g. 2024-04-20 (UTC), without a time".to_owned()),
+        },
+        _ => Err(format!("expected {}", expected("wallet.birthday"))),
+    };
+    birthday.map(Some).map_err(de::Error::custom)
+}
+
+fn de_gap_limit<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let n = i64::deserialize(d)?;
+    match u32::try_from(n) {
+        Ok(n) if (1..=MAX_GAP_LIMIT).contains(&n) => Ok(Some(n)),
+        _ => Err(de::Error::custom(format!(
+            "use a number from 1 to {MAX_GAP_LIMIT} (unused scripts watched past the last \
+             used one); the default is {DEFAULT_GAP_LIMIT}"
+        ))),
+    }
 }
 
 fn de_chain<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Chain>, D::Error> {
@@ -152,6 +247,11 @@ pub fn top_level_keys() -> &'static [&'static str] {
     field_names::<FileConfig>()
 }
 
+/// The keys of a `[wallet.NAME]` table.
+pub fn wallet_keys() -> &'static [&'static str] {
+    field_names::<WalletSection>()
+}
+
 /// The keys of a table (`tor`, `log`), or `None` for a plain key.
 pub fn table_keys(table: &str) -> Option<&'static [&'static str]> {
     match table {
@@ -161,10 +261,12 @@ pub fn table_keys(table: &str) -> Option<&'static [&'static str]> {
     }
 }
 
-/// Every key, qualified (`tor.isolation`), tables themselves left out.
+/// Every key, qualified (`tor.isolation`), tables themselves left out, and
+/// the `[wallet.NAME]` tables too: their names are the user's (their keys
+/// are [`wallet_keys`]).
 pub fn all_keys() -> Vec<String> {
     let mut out = Vec::new();
-    for key in top_level_keys() {
+    for key in top_level_keys().iter().filter(|k| **k != "wallet") {
         match table_keys(key) {
             Some(inner) => out.extend(inner.iter().map(|k| format!("{key}.{k}"))),
             None => out.push((*key).to_owned()),
@@ -183,7 +285,17 @@ pub fn expected(key: &str) -> &'static str {
         "bind" => "a list of addresses, e.g. [\"127.0.0.1:8334=onion\"]",
         "rpcbind" => "a list of addresses, e.g. [\"127.0.0.1\"]",
         "listen" | "listenonion" | "v2transport" | "dnsseed" | "fixedseeds" | "privacy"
-        | "v1fallback" | "block_filters" | "tor.enabled" | "log.sensitive" => "true or false",
+        | "v1fallback" | "block_filters" | "electrum" | "tor.enabled" | "log.sensitive" => {
+            "true or false"
+        }
+        "electrum_bind" => "an address in quotes, e.g. \"127.0.0.1:50001\"",
+        "electrum_tls_bind" => "an address in quotes, e.g. \"127.0.0.1:50002\"",
+        "wallet" => "a [wallet.NAME] table per wallet, with descriptors and a birthday",
+        "wallet.descriptors" => {
+            "a list of descriptors or extended public keys, e.g. [\"wpkh([d34db33f/84h/0h/0h]xpub…/<0;1>/*)\"]"
+        }
+        "wallet.birthday" => "a block height or a date, e.g. 840000 or \"2024-04-20\"",
+        "wallet.gap_limit" => "a whole number from 1 to 1000",
         "maxconnections" => "a whole number from 0 to 4294967295",
         "rpcport" => "a port number from 1 to 65535",
         "maxoutbound" => "a whole number from 0 to 64",
@@ -227,7 +339,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Layer, ConfigError> {
                 setting: "the file".to_owned(),
                 problem: e.message().trim().to_owned(),
             })?;
-    Ok(config.into_layer(file))
+    config.into_layer(file)
 }
 
 /// Step 2 and 3: every key known, every value valid on its own.
@@ -235,6 +347,10 @@ fn check_keys(table: &toml::Table, file: &Path) -> Result<(), ConfigError> {
     for (key, value) in table {
         if !top_level_keys().contains(&key.as_str()) {
             return Err(unknown_key(key, file));
+        }
+        if key == "wallet" {
+            check_wallets(value, file)?;
+            continue;
         }
         let Some(inner_keys) = table_keys(key) else {
             check_value(key, key, single(key, value.clone()), value, file)?;
@@ -258,6 +374,111 @@ fn check_keys(table: &toml::Table, file: &Path) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// Whether `name` may name a wallet: it shows in logs, in `print-config`
+/// and to the code that keeps each wallet's state, so nothing that needs
+/// quoting or escaping anywhere.
+fn valid_wallet_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_WALLET_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Step 2 and 3 for the `[wallet.NAME]` tables.
+fn check_wallets(value: &toml::Value, file: &Path) -> Result<(), ConfigError> {
+    let Some(wallets) = value.as_table() else {
+        // Core's `wallet=<name>` lands here.
+        return Err(bad_value(
+            "wallet",
+            value,
+            &format!("expected {}", expected("wallet")),
+            file,
+        ));
+    };
+    for (name, table) in wallets {
+        let Some(table) = table.as_table() else {
+            let problem = if wallet_keys().contains(&name.as_str()) {
+                format!(
+                    "a wallet's keys go in a table named after it: write [wallet.main] (or another name) above {name}"
+                )
+            } else {
+                format!("expected a [wallet.{name}] table, with descriptors and a birthday")
+            };
+            return Err(bad_value(&format!("wallet.{name}"), table, &problem, file));
+        };
+        if !valid_wallet_name(name) {
+            return Err(ConfigError::Invalid {
+                file: Some(file.to_path_buf()),
+                setting: format!("[wallet.{}]", toml_key(name)),
+                problem: format!(
+                    "a wallet name may hold letters, digits, '-' and '_' only, at most {MAX_WALLET_NAME} of them"
+                ),
+            });
+        }
+        for (inner_key, inner_value) in table {
+            let shown = format!("wallet.{name}.{inner_key}");
+            if !wallet_keys().contains(&inner_key.as_str()) {
+                return Err(unknown_key(&shown, file));
+            }
+            let doc = single(
+                "wallet",
+                single(name, single(inner_key, inner_value.clone())),
+            );
+            check_value(
+                &format!("wallet.{inner_key}"),
+                &shown,
+                doc,
+                inner_value,
+                file,
+            )?;
+        }
+        let missing = |key: &str, problem: String| ConfigError::Invalid {
+            file: Some(file.to_path_buf()),
+            setting: format!("[wallet.{name}]"),
+            problem: format!("no {key}: {problem}"),
+        };
+        if !table.contains_key("descriptors") {
+            return Err(missing(
+                "descriptors",
+                "list the wallet's descriptors or its extended public key, \
+                 e.g. descriptors = [\"zpub…\"]"
+                    .to_owned(),
+            ));
+        }
+        if !table.contains_key("birthday") {
+            return Err(missing(
+                "birthday",
+                "give the height of the first block the wallet can have used \
+                 (birthday = 840000) or the day it was made (birthday = \"2024-04-20\"); \
+                 without one every block since 2009 would be scanned, which over Tor takes hours"
+                    .to_owned(),
+            ));
+        }
+        if table
+            .get("descriptors")
+            .and_then(toml::Value::as_array)
+            .is_some_and(Vec::is_empty)
+        {
+            return Err(ConfigError::Invalid {
+                file: Some(file.to_path_buf()),
+                setting: format!("wallet.{name}.descriptors = []"),
+                problem: "list at least one descriptor or extended public key".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A TOML key as it must be written (quoted unless bare).
+fn toml_key(key: &str) -> String {
+    if valid_wallet_name(key) {
+        key.to_owned()
+    } else {
+        super::resolve::toml_str(key)
+    }
 }
 
 /// `{key = value}` as a table value.
@@ -296,6 +517,12 @@ fn check_value(
 }
 
 fn bad_value(key: &str, value: &toml::Value, problem: &str, file: &Path) -> ConfigError {
+    // toml prints a lone date as the table serde carries it in; show it as
+    // written.
+    let value = match value {
+        toml::Value::Datetime(dt) => dt.to_string(),
+        other => other.to_string(),
+    };
     ConfigError::Invalid {
         file: Some(file.to_path_buf()),
         setting: format!("{key} = {value}"),
@@ -308,6 +535,10 @@ fn unknown_key(key: &str, file: &Path) -> ConfigError {
         Some(s) => s,
         None => {
             let (scope, keys) = match key.split_once('.') {
+                Some(("wallet", rest)) => (
+                    format!(" in [wallet.{}]", rest.split('.').next().unwrap_or(rest)),
+                    wallet_keys().join(", "),
+                ),
                 Some((table, _)) => (
                     format!(" in [{table}]"),
                     table_keys(table).unwrap_or(&[]).join(", "),
@@ -392,10 +623,46 @@ pub fn suggest(unknown: &str) -> Option<String> {
             Some("block_filters")
         }
         "decoys" | "decoycount" => Some("decoy_blocks"),
+        "electrs" | "electrumserver" | "electrumx" | "fulcrum" => Some("electrum"),
         _ => None,
     };
     if let Some(key) = alias {
         return Some(format!("did you mean {}?", spelled(key)));
+    }
+    // Keys of a wallet table: within one, or astray outside one.
+    let wallet_key = match n.as_str() {
+        "descriptor" | "desc" | "descs" | "xpub" | "xpubs" | "zpub" | "keys" => Some("descriptors"),
+        "gap" | "gaplimit" | "lookahead" => Some("gap_limit"),
+        "height" | "startheight" | "rescanfrom" | "created" => Some("birthday"),
+        _ => wallet_keys()
+            .iter()
+            .copied()
+            .find(|k| normalize(k) == n)
+            .or_else(|| {
+                let limit = if n.chars().count() >= 6 { 2 } else { 1 };
+                wallet_keys()
+                    .iter()
+                    .copied()
+                    .map(|k| (edit_distance(&n, &normalize(k)), k))
+                    .filter(|(d, _)| *d <= limit)
+                    .min_by_key(|(d, _)| *d)
+                    .map(|(_, k)| k)
+            }),
+    };
+    match (
+        unknown.split('.').collect::<Vec<_>>().as_slice(),
+        wallet_key,
+    ) {
+        (["wallet", name, _], Some(key)) => {
+            return Some(format!(
+                "did you mean `{key}` in the [wallet.{name}] table?"
+            ));
+        }
+        (["wallet", _, _], None) => return None,
+        (_, Some(key)) => {
+            return Some(format!("did you mean `{key}` in a [wallet.NAME] table?"));
+        }
+        _ => {}
     }
     let keys = all_keys();
     let leaf_of = |k: &String| normalize(k.rsplit('.').next().unwrap_or(k));
@@ -421,12 +688,16 @@ impl FileConfig {
     /// The layer this file gives. Relative `datadir` and `tor.network_file`
     /// are taken relative to the file's directory, not to wherever nightjar
     /// happens to be started from (`/` under systemd).
-    fn into_layer(self, file: &Path) -> Layer {
+    fn into_layer(self, file: &Path) -> Result<Layer, ConfigError> {
         let base = file.parent().unwrap_or(Path::new(""));
         let rel = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
         let tor = self.tor.unwrap_or_default();
         let log = self.log.unwrap_or_default();
-        Layer {
+        let wallets = match self.wallet {
+            Some(tables) => Some(f(wallet_entries(tables, file)?)),
+            None => None,
+        };
+        Ok(Layer {
             chain: self.chain.map(f),
             datadir: self.datadir.map(rel).map(f),
             onlynet: self.onlynet.map(f),
@@ -449,14 +720,42 @@ impl FileConfig {
             feeler_interval_secs: self.feeler_interval_secs.map(f),
             block_filters: self.block_filters.map(f),
             decoy_blocks: self.decoy_blocks.map(f),
+            electrum: self.electrum.map(f),
+            electrum_bind: self.electrum_bind.map(f),
+            electrum_tls_bind: self.electrum_tls_bind.map(f),
             tor_network_file: tor.network_file.map(rel).map(f),
             tor_enabled: tor.enabled.map(f),
             tor_isolation: tor.isolation.map(f),
             tor_memory_limit_mib: tor.memory_limit_mib.map(f),
             log_debug: log.debug.map(f),
             log_sensitive: log.sensitive.map(f),
-        }
+            wallets,
+        })
     }
+}
+
+/// The wallets of the file, in name order. [`check_wallets`] has already
+/// refused incomplete tables; this only guards other callers.
+fn wallet_entries(
+    tables: BTreeMap<String, WalletSection>,
+    file: &Path,
+) -> Result<Vec<WalletEntry>, ConfigError> {
+    tables
+        .into_iter()
+        .map(|(name, w)| match (w.descriptors, w.birthday) {
+            (Some(descriptors), Some(birthday)) if !descriptors.is_empty() => Ok(WalletEntry {
+                name,
+                descriptors,
+                birthday,
+                gap_limit: w.gap_limit,
+            }),
+            _ => Err(ConfigError::Invalid {
+                file: Some(file.to_path_buf()),
+                setting: format!("[wallet.{name}]"),
+                problem: "a wallet needs descriptors and a birthday".to_owned(),
+            }),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -480,12 +779,20 @@ mod tests {
         assert!(!keys.contains(&"tor".to_owned()));
         assert!(keys.contains(&"block_filters".to_owned()));
         assert!(keys.contains(&"decoy_blocks".to_owned()));
-        assert_eq!(keys.len(), 27, "{keys:?}");
+        assert!(keys.contains(&"electrum_bind".to_owned()));
+        // Wallet tables are named by the user: listed apart.
+        assert!(!keys.iter().any(|k| k.starts_with("wallet")), "{keys:?}");
+        assert_eq!(wallet_keys(), ["descriptors", "birthday", "gap_limit"]);
+        assert_eq!(keys.len(), 30, "{keys:?}");
     }
 
     #[test]
     fn every_key_says_what_it_expects() {
         for key in all_keys() {
+            assert_ne!(expected(&key), "a valid value", "{key} has no hint");
+        }
+        for key in wallet_keys() {
+            let key = format!("wallet.{key}");
             assert_ne!(expected(&key), "a valid value", "{key} has no hint");
         }
     }
@@ -522,6 +829,57 @@ mod tests {
         );
         assert!(suggest("conf").unwrap().contains("--conf"));
         assert_eq!(suggest("zzzzzzzz"), None);
+    }
+
+    #[test]
+    fn wallet_tables_become_entries_in_name_order() {
+        let layer = parse(
+            "[wallet.b]\ndescriptors = \"vpub…\"\nbirthday = 2024-04-20\n\
+             [wallet.a]\ndescriptors = [\"x\", \"y\"]\nbirthday = 5\ngap_limit = 1000\n",
+            file(),
+        )
+        .unwrap();
+        let wallets = layer.wallets.unwrap();
+        assert_eq!(wallets.source, Source::File);
+        let [a, b] = wallets.value.as_slice() else {
+            panic!("{wallets:?}")
+        };
+        assert_eq!(
+            (a.name.as_str(), a.birthday, a.gap_limit),
+            ("a", Birthday::Height(5), Some(1000))
+        );
+        assert_eq!(a.descriptors, ["x", "y"]);
+        // Descriptors stay text here: reading them needs the chain.
+        assert_eq!(b.descriptors, ["vpub…"]);
+        assert_eq!(b.birthday, "2024-04-20".parse().unwrap());
+        assert_eq!(b.gap_limit, None);
+        assert_eq!(parse("", file()).unwrap().wallets, None);
+    }
+
+    #[test]
+    fn wallet_keys_get_suggestions_in_and_out_of_their_table() {
+        assert_eq!(
+            suggest("wallet.main.gap-limit").as_deref(),
+            Some("did you mean `gap_limit` in the [wallet.main] table?")
+        );
+        assert_eq!(
+            suggest("wallet.main.xpub").as_deref(),
+            Some("did you mean `descriptors` in the [wallet.main] table?")
+        );
+        assert_eq!(
+            suggest("birthday").as_deref(),
+            Some("did you mean `birthday` in a [wallet.NAME] table?")
+        );
+        assert_eq!(suggest("wallet.main.zzzzzzzz"), None);
+        let e = error("[wallet.main]\nzzzzzzzz = 1");
+        assert!(
+            e.contains("known keys in [wallet.main]: descriptors, birthday, gap_limit"),
+            "{e}"
+        );
+        assert_eq!(
+            suggest("electrs").as_deref(),
+            Some("did you mean `electrum`?")
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! may replace), even where Bitcoin Core's key names hide the difference.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use nightjar_tor::Target;
@@ -13,7 +14,7 @@ use nightjar_tor::Target;
 use crate::logging::DebugCategory;
 use crate::netaddr::NetworkId;
 
-use super::types::{BindSpec, Chain, Isolation, RpcBind};
+use super::types::{BindSpec, Chain, Isolation, RpcBind, WalletEntry};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,8 +83,8 @@ macro_rules! for_each_layer_field {
             chain, datadir, onlynet, connect, addnode, listen, listenonion, bind, maxconnections,
             v2transport, dnsseed, fixedseeds, rpcbind, rpcport, rpccookiefile, privacy,
             v1fallback, maxoutbound, feeler_interval_secs, block_filters, decoy_blocks,
-            tor_network_file, tor_enabled, tor_isolation, tor_memory_limit_mib, log_debug,
-            log_sensitive
+            electrum, electrum_bind, electrum_tls_bind, tor_network_file, tor_enabled, tor_isolation, tor_memory_limit_mib, log_debug,
+            log_sensitive, wallets
         )
     };
 }
@@ -136,6 +137,12 @@ pub struct Layer {
     pub block_filters: Option<Sourced<bool>>,
     /// `decoy_blocks`.
     pub decoy_blocks: Option<Sourced<u32>>,
+    /// `electrum`.
+    pub electrum: Option<Sourced<bool>>,
+    /// `electrum_bind`.
+    pub electrum_bind: Option<Sourced<SocketAddr>>,
+    /// `electrum_tls_bind`.
+    pub electrum_tls_bind: Option<Sourced<SocketAddr>>,
     /// `[tor] network_file`.
     pub tor_network_file: Option<Sourced<PathBuf>>,
     /// `[tor] enabled`.
@@ -148,6 +155,8 @@ pub struct Layer {
     pub log_debug: Option<Sourced<Vec<DebugCategory>>>,
     /// `[log] sensitive`.
     pub log_sensitive: Option<Sourced<bool>>,
+    /// The `[wallet.NAME]` tables (only the file has them), by name.
+    pub wallets: Option<Sourced<Vec<WalletEntry>>>,
 }
 
 macro_rules! merge_fields {

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use super::Config;
 use super::layer::{Source, Sourced};
 use super::resolve::{toml_list, toml_str};
+use super::types::Birthday;
 
 /// Text made safe for a TOML comment, which may hold no control character
 /// but tab: a path with a carriage return or a newline in it would otherwise
@@ -102,8 +103,33 @@ pub(super) fn render(config: &Config) -> String {
     display(&mut out, "v1fallback", &s.v1fallback);
     display(&mut out, "maxoutbound", &s.maxoutbound);
     display(&mut out, "feeler_interval_secs", &s.feeler_interval_secs);
-    display(&mut out, "block_filters", &s.block_filters);
+    if s.block_filters_implied() {
+        let _ = writeln!(
+            out,
+            "block_filters = true  # {} (on because electrum = true)",
+            comment(s.block_filters.source.describe())
+        );
+    } else {
+        display(&mut out, "block_filters", &s.block_filters);
+    }
     display(&mut out, "decoy_blocks", &s.decoy_blocks);
+    display(&mut out, "electrum", &s.electrum);
+    string(&mut out, "electrum_bind", &s.electrum_bind);
+    match &s.electrum_tls_bind.value {
+        Some(addr) => line(
+            &mut out,
+            "electrum_tls_bind",
+            &s.electrum_tls_bind,
+            &toml_str(&addr.to_string()),
+        ),
+        None => {
+            let _ = writeln!(
+                out,
+                "# electrum_tls_bind: not set, no TLS listener  # {}",
+                comment(s.electrum_tls_bind.source.describe())
+            );
+        }
+    }
 
     out.push_str("\n[tor]\n");
     match &s.tor_network_file.value {
@@ -129,5 +155,33 @@ pub(super) fn render(config: &Config) -> String {
     out.push_str("\n[log]\n");
     list(&mut out, "debug", &s.log_debug);
     display(&mut out, "sensitive", &s.log_sensitive);
+
+    // Descriptors hold public keys only (private ones are refused), so
+    // they are printed as given, each followed by the keychains it gave.
+    for (entry, spec) in s.wallets.value.iter().zip(&config.wallets) {
+        let _ = writeln!(out, "\n[wallet.{}]", entry.name);
+        let source = comment(s.wallets.source.describe());
+        let _ = writeln!(
+            out,
+            "descriptors = {}  # {source}",
+            toml_list(&entry.descriptors)
+        );
+        for chain in &spec.keychains {
+            let _ = writeln!(out, "#   keychain: {}", comment(chain));
+        }
+        let birthday = match entry.birthday {
+            Birthday::Height(h) => h.to_string(),
+            Birthday::Date { .. } => toml_str(&entry.birthday.to_string()),
+        };
+        let _ = writeln!(out, "birthday = {birthday}  # {source}");
+        match entry.gap_limit {
+            Some(n) => {
+                let _ = writeln!(out, "gap_limit = {n}  # {source}");
+            }
+            None => {
+                let _ = writeln!(out, "gap_limit = {}  # default", spec.gap_limit);
+            }
+        }
+    }
     out
 }

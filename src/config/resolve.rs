@@ -6,17 +6,23 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bitcoin::ScriptBuf;
 use nightjar_tor::{Target, TargetKind};
 
 use super::ConfigError;
+use super::file::DEFAULT_GAP_LIMIT;
 use super::layer::{Layer, Source, Sourced};
-use super::types::{BindSpec, Chain, Isolation, RpcBind};
+use super::types::{
+    BindSpec, Birthday, Chain, DEFAULT_ELECTRUM_PORT, ElectrumSettings, Isolation, RpcBind,
+    WalletEntry, WalletSpec,
+};
 use crate::engine::config::{DEFAULT_FEELER_INTERVAL, DEFAULT_TARGET_OUTBOUND};
 use crate::engine::{EngineConfig, Reach};
 use crate::logging::{DebugCategory, LogSettings};
 use crate::netaddr::{NetworkId, NetworkSet};
 use crate::paths::DataPaths;
 use crate::rpc::RpcSettings;
+use crate::wallet::keychain::{Keychain, KeychainError};
 
 /// Added (`addnode`) peers Core reserves connections for.
 const MAX_ADDED_PEERS: u32 = 8;
@@ -101,6 +107,12 @@ pub struct Settings {
     /// `decoy_blocks`: blocks fetched and discarded for every block a
     /// filter matched.
     pub decoy_blocks: Sourced<u32>,
+    /// `electrum`: serve the wallets to Electrum clients.
+    pub electrum: Sourced<bool>,
+    /// `electrum_bind`.
+    pub electrum_bind: Sourced<SocketAddr>,
+    /// `electrum_tls_bind` (`None`: no TLS listener).
+    pub electrum_tls_bind: Sourced<Option<SocketAddr>>,
     /// `[tor] network_file` (`None`: the public Tor network).
     pub tor_network_file: Sourced<Option<PathBuf>>,
     /// `[tor] enabled`.
@@ -113,6 +125,9 @@ pub struct Settings {
     pub log_debug: Sourced<Vec<DebugCategory>>,
     /// `[log] sensitive`.
     pub log_sensitive: Sourced<bool>,
+    /// The `[wallet.NAME]` tables as written, in name order; see
+    /// [`wallets`] for them read.
+    pub wallets: Sourced<Vec<WalletEntry>>,
 }
 
 /// The explicit value if any, else the preset's, else the default.
@@ -142,6 +157,7 @@ impl Settings {
         };
         let chain = pick(explicit.chain, None, Chain::Main);
         let network = bitcoin::Network::from(chain.value);
+        let electrum = pick(explicit.electrum, p.electrum, false);
         Settings {
             datadir: pick_opt(explicit.datadir),
             onlynet: pick(explicit.onlynet, p.onlynet, NetworkId::ALL.to_vec()),
@@ -185,7 +201,10 @@ impl Settings {
                 p.feeler_interval_secs,
                 DEFAULT_FEELER_INTERVAL.as_secs(),
             ),
-            block_filters: pick(explicit.block_filters, p.block_filters, false),
+            // The Electrum server's wallets are scanned with compact block
+            // filters: `electrum = true` turns them on unless the user says
+            // otherwise (which `validate` then refuses).
+            block_filters: pick(explicit.block_filters, p.block_filters, electrum.value),
             decoy_blocks: pick(explicit.decoy_blocks, p.decoy_blocks, DEFAULT_DECOY_BLOCKS),
             tor_network_file: pick_opt(explicit.tor_network_file),
             tor_enabled: pick(explicit.tor_enabled, p.tor_enabled, true),
@@ -197,6 +216,14 @@ impl Settings {
             ),
             log_debug: pick(explicit.log_debug, p.log_debug, Vec::new()),
             log_sensitive: pick(explicit.log_sensitive, p.log_sensitive, false),
+            electrum_bind: pick(
+                explicit.electrum_bind,
+                p.electrum_bind,
+                SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, DEFAULT_ELECTRUM_PORT)),
+            ),
+            electrum_tls_bind: pick_opt(explicit.electrum_tls_bind),
+            wallets: pick(explicit.wallets, None, Vec::new()),
+            electrum,
             chain,
             privacy,
         }
@@ -277,6 +304,20 @@ impl Settings {
             max_body: crate::rpc::DEFAULT_MAX_BODY,
             request_timeout: crate::rpc::DEFAULT_REQUEST_TIMEOUT,
         }
+    }
+
+    /// Where the Electrum server listens; `None` when `electrum` is off.
+    pub fn electrum_settings(&self) -> Option<ElectrumSettings> {
+        self.electrum.value.then_some(ElectrumSettings {
+            bind: self.electrum_bind.value,
+            tls_bind: self.electrum_tls_bind.value,
+        })
+    }
+
+    /// Whether block filters are on only because `electrum = true` asked
+    /// for them (for `print-config`, which says so).
+    pub fn block_filters_implied(&self) -> bool {
+        self.electrum.value && self.block_filters.value && !self.block_filters.source.is_explicit()
     }
 
     /// Arti's memory quota in bytes (`[tor] memory_limit_mib`, which
@@ -414,6 +455,16 @@ pub fn privacy_contradictions(explicit: &Layer) -> Vec<String> {
                 format!("rpcbind includes {}, not loopback", and_list(&open)),
                 s.source,
             );
+        }
+    }
+    // Like rpcbind: a wallet server reachable from other machines tells
+    // whoever reaches it which addresses are yours.
+    for (key, layer) in [
+        ("electrum_bind", &explicit.electrum_bind),
+        ("electrum_tls_bind", &explicit.electrum_tls_bind),
+    ] {
+        if let Some(s) = layer.as_ref().filter(|s| !s.value.ip().is_loopback()) {
+            add(format!("{key} {} is not loopback", s.value), s.source);
         }
     }
     if let Some(s) = explicit.tor_enabled.as_ref().filter(|s| !s.value) {
@@ -622,6 +673,11 @@ pub fn validate(s: &Settings, file: Option<&Path>) -> Result<Vec<String>, Config
             }
         }
     }
+    validate_electrum(s, file, &mut warnings)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    warnings.extend(birthday_warnings(s, now));
     let unreachable: Vec<NetworkId> = s
         .onlynet
         .value
@@ -662,6 +718,177 @@ pub fn validate(s: &Settings, file: Option<&Path>) -> Result<Vec<String>, Config
     Ok(warnings)
 }
 
+/// The Electrum server's keys against each other and the rest.
+fn validate_electrum(
+    s: &Settings,
+    file: Option<&Path>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    if !s.electrum.value {
+        return Ok(());
+    }
+    let electrum = shown("electrum", "true", s.electrum.source, false);
+    if s.wallets.value.is_empty() {
+        return Err(invalid(
+            file,
+            "electrum",
+            "true",
+            s.electrum.source,
+            false,
+            "electrum = true serves your wallets: add a [wallet.NAME] table \
+             (descriptors and birthday) to the config file, or turn electrum off",
+        ));
+    }
+    if !s.block_filters.value {
+        return Err(invalid(
+            file,
+            "block_filters",
+            "false",
+            s.block_filters.source,
+            false,
+            &format!(
+                "{electrum} ({}) finds the wallets' transactions with block filters; \
+                 remove block_filters = false, or turn electrum off",
+                s.electrum.source
+            ),
+        ));
+    }
+    let bind = s.electrum_bind.value;
+    if s.electrum_tls_bind.value == Some(bind) {
+        return Err(invalid(
+            file,
+            "electrum_tls_bind",
+            &toml_str(&bind.to_string()),
+            s.electrum_tls_bind.source,
+            true,
+            "the TLS listener needs an address of its own, not electrum_bind's; \
+             the convention is port 50002",
+        ));
+    }
+    let rpc: Vec<SocketAddr> = s
+        .rpcbind
+        .value
+        .iter()
+        .map(|b| b.socket_addr(s.rpcport.value))
+        .collect();
+    let listen = s.listen_addrs();
+    for (key, addr, source) in [
+        ("electrum_bind", Some(bind), s.electrum_bind.source),
+        (
+            "electrum_tls_bind",
+            s.electrum_tls_bind.value,
+            s.electrum_tls_bind.source,
+        ),
+    ] {
+        let Some(addr) = addr else { continue };
+        let taken = if rpc.contains(&addr) {
+            Some("the RPC server's (rpcbind, rpcport)")
+        } else if listen.contains(&addr) {
+            Some("the P2P listener's (bind)")
+        } else {
+            None
+        };
+        if let Some(whose) = taken {
+            return Err(invalid(
+                file,
+                key,
+                &toml_str(&addr.to_string()),
+                source,
+                true,
+                &format!("that address is {whose}; give the Electrum server another port"),
+            ));
+        }
+        if !addr.ip().is_loopback() {
+            warnings.push(format!(
+                "{key} {addr}: the Electrum server accepts connections from other machines there, \
+                 without authentication; whoever reaches it can ask for your wallets' addresses and balances"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The wallets read: every `descriptors` entry parsed for the chain, and no
+/// keychain watched twice (the same scripts in two wallets would be
+/// reported to both, and the index keeps one owner per script).
+///
+/// An error names the wallet, the entry (from 0) and why.
+pub fn wallets(s: &Settings, file: Option<&Path>) -> Result<Vec<WalletSpec>, ConfigError> {
+    let network = s.network();
+    let file = (s.wallets.source == Source::File)
+        .then(|| file.map(Path::to_path_buf))
+        .flatten();
+    let fail = |setting: String, problem: String| ConfigError::Invalid {
+        file: file.clone(),
+        setting,
+        problem,
+    };
+    // Two keychains are the same stream when their first scripts are
+    // equal, whether or not they were written with origins, checksums, as
+    // a bare key or as a descriptor.
+    let mut owners: Vec<(ScriptBuf, String)> = Vec::new();
+    let mut out = Vec::with_capacity(s.wallets.value.len());
+    for w in &s.wallets.value {
+        let mut keychains: Vec<Keychain> = Vec::new();
+        for (i, text) in w.descriptors.iter().enumerate() {
+            let entry = format!("wallet.{}.descriptors[{i}]", w.name);
+            let chains = Keychain::parse(text, network)
+                .map_err(|e| fail(entry.clone(), format!("{e}{}", chain_hint(&e, s))))?;
+            for chain in chains {
+                let first = chain
+                    .script_at(0)
+                    .map_err(|e| fail(entry.clone(), e.to_string()))?;
+                if let Some((_, other)) = owners.iter().find(|(script, _)| *script == first) {
+                    let problem = if other == &entry {
+                        "it gives the same keychain twice".to_owned()
+                    } else {
+                        format!(
+                            "{other} already watches the keychain {chain}; a keychain belongs to one wallet only: list it once"
+                        )
+                    };
+                    return Err(fail(entry, problem));
+                }
+                owners.push((first, entry.clone()));
+                keychains.push(chain);
+            }
+        }
+        out.push(WalletSpec {
+            name: w.name.clone(),
+            keychains,
+            birthday: w.birthday,
+            gap_limit: w.gap_limit.unwrap_or(DEFAULT_GAP_LIMIT),
+        });
+    }
+    Ok(out)
+}
+
+/// Where the chain came from, for a network mismatch: the fix may be
+/// there rather than in the wallet.
+fn chain_hint(e: &KeychainError, s: &Settings) -> String {
+    match e {
+        KeychainError::WrongNetwork { .. } => {
+            format!(" (chain: {})", s.chain.source.describe())
+        }
+        _ => String::new(),
+    }
+}
+
+/// A warning for a date birthday in the future: almost surely a typo, and
+/// one that would hide every transaction made before that day.
+pub fn birthday_warnings(s: &Settings, now_unix: u64) -> Vec<String> {
+    s.wallets
+        .value
+        .iter()
+        .filter_map(|w| match w.birthday {
+            Birthday::Date { unix } if unix > now_unix => Some(format!(
+                "wallet.{}.birthday = {}: that day has not come yet; transactions made before it will not be found",
+                w.name, w.birthday
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -678,6 +905,83 @@ mod tests {
         assert_eq!(s.block_filters, Sourced::new(false, Source::Default));
         assert_eq!(s.decoy_blocks, Sourced::new(1, Source::Default));
         assert_eq!(validate(&s, None).unwrap(), Vec::<String>::new());
+    }
+
+    fn with_wallet(layer: Layer) -> Settings {
+        Settings::merge(Layer {
+            wallets: Some(Sourced::new(
+                vec![WalletEntry {
+                    name: "w".into(),
+                    descriptors: vec!["zpub…".into()],
+                    birthday: Birthday::Height(1),
+                    gap_limit: None,
+                }],
+                Source::File,
+            )),
+            ..layer
+        })
+    }
+
+    #[test]
+    fn electrum_is_off_and_implies_block_filters_when_on() {
+        let s = Settings::merge(Layer::default());
+        assert_eq!(s.electrum, Sourced::new(false, Source::Default));
+        assert_eq!(s.electrum_bind.value, "127.0.0.1:50001".parse().unwrap());
+        assert_eq!(s.electrum_tls_bind.value, None);
+        assert_eq!(s.electrum_settings(), None);
+
+        let on = Some(Sourced::new(true, Source::File));
+        let s = with_wallet(Layer {
+            electrum: on.clone(),
+            ..Layer::default()
+        });
+        assert_eq!(s.block_filters, Sourced::new(true, Source::Default));
+        assert!(s.block_filters_implied() && s.engine_config().block_filters);
+        assert_eq!(validate(&s, None).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            s.electrum_settings(),
+            Some(ElectrumSettings {
+                bind: "127.0.0.1:50001".parse().unwrap(),
+                tls_bind: None
+            })
+        );
+
+        let off = Sourced::new(false, Source::CommandLine("--no-block-filters"));
+        let s = with_wallet(Layer {
+            electrum: on.clone(),
+            block_filters: Some(off),
+            ..Layer::default()
+        });
+        let e = validate(&s, None).unwrap_err().to_string();
+        assert!(
+            e.starts_with("config error: --no-block-filters: electrum = true (config file) finds"),
+            "{e}"
+        );
+        let s = with_wallet(Layer {
+            electrum: on,
+            electrum_tls_bind: Some(Sourced::new(
+                "127.0.0.1:50001".parse().unwrap(),
+                Source::File,
+            )),
+            ..Layer::default()
+        });
+        let e = validate(&s, None).unwrap_err().to_string();
+        assert!(e.contains("an address of its own"), "{e}");
+    }
+
+    #[test]
+    fn a_birthday_in_the_future_is_a_warning() {
+        let mut s = with_wallet(Layer::default());
+        s.wallets.value[0].birthday = "2030-01-01".parse().unwrap();
+        let before = 1_800_000_000; // 2027
+        let w = birthday_warnings(&s, before);
+        assert_eq!(
+            w,
+            [
+                "wallet.w.birthday = 2030-01-01: that day has not come yet; transactions made before it will not be found"
+            ]
+        );
+        assert!(birthday_warnings(&s, 1_900_000_000).is_empty());
     }
 
     #[test]

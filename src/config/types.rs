@@ -10,6 +10,7 @@ use std::str::FromStr;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use crate::netaddr::NetworkId;
+use crate::wallet::keychain::Keychain;
 
 /// The Bitcoin chains nightjar runs on (`chain`, `--network`/`--chain`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -228,6 +229,200 @@ impl FromStr for BindSpec {
     }
 }
 
+/// The port of the Electrum server by convention (plain TCP).
+pub const DEFAULT_ELECTRUM_PORT: u16 = 50001;
+
+/// The port of the Electrum server over TLS by convention.
+pub const DEFAULT_ELECTRUM_TLS_PORT: u16 = 50002;
+
+/// An Electrum server address, `addr[:port]`, the port defaulting to
+/// `default_port`. Host names are refused, as for `rpcbind`.
+fn parse_electrum_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
+    let (ip, port) = parse_ip_port(s).ok_or_else(|| {
+        format!(
+            "{s:?} is not an IP address with an optional port; write e.g. 127.0.0.1:{default_port} or [::1]:{default_port}"
+        )
+    })?;
+    Ok(SocketAddr::new(ip, port.unwrap_or(default_port)))
+}
+
+/// An `electrum_bind` value (port 50001 unless given).
+pub(crate) fn parse_electrum_bind(s: &str) -> Result<SocketAddr, String> {
+    parse_electrum_addr(s, DEFAULT_ELECTRUM_PORT)
+}
+
+/// An `electrum_tls_bind` value (port 50002 unless given).
+pub(crate) fn parse_electrum_tls_bind(s: &str) -> Result<SocketAddr, String> {
+    parse_electrum_addr(s, DEFAULT_ELECTRUM_TLS_PORT)
+}
+
+/// Where the Electrum server listens, when it is on (`electrum = true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ElectrumSettings {
+    /// `electrum_bind`: plain TCP.
+    pub bind: SocketAddr,
+    /// `electrum_tls_bind`: TLS, when set.
+    pub tls_bind: Option<SocketAddr>,
+}
+
+/// The earliest point in the chain a wallet can have used
+/// (`birthday` in a `[wallet.NAME]` table): scanning starts there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Birthday {
+    /// A block height.
+    Height(u32),
+    /// A day, as the Unix time of its start (00:00 UTC). Blocks whose
+    /// timestamps are before it cannot hold the wallet's transactions;
+    /// mapping it to a height, with the slack block timestamps need, is
+    /// the scanner's business.
+    Date {
+        /// Seconds since 1970-01-01 00:00 UTC.
+        unix: u64,
+    },
+}
+
+/// Seconds in a day.
+const DAY: u64 = 86_400;
+
+/// Whether `year` has a 29 February (Gregorian rules).
+const fn is_leap(year: u64) -> bool {
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
+}
+
+/// Days in `month` (1 to 12) of `year`.
+const fn month_days(year: u64, month: u64) -> u64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+impl Birthday {
+    /// The first year accepted: Bitcoin's genesis block is from 2009.
+    pub const FIRST_YEAR: u64 = 2009;
+
+    /// The start of a calendar day (UTC), or `None` for a date that does
+    /// not exist or is before 2009.
+    pub fn from_date(year: u64, month: u64, day: u64) -> Option<Birthday> {
+        if !(Self::FIRST_YEAR..=9999).contains(&year)
+            || !(1..=12).contains(&month)
+            || day == 0
+            || day > month_days(year, month)
+        {
+            return None;
+        }
+        // Whole years since 1970, then whole months of this year, then days:
+        // a few thousand iterations at most, and plainly right.
+        let mut days = (1970..year)
+            .map(|y| if is_leap(y) { 366 } else { 365 })
+            .sum::<u64>();
+        days += (1..month).map(|m| month_days(year, m)).sum::<u64>();
+        days += day - 1;
+        Some(Birthday::Date { unix: days * DAY })
+    }
+
+    /// The calendar day (UTC) of a date birthday: year, month, day.
+    fn ymd(unix: u64) -> (u64, u64, u64) {
+        let mut days = unix / DAY;
+        let mut year = 1970;
+        loop {
+            let len = if is_leap(year) { 366 } else { 365 };
+            if days < len {
+                break;
+            }
+            days -= len;
+            year += 1;
+        }
+        let mut month = 1;
+        while days >= month_days(year, month) {
+            days -= month_days(year, month);
+            month += 1;
+        }
+        (year, month, days + 1)
+    }
+
+    /// A date written `YYYY-MM-DD`.
+    fn parse_date(s: &str) -> Option<Birthday> {
+        let mut parts = s.split('-');
+        let mut field = |len: usize| {
+            parts
+                .next()
+                .filter(|p| p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|p| p.parse::<u64>().ok())
+        };
+        let (year, month, day) = (field(4)?, field(2)?, field(2)?);
+        if parts.next().is_some() {
+            return None;
+        }
+        Birthday::from_date(year, month, day)
+    }
+}
+
+impl fmt::Display for Birthday {
+    /// A height as a number, a date as `YYYY-MM-DD`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Birthday::Height(h) => write!(f, "{h}"),
+            Birthday::Date { unix } => {
+                let (y, m, d) = Birthday::ymd(unix);
+                write!(f, "{y:04}-{m:02}-{d:02}")
+            }
+        }
+    }
+}
+
+impl FromStr for Birthday {
+    type Err = String;
+
+    /// A height (`840000`) or a date (`2024-04-20`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return s
+                .parse::<u32>()
+                .map(Birthday::Height)
+                .map_err(|_| format!("{s} is not a block height; use a number up to 4294967295"));
+        }
+        Birthday::parse_date(s).ok_or_else(|| {
+            format!(
+                "{s:?} is not a date from 2009 on; write the day as \"YYYY-MM-DD\" \
+                 (UTC), e.g. \"2024-04-20\", or give a block height"
+            )
+        })
+    }
+}
+
+/// A `[wallet.NAME]` table as the file gives it: entries still text,
+/// because reading them needs the chain, which the command line may set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletEntry {
+    /// `NAME`.
+    pub name: String,
+    /// `descriptors`, as written.
+    pub descriptors: Vec<String>,
+    /// `birthday`.
+    pub birthday: Birthday,
+    /// `gap_limit`, if given.
+    pub gap_limit: Option<u32>,
+}
+
+/// A watch-only wallet, resolved: what the wallet index follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletSpec {
+    /// The table's name (`[wallet.NAME]`): letters, digits, `-` and `_`.
+    pub name: String,
+    /// Every keychain of every `descriptors` entry, in order (a bare key
+    /// or a multipath descriptor gives receive, then change). Never empty;
+    /// no keychain appears twice across all wallets.
+    pub keychains: Vec<Keychain>,
+    /// Where scanning starts.
+    pub birthday: Birthday,
+    /// How many unused scripts past the last used one each ranged
+    /// keychain is watched for (1 to 1000, default 20).
+    pub gap_limit: u32,
+}
+
 /// Deserialize a value from a TOML string through a parser, so the config
 /// file gets the same error text as the command line.
 pub(crate) fn from_text<'de, D, T>(
@@ -334,6 +529,60 @@ mod tests {
             "{err}"
         );
         assert!("test".parse::<Chain>().unwrap_err().contains("testnet4"));
+    }
+
+    #[test]
+    fn birthdays_are_heights_or_utc_days() {
+        assert_eq!("840000".parse(), Ok(Birthday::Height(840_000)));
+        assert_eq!(
+            "1970-01-02".parse::<Birthday>().unwrap_err(),
+            "\"1970-01-02\" is not a date from 2009 on; write the day as \"YYYY-MM-DD\" (UTC), e.g. \"2024-04-20\", or give a block height"
+        );
+        // The genesis block's day, and the halving of April 2024.
+        assert_eq!(
+            "2009-01-03".parse(),
+            Ok(Birthday::Date {
+                unix: 1_230_940_800
+            })
+        );
+        assert_eq!(
+            "2024-04-20".parse(),
+            Ok(Birthday::Date {
+                unix: 1_713_571_200
+            })
+        );
+        for text in ["2024-02-29", "2009-01-03", "2100-12-31", "2000000"] {
+            assert_eq!(text.parse::<Birthday>().unwrap().to_string(), text);
+        }
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-4-20",
+            "2024-04-20T00:00",
+            "",
+            "-1",
+            "99999999999",
+        ] {
+            assert!(bad.parse::<Birthday>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn electrum_binds_default_their_ports() {
+        assert_eq!(
+            parse_electrum_bind("127.0.0.1"),
+            Ok("127.0.0.1:50001".parse().unwrap())
+        );
+        assert_eq!(
+            parse_electrum_tls_bind("[::1]"),
+            Ok("[::1]:50002".parse().unwrap())
+        );
+        assert_eq!(
+            parse_electrum_bind("10.0.0.1:60001"),
+            Ok("10.0.0.1:60001".parse().unwrap())
+        );
+        let err = parse_electrum_bind("localhost").unwrap_err();
+        assert!(err.contains("127.0.0.1:50001"), "{err}");
     }
 
     #[test]

@@ -218,7 +218,7 @@ pub async fn serve<D: Dispatch>(
     let mut listeners = Vec::with_capacity(settings.binds.len());
     let mut local_addrs = Vec::with_capacity(settings.binds.len());
     for &addr in &settings.binds {
-        let listener = bind(addr).map_err(|source| RpcStartError::Bind { addr, source })?;
+        let listener = listen_on(addr).map_err(|source| RpcStartError::Bind { addr, source })?;
         let local = listener
             .local_addr()
             .map_err(|source| RpcStartError::Bind { addr, source })?;
@@ -265,8 +265,10 @@ pub async fn serve<D: Dispatch>(
     })
 }
 
-/// A listening socket for `addr`.
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+/// A listening socket for `addr` (the RPC and Electrum servers'). IPv6
+/// sockets are IPv6 only, so `0.0.0.0` and `::` can share a port. Must be
+/// called within a Tokio runtime.
+pub(crate) fn listen_on(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
