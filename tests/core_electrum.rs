@@ -18,8 +18,13 @@
 //! - a reorg on Core that drops a payment updates history and balance;
 //! - after a restart the index comes from its file;
 //! - Debian's Electrum, in daemon mode with a watch-only wallet from the
-//!   same key, shows the balance Core's `scantxoutset` reports, and a
-//!   transaction it broadcasts is mined by Core.
+//!   same key, shows the balance Core's `scantxoutset` reports, a
+//!   transaction it broadcasts is mined by Core, and a reorg on Core that
+//!   takes that block away (then mines it again) shows in its history.
+//!
+//! Core here is built without its wallet (the source `libbitcoinkernel-sys`
+//! vendors leaves it out), so the test's own key signs, and Core's
+//! `scantxoutset` over the same descriptors is the reference balance.
 
 #![allow(
     clippy::unwrap_used,
@@ -600,7 +605,55 @@ fn debian_electrum_sees_cores_balance_and_broadcasts(
         .find(|t| t["txid"] == json!(txid))
         .unwrap_or_else(|| panic!("{history:#}"))
         .clone();
-    assert_eq!(found["height"], json!(block_count(core)), "{found:#}");
+    let mined_at = block_count(core);
+    assert_eq!(found["height"], json!(mined_at), "{found:#}");
+
+    // A reorg on Core takes that block away: Electrum's history loses the
+    // confirmation and its balance follows Core's UTXO set again.
+    let block = core.cli(&["getblockhash", &mined_at.to_string()]).unwrap();
+    core.cli(&["invalidateblock", &block]).unwrap();
+    while block_count(core) < mined_at + 2 {
+        core.cli(&[
+            "generateblock",
+            &anyone_can_spend_address().to_string(),
+            "[]",
+        ])
+        .unwrap();
+    }
+    // (Electrum may keep the transaction as its own "local" one: what
+    // matters is that no confirmation is left.)
+    let start = Instant::now();
+    loop {
+        let info = electrum.json(&["getinfo"]);
+        let history = electrum.json(&["onchain_history"]);
+        let still_confirmed = history["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["txid"] == json!(txid) && t["height"].as_u64().is_some_and(|h| h > 0));
+        if info["blockchain_height"] == json!(block_count(core)) && !still_confirmed {
+            break;
+        }
+        if start.elapsed() > LIMIT {
+            panic!(
+                "the reorg never reached Electrum: {info} {history:#}; its log ends:\n{}",
+                electrum.log_tail()
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // Mined again on the new branch: confirmed at its new height.
+    core.mine(1).unwrap();
+    electrum_balance_settles(&electrum, core, wallet, "mined again");
+    let history = electrum.json(&["onchain_history"]);
+    let again = history["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["txid"] == json!(txid))
+        .unwrap_or_else(|| panic!("{history:#}"))
+        .clone();
+    assert_eq!(again["height"], json!(block_count(core)), "{again:#}");
 }
 
 /// Connect once the server listens (the daemon is starting); fail at

@@ -85,6 +85,15 @@ pub fn scripts(
     }
     let parsed =
         Descriptor::<DescriptorPublicKey>::from_str(body).map_err(|e| invalid(e.to_string()))?;
+    // miniscript panics when asked to derive a hardened child of a public
+    // key: refuse such a descriptor before deriving anything.
+    crate::wallet::keychain::check_unhardened(&parsed).map_err(|_| {
+        invalid(
+            "a hardened step after the extended public key, which cannot derive hardened \
+             children; give the xpub at the last hardened level (the account key)"
+                .to_owned(),
+        )
+    })?;
     if !parsed.has_wildcard() {
         no_range(desc, range)?;
         let d = parsed
@@ -148,6 +157,20 @@ mod tests {
 
     /// A BIP84 test vector account xpub.
     const XPUB: &str = "xpub6CatWdiZiodmUeTDp8LT5or8nmbKNcuyvz7WyksVFkKB4RHwCD3XyuvPEbvqAQY3rAPshWcMLoP2fMFMKHPJ4ZeZXYVUhLv1VMrjPC7PW6V";
+
+    #[test]
+    fn a_hardened_step_after_an_xpub_is_refused_not_a_crash() {
+        // A public key cannot derive hardened children: an error, never a
+        // panic inside the parser (whatever the step or wildcard).
+        for desc in [
+            format!("wpkh({XPUB}/0h/*)"),
+            format!("wpkh({XPUB}/0/*h)"),
+            format!("wpkh({XPUB}/1h)"),
+        ] {
+            let got = std::panic::catch_unwind(|| scripts(&desc, Some((0, 2)), Network::Bitcoin));
+            assert!(matches!(got, Ok(Err(_))), "{desc}: {got:?}");
+        }
+    }
 
     #[test]
     fn addresses_ranges_and_checksums_give_scripts() {

@@ -89,6 +89,13 @@ pub const METHODS: &[(&str, &str, &str)] = &[
         "getblockheader \"blockhash\" ( verbose )",
     ),
     ("Blockchain", "getchaintips", "getchaintips"),
+    // Answered by the wallet layer (`crate::wallet::rpc`) in front of the
+    // engine: the wallet index's progress.
+    (
+        "Blockchain",
+        "getindexinfo",
+        "getindexinfo ( \"index_name\" )",
+    ),
     (
         "Blockchain",
         "scanblocks",

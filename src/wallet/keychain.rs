@@ -418,7 +418,9 @@ fn check_network(
 /// `miniscript` 12 panics, rather than fail, when asked to derive such a
 /// key at an index, and a [`Keychain`] promises [`Keychain::script_at`]
 /// works for every index in range.
-fn check_unhardened(descriptor: &Descriptor<DescriptorPublicKey>) -> Result<(), KeychainError> {
+pub(crate) fn check_unhardened(
+    descriptor: &Descriptor<DescriptorPublicKey>,
+) -> Result<(), KeychainError> {
     let hardened = descriptor.for_any_key(|key| {
         let wildcard = match key {
             DescriptorPublicKey::Single(_) => Wildcard::None,

@@ -14,6 +14,7 @@ use bitcoin::{Amount, Block, BlockHash, OutPoint, ScriptBuf, Transaction, Txid};
 
 use super::index::WalletIndex;
 use super::index_tests::{GAP, block, foreign, receive, script, stranger, tx};
+use super::keychain::Keychain;
 use super::node::{Node, NodeError, NodeStatus};
 use super::sync::{WalletShared, WalletSync};
 use crate::config::types::{Birthday, WalletSpec};
@@ -333,4 +334,50 @@ async fn a_birthday_date_starts_a_day_early() {
     let index = shared.index.read().unwrap();
     assert_eq!(index.keychains()[0].birthday, 30);
     assert!(s.node_for_tests().state().scans.is_empty());
+}
+
+#[tokio::test]
+async fn a_wallet_added_later_is_scanned_from_its_own_birthday_only() {
+    let change = Keychain::parse(
+        &format!("wpkh({}/1/*)", super::index_tests::tpub()),
+        bitcoin::Network::Regtest,
+    )
+    .unwrap()
+    .remove(0);
+    let to_change = tx(foreign(1), &[(change.script_at(0).unwrap(), 3_000)]);
+    let to_receive = tx(foreign(2), &[(script(0), 4_000)]);
+    let blocks = chain(40, &[(6, to_change.clone()), (25, to_receive)]);
+    let (mut first, shared, dir) = sync(FakeNode::with_chain(blocks.clone()), Birthday::Height(20));
+    first.pass().await.unwrap();
+    assert_eq!(balance(&shared), (Amount::from_sat(4_000), Amount::ZERO));
+
+    // The next start: the same index, and a second wallet born at 5.
+    let later = WalletSpec {
+        name: "savings".to_owned(),
+        keychains: vec![change],
+        birthday: Birthday::Height(5),
+        gap_limit: GAP,
+    };
+    let mut second = WalletSync::new(
+        FakeNode::with_chain(blocks),
+        shared.clone(),
+        dir.path().join("wallet_index.json"),
+        vec![spec(Birthday::Height(20)), later],
+    );
+    second.pass().await.unwrap();
+    assert_eq!(
+        second.node_for_tests().state().scans,
+        // Its GAP scripts, then the one its first payment brought in.
+        vec![(5, 39, GAP as usize), (5, 39, 1)],
+        "only the new wallet's scripts, from its birthday"
+    );
+    let index = shared.index.read().unwrap();
+    assert_eq!(
+        index.wallet_balance("savings"),
+        (Amount::from_sat(3_000), Amount::ZERO)
+    );
+    assert_eq!(
+        index.wallet_balance("main"),
+        (Amount::from_sat(4_000), Amount::ZERO)
+    );
 }
