@@ -156,6 +156,9 @@ pub struct CoreNode {
     exit: Option<ExitStatus>,
 }
 
+/// How many times `bitcoind` is started when it cannot bind its ports.
+const START_ATTEMPTS: u32 = 5;
+
 impl CoreNode {
     /// Write `bitcoin.conf`, start `bitcoind` and wait until it answers RPC.
     pub fn start(bins: &CoreBinaries, config: CoreConfig) -> Result<CoreNode> {
@@ -180,29 +183,57 @@ impl CoreNode {
             datadir.join("bitcoin.conf"),
             config.conf_text(p2p_port, rpc_port),
         )?;
-        let mut command = Command::new(&bins.bitcoind);
-        command
-            .arg(format!("-datadir={}", datadir.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        exit_with_parent(&mut command);
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {}", bins.bitcoind.display()))?;
-        let mut node = CoreNode {
-            name: config.name.clone(),
-            bins: bins.clone(),
-            child,
-            datadir,
-            _tempdir: tempdir,
-            p2p: SocketAddr::from((Ipv4Addr::LOCALHOST, p2p_port)),
-            exit: None,
-        };
-        node.wait_for(START_LIMIT, "RPC to answer", |n| {
-            Ok(n.cli(&["getblockchaininfo"]).is_ok())
-        })?;
-        Ok(node)
+        let mut tempdir = tempdir;
+        let mut attempt = 1;
+        loop {
+            let mut command = Command::new(&bins.bitcoind);
+            command
+                .arg(format!("-datadir={}", datadir.display()))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            exit_with_parent(&mut command);
+            let child = command
+                .spawn()
+                .with_context(|| format!("starting {}", bins.bitcoind.display()))?;
+            let mut node = CoreNode {
+                name: config.name.clone(),
+                bins: bins.clone(),
+                child,
+                datadir: datadir.clone(),
+                _tempdir: tempdir.take(),
+                p2p: SocketAddr::from((Ipv4Addr::LOCALHOST, p2p_port)),
+                exit: None,
+            };
+            let started = node.wait_for(START_LIMIT, "RPC to answer", |n| {
+                Ok(n.cli(&["getblockchaininfo"]).is_ok())
+            });
+            match started {
+                Ok(()) => return Ok(node),
+                // The ports were chosen free but not held (bitcoind binds
+                // them itself): another process of the suite may have
+                // taken one for a moment. Try again, as a user would.
+                Err(_)
+                    if attempt < START_ATTEMPTS && node.debug_log().contains("Unable to bind") =>
+                {
+                    attempt += 1;
+                    tempdir = node._tempdir.take();
+                    drop(node);
+                    let _ = std::fs::remove_file(datadir.join("regtest").join("debug.log"));
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    // Start-up errors come long before the shutdown lines
+                    // the tail shows.
+                    let log = node.debug_log();
+                    let errors: Vec<&str> = log
+                        .lines()
+                        .filter(|l| l.contains("Error") || l.contains("rror:"))
+                        .collect();
+                    return Err(e.context(format!("its errors: {errors:?}")));
+                }
+            }
+        }
     }
 
     /// The name given in its config.
