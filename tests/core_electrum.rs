@@ -337,6 +337,9 @@ fn a_watch_only_wallet_is_served_over_electrum_from_filters_and_blocks_over_tor(
         "{info}"
     );
     // The same server over TLS, with the certificate the log announced.
+    node.daemon.wait_until(LIMIT, |lines| {
+        lines.iter().any(|l| l.contains("Electrum TLS certificate"))
+    });
     let announced = node
         .daemon
         .lines()
