@@ -10,7 +10,8 @@
 //! - [`server`]: sockets, framing, limits, one task per client;
 //! - [`tls`]: the TLS listener's self-signed certificate and its key;
 //! - `request`: one line in, one reply out (batches included);
-//! - `jsonrpc`, `args`: envelopes, error codes, typed parameters;
+//! - `jsonrpc`, `args`: envelopes, ElectrumX's error codes, typed
+//!   parameters (the error and parameter types are [`crate::rpc`]'s);
 //! - `methods`: the protocol's methods and a session's subscriptions;
 //! - `status`: the script hash status (checkpoint proofs are
 //!   [`crate::chain::merkle`]'s).

@@ -5,7 +5,6 @@
 //! `blockchain.block.header(s)`, whose leaves are header hashes.
 
 use bitcoin::hashes::{Hash, HashEngine, sha256d};
-use bitcoin::hex::DisplayHex;
 use bitcoin::{TxMerkleNode, Txid};
 
 /// The branch of the leaf at `index` (the hashes it is paired with,
@@ -39,14 +38,6 @@ fn pair_hash(left: &sha256d::Hash, right: &sha256d::Hash) -> sha256d::Hash {
     engine.input(left.as_byte_array());
     engine.input(right.as_byte_array());
     sha256d::Hash::from_engine(engine)
-}
-
-/// A node as the protocol writes it: hex with the bytes reversed, like
-/// block and transaction hashes.
-pub fn display_hex(hash: &sha256d::Hash) -> String {
-    let mut bytes = hash.to_byte_array();
-    bytes.reverse();
-    bytes.to_lower_hex_string()
 }
 
 /// The branch proving the transaction at `pos` among `txids` (a block's,
@@ -147,7 +138,7 @@ mod tests {
             .map(|h| h.parse::<BlockHash>().unwrap().to_raw_hash())
             .collect();
         let (branch, root) = branch_and_root(leaves, 5).unwrap();
-        let branch: Vec<String> = branch.iter().map(display_hex).collect();
+        let branch: Vec<String> = branch.iter().map(ToString::to_string).collect();
         assert_eq!(
             branch,
             [
@@ -158,7 +149,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            display_hex(&root),
+            root.to_string(),
             "e347b1c43fd9b5415bf0d92708db8284b78daf4d0e24f9c3405f45feb85e25db"
         );
     }

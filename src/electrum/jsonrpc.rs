@@ -4,21 +4,18 @@
 //! and gets no reply. Clients that leave `jsonrpc` out (1.0 style) are
 //! served the same way rather than refused.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::backend::BackendError;
+pub(crate) use crate::rpc::{Params, RpcError};
 
-/// Error codes: JSON-RPC's own, and ElectrumX's two application codes
-/// (which Electrum clients expect for refused requests).
+/// Error codes: JSON-RPC's own (the RPC server's, [`crate::rpc::codes`]),
+/// and ElectrumX's two application codes (which Electrum clients expect for
+/// refused requests).
 pub(crate) mod codes {
-    /// The line is not JSON.
-    pub(crate) const PARSE_ERROR: i64 = -32700;
-    /// JSON, but not a request object.
-    pub(crate) const INVALID_REQUEST: i64 = -32600;
-    /// No such method.
-    pub(crate) const METHOD_NOT_FOUND: i64 = -32601;
-    /// A parameter is missing or of the wrong kind.
-    pub(crate) const INVALID_PARAMS: i64 = -32602;
+    pub(crate) use crate::rpc::codes::{
+        INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
+    };
     /// The request is understood but cannot be served (ElectrumX's
     /// `BAD_REQUEST`).
     pub(crate) const BAD_REQUEST: i64 = 1;
@@ -26,40 +23,25 @@ pub(crate) mod codes {
     pub(crate) const DAEMON_ERROR: i64 = 2;
 }
 
-/// An error reply's `code` and `message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RpcError {
-    /// One of [`codes`].
-    pub(crate) code: i64,
-    /// For the user: Electrum shows it as is.
-    pub(crate) message: String,
+/// A parameter problem; the message names the parameter.
+pub(crate) fn invalid_params(message: impl Into<String>) -> RpcError {
+    RpcError::new(codes::INVALID_PARAMS, message)
 }
 
-impl RpcError {
-    /// An error with this code and message.
-    pub(crate) fn new(code: i64, message: impl Into<String>) -> Self {
-        RpcError {
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// A parameter problem; the message names the parameter.
-    pub(crate) fn invalid_params(message: impl Into<String>) -> Self {
-        Self::new(codes::INVALID_PARAMS, message)
-    }
-
-    /// A request that cannot be served as asked.
-    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(codes::BAD_REQUEST, message)
-    }
-
-    /// The JSON-RPC error object.
-    fn to_json(&self) -> Value {
-        json!({"code": self.code, "message": self.message})
-    }
+/// A request that cannot be served as asked (ElectrumX's code, so these
+/// are free functions here rather than methods of the RPC server's type).
+pub(crate) fn bad_request(message: impl Into<String>) -> RpcError {
+    RpcError::new(codes::BAD_REQUEST, message)
 }
 
+/// The JSON-RPC error object.
+fn error_json(e: &RpcError) -> Value {
+    json!({"code": e.code, "message": e.message})
+}
+
+/// Lets `?` turn a backend failure into an Electrum error reply. Only the
+/// Electrum server meets a [`BackendError`], so the ElectrumX codes chosen
+/// here never reach the RPC server's clients.
 impl From<BackendError> for RpcError {
     fn from(e: BackendError) -> Self {
         // What the client did wrong (or asked for what does not exist) is
@@ -95,49 +77,6 @@ pub(crate) fn parse_line(line: &[u8]) -> Result<Incoming, RpcError> {
         )),
         Value::Array(items) => Ok(Incoming::Batch(items)),
         other => Ok(Incoming::Single(other)),
-    }
-}
-
-/// A call's parameters, by position or by name.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Params {
-    /// `"params": [...]` (or no `params` at all).
-    Positional(Vec<Value>),
-    /// `"params": {...}`, names as the protocol documents them.
-    Named(Map<String, Value>),
-}
-
-impl Params {
-    /// The parameter at `index`, or named `name`; `None` when absent or
-    /// `null` (both mean "use the default").
-    pub(crate) fn get(&self, index: usize, name: &str) -> Option<&Value> {
-        let value = match self {
-            Params::Positional(values) => values.get(index),
-            Params::Named(map) => map.get(name),
-        };
-        value.filter(|v| !v.is_null())
-    }
-
-    /// Refuses parameters beyond `names` (the method's whole signature).
-    pub(crate) fn check_known(&self, method: &str, names: &[&str]) -> Result<(), RpcError> {
-        match self {
-            Params::Positional(values) if values.len() > names.len() => {
-                Err(RpcError::invalid_params(format!(
-                    "{method} takes at most {} parameter{} ({}), got {}",
-                    names.len(),
-                    if names.len() == 1 { "" } else { "s" },
-                    names.join(", "),
-                    values.len()
-                )))
-            }
-            Params::Named(map) => match map.keys().find(|k| !names.contains(&k.as_str())) {
-                Some(unknown) => Err(RpcError::invalid_params(format!(
-                    "{method} has no parameter named {unknown:?}"
-                ))),
-                None => Ok(()),
-            },
-            Params::Positional(_) => Ok(()),
-        }
     }
 }
 
@@ -201,7 +140,7 @@ pub(crate) fn parse_call(value: Value) -> Result<Call, (Value, RpcError)> {
 pub(crate) fn reply(id: Value, outcome: Result<Value, RpcError>) -> Value {
     match outcome {
         Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-        Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": e.to_json()}),
+        Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": error_json(&e)}),
     }
 }
 
@@ -253,26 +192,6 @@ mod tests {
     }
 
     #[test]
-    fn named_and_positional_params_and_their_limits() {
-        let named = Params::Named(json!({"height": 5}).as_object().unwrap().clone());
-        assert_eq!(named.get(0, "height"), Some(&json!(5)));
-        assert_eq!(named.get(1, "cp_height"), None);
-        assert!(named.check_known("m", &["height", "cp_height"]).is_ok());
-        let e = named.check_known("m", &["cp_height"]).unwrap_err();
-        assert!(e.message.contains("\"height\""), "{}", e.message);
-
-        let positional = Params::Positional(vec![json!(1), Value::Null]);
-        assert_eq!(positional.get(1, "x"), None, "null means default");
-        let e = positional.check_known("server.ping", &[]).unwrap_err();
-        assert_eq!(e.code, codes::INVALID_PARAMS);
-        assert!(
-            e.message.contains("server.ping takes at most 0"),
-            "{}",
-            e.message
-        );
-    }
-
-    #[test]
     fn backend_errors_get_electrumx_codes() {
         let sh = crate::wallet::scripthash::ScriptHash::from_byte_array([0; 32]);
         let e = RpcError::from(BackendError::NotWatched(sh));
@@ -295,7 +214,7 @@ mod tests {
             json!({"jsonrpc":"2.0","id":1,"result":null})
         );
         assert_eq!(
-            reply(json!(1), Err(RpcError::bad_request("no"))),
+            reply(json!(1), Err(bad_request("no"))),
             json!({"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"no"}})
         );
         assert_eq!(

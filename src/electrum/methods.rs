@@ -16,8 +16,9 @@ use bitcoin::BlockHash;
 use bitcoin::block::Header;
 use serde_json::{Value, json};
 
+use super::args::Args;
 use super::backend::{Backend, Change};
-use super::jsonrpc::{Params, RpcError, codes, notification};
+use super::jsonrpc::{Params, RpcError, bad_request, codes, invalid_params, notification};
 use super::status::status;
 use crate::wallet::scripthash::ScriptHash;
 
@@ -126,7 +127,7 @@ impl Session {
     /// `server.version(client_name="", protocol_version="1.4")`.
     fn version(&mut self, params: &Params) -> Result<Value, RpcError> {
         if self.version_done {
-            return Err(RpcError::bad_request("server.version already sent"));
+            return Err(bad_request("server.version already sent"));
         }
         // Later protocol versions may add parameters: extra ones are
         // ignored, as the protocol asks.
@@ -151,7 +152,7 @@ impl Session {
         if !(min_n <= ours && ours <= max_n) {
             // No version in common: the protocol says to close.
             self.close = true;
-            return Err(RpcError::bad_request(format!(
+            return Err(bad_request(format!(
                 "unsupported protocol version: the client speaks {min} to {max}, \
                  nightjar speaks {PROTOCOL_VERSION} only"
             )));
@@ -168,7 +169,7 @@ impl Session {
         let sh = wallet::only_scripthash(SCRIPTHASH_SUBSCRIBE, params)?;
         if !self.scripthashes.contains_key(&sh) && self.scripthashes.len() >= self.max_subscriptions
         {
-            return Err(RpcError::bad_request(format!(
+            return Err(bad_request(format!(
                 "subscription limit reached: at most {} script hashes per connection",
                 self.max_subscriptions
             )));
@@ -284,7 +285,7 @@ fn version_number(v: &str) -> Option<Vec<u32>> {
 
 /// The error for a malformed `protocol_version`.
 fn bad_protocol_version() -> RpcError {
-    RpcError::invalid_params(
+    invalid_params(
         "protocol_version must be a version string such as \"1.4\" or a [min, max] pair of them",
     )
 }

@@ -73,8 +73,10 @@ async fn one<B: Backend>(session: &mut Session, backend: &B, value: Value) -> Op
 /// rather than nothing.
 pub(crate) fn to_line(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| {
-        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error"}}"#
-            .to_owned()
+        format!(
+            r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":{},"message":"internal error"}}}}"#,
+            codes::INTERNAL_ERROR
+        )
     })
 }
 

@@ -178,11 +178,7 @@ async fn accept_loop<B: Backend>(
     let mut clients = JoinSet::new();
     loop {
         tokio::select! {
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    break;
-                }
-            }
+            () = stopping(&mut shutdown) => break,
             Some(_) = clients.join_next(), if !clients.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match Arc::clone(&slots).try_acquire_owned() {
@@ -262,15 +258,8 @@ async fn handshake(
     limits: &Limits,
     mut shutdown: watch::Receiver<bool>,
 ) -> Option<TlsStream> {
-    let stopping = async {
-        loop {
-            if shutdown.changed().await.is_err() || *shutdown.borrow() {
-                return;
-            }
-        }
-    };
     tokio::select! {
-        () = stopping => None,
+        () = stopping(&mut shutdown) => None,
         done = timeout(limits.tls_handshake_timeout, acceptor.accept(stream)) => match done {
             Ok(Ok(stream)) => Some(stream),
             Ok(Err(e)) => {
@@ -286,6 +275,14 @@ async fn handshake(
             }
         },
     }
+}
+
+/// Resolves once shutdown is asked for: `shutdown` true, or its sender
+/// dropped. Cancel-safe, so each `select!` round may call it afresh; and it
+/// looks at the current value first, so a shutdown asked for before a task
+/// started is not missed.
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|&stop| stop).await;
 }
 
 /// Why a client's connection ended.
@@ -318,9 +315,8 @@ async fn serve_client<B, S>(
     B: Backend,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (read, write) = tokio::io::split(stream);
+    let (read, mut write) = tokio::io::split(stream);
     let mut reader = BufReader::new(read);
-    let mut write = write;
     let end = client_loop(&mut reader, &mut write, &*backend, &limits, shutdown).await;
     close(reader, write, &end).await;
     match end {
@@ -352,11 +348,7 @@ where
     let mut deadline = Instant::now() + limits.idle_timeout;
     loop {
         tokio::select! {
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    return End::Shutdown;
-                }
-            }
+            () = stopping(&mut shutdown) => return End::Shutdown,
             () = sleep_until(deadline) => return End::Idle,
             line = read_line(reader, &mut partial, limits.max_line_bytes) => {
                 let line = match line {

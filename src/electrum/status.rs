@@ -9,7 +9,6 @@
 
 use bitcoin::Txid;
 use bitcoin::hashes::{Hash, HashEngine, sha256};
-use bitcoin::hex::DisplayHex;
 
 use super::backend::HistoryEntry;
 
@@ -49,11 +48,8 @@ pub(crate) fn status(history: &[HistoryEntry]) -> Option<String> {
     for entry in history {
         engine.input(format!("{}:{}:", entry.txid, entry.height).as_bytes());
     }
-    Some(
-        sha256::Hash::from_engine(engine)
-            .to_byte_array()
-            .to_lower_hex_string(),
-    )
+    // SHA-256 displays in its own byte order (unlike txids): plain hex.
+    Some(sha256::Hash::from_engine(engine).to_string())
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@ use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::hashes::sha256d;
 use serde_json::{Value, json};
 
-use crate::chain::merkle::{branch_and_root, display_hex};
+use crate::chain::merkle::branch_and_root;
+use crate::electrum::args::Args;
 use crate::electrum::backend::Backend;
-use crate::electrum::jsonrpc::{Params, RpcError, codes};
+use crate::electrum::jsonrpc::{Params, RpcError, bad_request, codes};
 
 /// Most headers one `blockchain.block.headers` returns (a retarget
 /// period, as the protocol recommends).
@@ -30,7 +31,7 @@ pub(crate) async fn header<B: Backend>(backend: &B, params: &Params) -> Result<V
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| RpcError::bad_request(format!("no block at height {height} yet")))?;
+        .ok_or_else(|| bad_request(format!("no block at height {height} yet")))?;
     let hex = serialize_hex(&header);
     if cp_height == 0 {
         return Ok(json!(hex));
@@ -80,7 +81,7 @@ async fn checkpoint_proof<B: Backend>(
 ) -> Result<(Vec<String>, String), RpcError> {
     let (tip, _) = backend.tip().await?;
     if height > cp_height || cp_height > tip {
-        return Err(RpcError::bad_request(format!(
+        return Err(bad_request(format!(
             "a checkpoint proof needs header height {height} <= cp_height {cp_height} <= chain height {tip}"
         )));
     }
@@ -103,5 +104,9 @@ async fn checkpoint_proof<B: Backend>(
     }
     let (branch, root) = branch_and_root(leaves, height as usize)
         .ok_or_else(|| RpcError::new(codes::DAEMON_ERROR, "checkpoint proof out of range"))?;
-    Ok((branch.iter().map(display_hex).collect(), display_hex(&root)))
+    // sha256d hashes display reversed, as the protocol writes nodes.
+    Ok((
+        branch.iter().map(ToString::to_string).collect(),
+        root.to_string(),
+    ))
 }

@@ -1,19 +1,20 @@
 //! Transactions: raw transactions, merkle proofs, broadcast.
 
-use bitcoin::Transaction;
 use bitcoin::consensus::encode::{deserialize, serialize_hex};
 use bitcoin::hex::FromHex;
+use bitcoin::{Transaction, TxMerkleNode};
 use serde_json::{Value, json};
 
+use crate::electrum::args::Args;
 use crate::electrum::backend::Backend;
-use crate::electrum::jsonrpc::{Params, RpcError};
+use crate::electrum::jsonrpc::{Params, RpcError, bad_request, invalid_params};
 
 /// `blockchain.transaction.get(tx_hash, verbose=false)`.
 pub(crate) async fn get<B: Backend>(backend: &B, params: &Params) -> Result<Value, RpcError> {
     params.check_known("blockchain.transaction.get", &["tx_hash", "verbose"])?;
     let txid = params.txid(0, "tx_hash")?;
     if params.bool_or(1, "verbose", false)? {
-        return Err(RpcError::bad_request(
+        return Err(bad_request(
             "verbose transactions need a full node's index; nightjar serves raw transactions only",
         ));
     }
@@ -30,8 +31,9 @@ pub(crate) async fn get_merkle<B: Backend>(
     let txid = params.txid(0, "tx_hash")?;
     let height = params.u32(1, "height")?;
     let proof = backend.merkle(txid, height).await?;
-    let merkle: Vec<String> = proof.branch.iter().map(ToString::to_string).collect();
-    Ok(json!({"block_height": proof.block_height, "merkle": merkle, "pos": proof.pos}))
+    Ok(
+        json!({"block_height": proof.block_height, "merkle": branch_json(&proof.branch), "pos": proof.pos}),
+    )
 }
 
 /// `blockchain.transaction.id_from_pos(height, tx_pos, merkle=false)`.
@@ -50,8 +52,7 @@ pub(crate) async fn id_from_pos<B: Backend>(
     if !with_merkle {
         return Ok(json!(txid.to_string()));
     }
-    let merkle: Vec<String> = branch.iter().map(ToString::to_string).collect();
-    Ok(json!({"tx_hash": txid.to_string(), "merkle": merkle}))
+    Ok(json!({"tx_hash": txid.to_string(), "merkle": branch_json(&branch)}))
 }
 
 /// `blockchain.transaction.broadcast(raw_tx)`.
@@ -59,9 +60,15 @@ pub(crate) async fn broadcast<B: Backend>(backend: &B, params: &Params) -> Resul
     params.check_known("blockchain.transaction.broadcast", &["raw_tx"])?;
     let raw = params.str(0, "raw_tx")?;
     let bytes = Vec::<u8>::from_hex(raw)
-        .map_err(|_| RpcError::invalid_params("raw_tx must be a transaction in hex"))?;
+        .map_err(|_| invalid_params("raw_tx must be a transaction in hex"))?;
     let tx: Transaction = deserialize(&bytes)
-        .map_err(|e| RpcError::invalid_params(format!("raw_tx is not a valid transaction: {e}")))?;
+        .map_err(|e| invalid_params(format!("raw_tx is not a valid transaction: {e}")))?;
     let txid = backend.broadcast(tx).await?;
     Ok(json!(txid.to_string()))
+}
+
+/// A merkle branch as the protocol writes it: hex like txids (bytes
+/// reversed).
+fn branch_json(branch: &[TxMerkleNode]) -> Vec<String> {
+    branch.iter().map(ToString::to_string).collect()
 }

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::electrum::args::Args;
 use crate::electrum::backend::{Backend, HistoryEntry};
 use crate::electrum::jsonrpc::{Params, RpcError};
 use crate::electrum::status::canonical_order;
@@ -90,6 +91,5 @@ pub(crate) async fn get_balance<B: Backend>(
 ) -> Result<Value, RpcError> {
     let sh = only_scripthash("blockchain.scripthash.get_balance", params)?;
     let b = backend.balance(sh).await?;
-    let (confirmed, unconfirmed) = (b.confirmed, b.unconfirmed);
-    Ok(json!({"confirmed": confirmed, "unconfirmed": unconfirmed}))
+    Ok(json!({"confirmed": b.confirmed, "unconfirmed": b.unconfirmed}))
 }
