@@ -172,9 +172,6 @@ pub struct Config {
     /// The watch-only wallets (`[wallet.NAME]` tables), read for the
     /// chain, in name order.
     pub wallets: Vec<WalletSpec>,
-    /// The Electrum server, when `electrum = true` (which also turns block
-    /// filters on, see [`Settings::block_filters_implied`]).
-    pub electrum: Option<ElectrumSettings>,
 }
 
 impl Config {
@@ -198,7 +195,7 @@ impl Config {
             listen: self.settings.listen_addrs(),
             listen_onion: self.settings.listenonion.value && self.settings.tor_enabled.value,
             wallets: self.wallets.clone(),
-            electrum: self.electrum,
+            electrum: self.settings.electrum_settings(),
         }
     }
 
@@ -272,7 +269,6 @@ pub fn resolve(
     let settings = Settings::merge(explicit);
     let warnings = resolve::validate(&settings, file_path)?;
     let wallets = resolve::wallets(&settings, file_path)?;
-    let electrum = settings.electrum_settings();
     let dirs = paths::resolve_data_paths(
         settings.network(),
         settings.datadir.value.as_deref(),
@@ -286,6 +282,5 @@ pub fn resolve(
         dirs,
         warnings,
         wallets,
-        electrum,
     })
 }

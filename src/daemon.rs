@@ -107,21 +107,13 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
             None
         }
     };
-    // The wallet index is indexed only with filters (electrum = true turns
-    // them on); loaded here so that getindexinfo reports it at once.
+    // Loaded before the RPC server, so that getindexinfo reports it at
+    // once. (The config turns block filters on for the wallets.)
     let index_path = paths
         .chain_dir
         .join(crate::wallet::store::WALLET_INDEX_FILE);
-    let wallet_index = if wallets.is_empty() {
-        None
-    } else if !engine.block_filters {
-        tracing::warn!(
-            "the [wallet] tables are indexed only with block filters on: set electrum = true or block_filters = true"
-        );
-        None
-    } else {
-        Some(WalletService::load(&index_path, network, wallets.len()))
-    };
+    let wallet_index =
+        (!wallets.is_empty()).then(|| WalletService::load(&index_path, network, wallets.len()));
     // RPC answers from the start (getnetworkinfo shows the bootstrap);
     // calls wait for the engine task, which starts right below.
     let (dispatch, rpc_calls) = NodeRpc::new();

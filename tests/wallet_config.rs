@@ -72,7 +72,7 @@ birthday = 840000
     // In name order; no Electrum server unless asked.
     let names: Vec<&str> = c.wallets.iter().map(|w| w.name.as_str()).collect();
     assert_eq!(names, ["daily", "savings"]);
-    assert_eq!(c.electrum, None);
+    assert_eq!(c.daemon_options().electrum, None);
     assert!(!c.settings.block_filters.value);
 
     let daily = &c.wallets[0];
@@ -113,7 +113,7 @@ fn electrum_serves_the_wallets_and_turns_block_filters_on() {
     );
     let c = resolve(&[], &text).unwrap();
     assert_eq!(
-        c.electrum,
+        c.daemon_options().electrum,
         Some(ElectrumSettings {
             bind: "127.0.0.1:50001".parse().unwrap(),
             tls_bind: None,
@@ -124,7 +124,7 @@ fn electrum_serves_the_wallets_and_turns_block_filters_on() {
     assert!(c.daemon_options().engine.block_filters);
     let printed = c.to_toml();
     assert!(
-        printed.contains("\nblock_filters = true  # default (on because electrum = true)\n"),
+        printed.contains("\nblock_filters = true  # default (on for the wallets)\n"),
         "{printed}"
     );
     assert!(printed.contains("\nelectrum = true  # file\n"), "{printed}");
@@ -141,7 +141,7 @@ fn electrum_serves_the_wallets_and_turns_block_filters_on() {
     )
     .unwrap();
     assert_eq!(
-        c.electrum,
+        c.daemon_options().electrum,
         Some(ElectrumSettings {
             bind: "[::1]:50001".parse().unwrap(),
             tls_bind: Some("127.0.0.1:50002".parse().unwrap()),
@@ -149,7 +149,7 @@ fn electrum_serves_the_wallets_and_turns_block_filters_on() {
     );
     // --no-electrum turns it off again, and the filters with it.
     let c = resolve(&["--no-electrum"], &text).unwrap();
-    assert_eq!(c.electrum, None);
+    assert_eq!(c.daemon_options().electrum, None);
     assert!(!c.settings.block_filters.value);
     assert_eq!(c.wallets.len(), 1);
 }
@@ -208,7 +208,7 @@ fn the_privacy_preset_keeps_electrum_on_loopback() {
     );
     // Loopback is fine, and outside the preset an open address only warns.
     let c = resolve(&["--privacy"], &format!("electrum = true\n{wallets}")).unwrap();
-    assert!(c.electrum.is_some());
+    assert!(c.daemon_options().electrum.is_some());
     let c = resolve(&[], &text).unwrap();
     assert!(
         c.warnings
@@ -381,7 +381,10 @@ fn print_config_shows_the_wallets_and_reads_back() {
     .unwrap_or_else(|e| panic!("{e}\n{printed}"));
     assert_eq!(values(&again), values(&first), "{printed}");
     assert_eq!(again.wallets, first.wallets);
-    assert_eq!(again.electrum, first.electrum);
+    assert_eq!(
+        again.daemon_options().electrum,
+        first.daemon_options().electrum
+    );
 }
 
 // ---- the process ----
@@ -423,17 +426,16 @@ fn text(bytes: &[u8]) -> String {
 fn check_config_names_the_wallet_and_entry_of_a_bad_descriptor() {
     let home = tempfile::tempdir().unwrap();
     let conf = home.path().join("wallets.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "electrum = true\n{}",
-            wallet("cold", &format!("[\"{ZPUB}\", \"wpkh(nonsense/0/*)\"]"))
-        ),
-    )
-    .unwrap();
-    let out = run(
-        &["check-config", "--conf", conf.to_str().unwrap()],
-        home.path(),
+    // `nightjar COMMAND --conf wallets.toml`, the file holding `toml`.
+    let on = |command: &str, toml: &str| {
+        std::fs::write(&conf, toml).unwrap();
+        run(&[command, "--conf", conf.to_str().unwrap()], home.path())
+    };
+    let cold = |descriptors: &str| format!("electrum = true\n{}", wallet("cold", descriptors));
+
+    let out = on(
+        "check-config",
+        &cold(&format!("[\"{ZPUB}\", \"wpkh(nonsense/0/*)\"]")),
     );
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
@@ -448,11 +450,7 @@ fn check_config_names_the_wallet_and_entry_of_a_bad_descriptor() {
     assert!(out.stdout.is_empty());
 
     // A private key: refused without being printed.
-    std::fs::write(&conf, wallet("hot", &format!("\"{XPRV}\""))).unwrap();
-    let out = run(
-        &["check-config", "--conf", conf.to_str().unwrap()],
-        home.path(),
-    );
+    let out = on("check-config", &wallet("hot", &format!("\"{XPRV}\"")));
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
@@ -462,27 +460,14 @@ fn check_config_names_the_wallet_and_entry_of_a_bad_descriptor() {
     assert!(!err.contains(&XPRV[4..30]), "{err}");
 
     // Fixed: OK, and print-config shows the wallet.
-    std::fs::write(
-        &conf,
-        format!(
-            "electrum = true\n{}",
-            wallet("cold", &format!("[\"{ZPUB}\"]"))
-        ),
-    )
-    .unwrap();
-    let out = run(
-        &["check-config", "--conf", conf.to_str().unwrap()],
-        home.path(),
-    );
+    let fixed = cold(&format!("[\"{ZPUB}\"]"));
+    let out = on("check-config", &fixed);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
         format!("configuration OK: {}\n", conf.display())
     );
-    let out = run(
-        &["print-config", "--conf", conf.to_str().unwrap()],
-        home.path(),
-    );
+    let out = on("print-config", &fixed);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let printed = text(&out.stdout);
     assert!(printed.contains("\n[wallet.cold]\n"), "{printed}");

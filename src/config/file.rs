@@ -121,40 +121,29 @@ fn de_electrum_tls_bind<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Socket
     types::from_text(d, types::parse_electrum_tls_bind).map(Some)
 }
 
+/// One entry or a list of them, never an empty list. The entries stay
+/// text: reading them needs the chain ([`super::resolve::wallets`]).
 fn de_descriptors<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    d.deserialize_any(ListVisitor::new(|s| Ok(s.to_owned())))
-        .map(Some)
+    let list = d.deserialize_any(ListVisitor::new(|s| Ok(s.to_owned())))?;
+    if list.is_empty() {
+        return Err(de::Error::custom(
+            "list at least one descriptor or extended public key",
+        ));
+    }
+    Ok(Some(list))
 }
 
 /// A height, a date in quotes, or a TOML date (`birthday = 2024-04-20`,
-/// which TOML users will write); read through `toml::Value`, which knows
-/// TOML's dates.
+/// which TOML users will write). Both date spellings go through TOML's
+/// own date parser; read from a `toml::Value` (as every key is, see
+/// `check_value`), a TOML date even arrives here as its text.
 fn de_birthday<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Birthday>, D::Error> {
-    let value = toml::Value::deserialize(d)?;
-    let birthday = match &value {
-        toml::Value::Integer(h) => u32::try_from(*h)
+    let birthday = match toml::Value::deserialize(d)? {
+        toml::Value::Integer(h) => u32::try_from(h)
             .map(Birthday::Height)
             .map_err(|_| format!("{h} is not a block height; use a number from 0 to 4294967295")),
-        // A TOML date reaches here as its text, when read from a
-        // `toml::Value` (as every key is, see `check_value`).
-        toml::Value::String(s)
-            if s.len() > 10
-                && s.get(..10)
-                    .and_then(|d| d.parse::<Birthday>().ok())
-                    .is_some() =>
-        {
-            Err("give the day alone, e.g. 2024-04-20 (UTC), without a time".to_owned())
-        }
         toml::Value::String(s) => s.parse::<Birthday>(),
-        toml::Value::Datetime(dt) => match (dt.date, dt.time, dt.offset) {
-            (Some(date), None, None) => Birthday::from_date(
-                u64::from(date.year),
-                u64::from(date.month),
-                u64::from(date.day),
-            )
-            .ok_or_else(|| "the date is before 2009, when Bitcoin began".to_owned()),
-            _ => Err("give the day alone, e.g. 2024-04-20 (UTC), without a time".to_owned()),
-        },
+        toml::Value::Datetime(dt) => Birthday::from_datetime(&dt),
         _ => Err(format!("expected {}", expected("wallet.birthday"))),
     };
     birthday.map(Some).map_err(de::Error::custom)
@@ -457,17 +446,6 @@ fn check_wallets(value: &toml::Value, file: &Path) -> Result<(), ConfigError> {
                     .to_owned(),
             ));
         }
-        if table
-            .get("descriptors")
-            .and_then(toml::Value::as_array)
-            .is_some_and(Vec::is_empty)
-        {
-            return Err(ConfigError::Invalid {
-                file: Some(file.to_path_buf()),
-                setting: format!("wallet.{name}.descriptors = []"),
-                problem: "list at least one descriptor or extended public key".to_owned(),
-            });
-        }
     }
     Ok(())
 }
@@ -634,20 +612,7 @@ pub fn suggest(unknown: &str) -> Option<String> {
         "descriptor" | "desc" | "descs" | "xpub" | "xpubs" | "zpub" | "keys" => Some("descriptors"),
         "gap" | "gaplimit" | "lookahead" => Some("gap_limit"),
         "height" | "startheight" | "rescanfrom" | "created" => Some("birthday"),
-        _ => wallet_keys()
-            .iter()
-            .copied()
-            .find(|k| normalize(k) == n)
-            .or_else(|| {
-                let limit = if n.chars().count() >= 6 { 2 } else { 1 };
-                wallet_keys()
-                    .iter()
-                    .copied()
-                    .map(|k| (edit_distance(&n, &normalize(k)), k))
-                    .filter(|(d, _)| *d <= limit)
-                    .min_by_key(|(d, _)| *d)
-                    .map(|(_, k)| k)
-            }),
+        _ => nearest(&n, wallet_keys()).copied(),
     };
     match (
         unknown.split('.').collect::<Vec<_>>().as_slice(),
@@ -664,19 +629,26 @@ pub fn suggest(unknown: &str) -> Option<String> {
         }
         _ => {}
     }
-    let keys = all_keys();
-    let leaf_of = |k: &String| normalize(k.rsplit('.').next().unwrap_or(k));
-    // The same name in another table (`isolation` at the top level).
+    nearest(&n, &all_keys()).map(|k| format!("did you mean {}?", spelled(k)))
+}
+
+/// The key of `keys` a normalized name `n` most likely meant: the same
+/// name (in another table, for qualified keys: `isolation` at the top
+/// level), else the nearest within a distance that grows with length.
+fn nearest<'k, K: AsRef<str>>(n: &str, keys: &'k [K]) -> Option<&'k K> {
+    let leaf_of = |k: &K| {
+        let k = k.as_ref();
+        normalize(k.rsplit('.').next().unwrap_or(k))
+    };
     if let Some(k) = keys.iter().find(|k| leaf_of(k) == n) {
-        return Some(format!("did you mean {}?", spelled(k)));
+        return Some(k);
     }
-    // A typo: the nearest key within a distance that grows with length.
     let limit = if n.chars().count() >= 6 { 2 } else { 1 };
     keys.iter()
-        .map(|k| (edit_distance(&n, &leaf_of(k)), k))
+        .map(|k| (edit_distance(n, &leaf_of(k)), k))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| format!("did you mean {}?", spelled(k)))
+        .map(|(_, k)| k)
 }
 
 /// A value from the file.
@@ -734,8 +706,10 @@ impl FileConfig {
     }
 }
 
-/// The wallets of the file, in name order. [`check_wallets`] has already
-/// refused incomplete tables; this only guards other callers.
+/// The wallets of the file, in name order. [`WalletSection`]'s keys are
+/// optional only so that `check_value` can read them one at a time;
+/// [`check_wallets`] has already refused a table without them, with a
+/// better message, so the error here is a guard users never see.
 fn wallet_entries(
     tables: BTreeMap<String, WalletSection>,
     file: &Path,
@@ -743,7 +717,7 @@ fn wallet_entries(
     tables
         .into_iter()
         .map(|(name, w)| match (w.descriptors, w.birthday) {
-            (Some(descriptors), Some(birthday)) if !descriptors.is_empty() => Ok(WalletEntry {
+            (Some(descriptors), Some(birthday)) => Ok(WalletEntry {
                 name,
                 descriptors,
                 birthday,

@@ -83,8 +83,8 @@ macro_rules! for_each_layer_field {
             chain, datadir, onlynet, connect, addnode, listen, listenonion, bind, maxconnections,
             v2transport, dnsseed, fixedseeds, rpcbind, rpcport, rpccookiefile, privacy,
             v1fallback, maxoutbound, feeler_interval_secs, block_filters, decoy_blocks,
-            electrum, electrum_bind, electrum_tls_bind, tor_network_file, tor_enabled, tor_isolation, tor_memory_limit_mib, log_debug,
-            log_sensitive, wallets
+            electrum, electrum_bind, electrum_tls_bind, tor_network_file, tor_enabled,
+            tor_isolation, tor_memory_limit_mib, log_debug, log_sensitive, wallets
         )
     };
 }

@@ -43,6 +43,28 @@ fn list<T: Display>(out: &mut String, key: &str, s: &Sourced<Vec<T>>) {
     line(out, key, s, &toml_list(&s.value));
 }
 
+/// A key that may be unset: its line when set (`toml` spells the value),
+/// else a comment saying what `unset` means (TOML has no null: an unset
+/// key can only be shown as a comment).
+fn optional<T>(
+    out: &mut String,
+    key: &str,
+    s: &Sourced<Option<T>>,
+    toml: impl Fn(&T) -> String,
+    unset: &str,
+) {
+    match &s.value {
+        Some(value) => line(out, key, s, &toml(value)),
+        None => {
+            let _ = writeln!(
+                out,
+                "# {key}: not set, {unset}  # {}",
+                comment(s.source.describe())
+            );
+        }
+    }
+}
+
 /// Render the configuration (see the module documentation).
 pub(super) fn render(config: &Config) -> String {
     let s = &config.settings;
@@ -106,7 +128,7 @@ pub(super) fn render(config: &Config) -> String {
     if s.block_filters_implied() {
         let _ = writeln!(
             out,
-            "block_filters = true  # {} (on because electrum = true)",
+            "block_filters = true  # {} (on for the wallets)",
             comment(s.block_filters.source.describe())
         );
     } else {
@@ -115,39 +137,22 @@ pub(super) fn render(config: &Config) -> String {
     display(&mut out, "decoy_blocks", &s.decoy_blocks);
     display(&mut out, "electrum", &s.electrum);
     string(&mut out, "electrum_bind", &s.electrum_bind);
-    match &s.electrum_tls_bind.value {
-        Some(addr) => line(
-            &mut out,
-            "electrum_tls_bind",
-            &s.electrum_tls_bind,
-            &toml_str(&addr.to_string()),
-        ),
-        None => {
-            let _ = writeln!(
-                out,
-                "# electrum_tls_bind: not set, no TLS listener  # {}",
-                comment(s.electrum_tls_bind.source.describe())
-            );
-        }
-    }
+    optional(
+        &mut out,
+        "electrum_tls_bind",
+        &s.electrum_tls_bind,
+        |addr| toml_str(&addr.to_string()),
+        "no TLS listener",
+    );
 
     out.push_str("\n[tor]\n");
-    match &s.tor_network_file.value {
-        Some(path) => line(
-            &mut out,
-            "network_file",
-            &s.tor_network_file,
-            &toml_str(&path.to_string_lossy()),
-        ),
-        // TOML has no null: an unset key can only be shown as a comment.
-        None => {
-            let _ = writeln!(
-                out,
-                "# network_file: not set, the public Tor network  # {}",
-                comment(s.tor_network_file.source.describe())
-            );
-        }
-    }
+    optional(
+        &mut out,
+        "network_file",
+        &s.tor_network_file,
+        |path| toml_str(&path.to_string_lossy()),
+        "the public Tor network",
+    );
     display(&mut out, "enabled", &s.tor_enabled);
     string(&mut out, "isolation", &s.tor_isolation);
     display(&mut out, "memory_limit_mib", &s.tor_memory_limit_mib);

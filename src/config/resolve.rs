@@ -201,10 +201,18 @@ impl Settings {
                 p.feeler_interval_secs,
                 DEFAULT_FEELER_INTERVAL.as_secs(),
             ),
-            // The Electrum server's wallets are scanned with compact block
-            // filters: `electrum = true` turns them on unless the user says
-            // otherwise (which `validate` then refuses).
-            block_filters: pick(explicit.block_filters, p.block_filters, electrum.value),
+            // Wallets are indexed with compact block filters: a
+            // `[wallet.NAME]` table or `electrum = true` turns them on unless
+            // the user says otherwise (which `validate` then refuses).
+            block_filters: pick(
+                explicit.block_filters,
+                p.block_filters,
+                electrum.value
+                    || explicit
+                        .wallets
+                        .as_ref()
+                        .is_some_and(|w| !w.value.is_empty()),
+            ),
             decoy_blocks: pick(explicit.decoy_blocks, p.decoy_blocks, DEFAULT_DECOY_BLOCKS),
             tor_network_file: pick_opt(explicit.tor_network_file),
             tor_enabled: pick(explicit.tor_enabled, p.tor_enabled, true),
@@ -314,10 +322,13 @@ impl Settings {
         })
     }
 
-    /// Whether block filters are on only because `electrum = true` asked
-    /// for them (for `print-config`, which says so).
+    /// Whether block filters are on only because the wallets (or
+    /// `electrum = true`) asked for them (for `print-config`, which says
+    /// so).
     pub fn block_filters_implied(&self) -> bool {
-        self.electrum.value && self.block_filters.value && !self.block_filters.source.is_explicit()
+        (self.electrum.value || !self.wallets.value.is_empty())
+            && self.block_filters.value
+            && !self.block_filters.source.is_explicit()
     }
 
     /// Arti's memory quota in bytes (`[tor] memory_limit_mib`, which
@@ -352,6 +363,13 @@ fn shown(key: &str, value: &str, source: Source, flag_takes_value: bool) -> Stri
     }
 }
 
+/// The config file, for an error about a setting that came from it.
+fn file_of(file: Option<&Path>, source: Source) -> Option<PathBuf> {
+    (source == Source::File)
+        .then(|| file.map(Path::to_path_buf))
+        .flatten()
+}
+
 /// A bad-value error for a setting.
 fn invalid(
     file: Option<&Path>,
@@ -362,9 +380,7 @@ fn invalid(
     problem: &str,
 ) -> ConfigError {
     ConfigError::Invalid {
-        file: (source == Source::File)
-            .then(|| file.map(Path::to_path_buf))
-            .flatten(),
+        file: file_of(file, source),
         setting: shown(key, value, source, flag_takes_value),
         problem: problem.to_owned(),
     }
@@ -725,6 +741,18 @@ fn validate_electrum(
     warnings: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
     if !s.electrum.value {
+        // The wallets are indexed with block filters, Electrum or not.
+        if !s.wallets.value.is_empty() && !s.block_filters.value {
+            return Err(invalid(
+                file,
+                "block_filters",
+                "false",
+                s.block_filters.source,
+                false,
+                "the [wallet] tables are indexed with block filters; \
+                 remove block_filters = false, or the [wallet] tables",
+            ));
+        }
         return Ok(());
     }
     let electrum = shown("electrum", "true", s.electrum.source, false);
@@ -815,11 +843,8 @@ fn validate_electrum(
 /// An error names the wallet, the entry (from 0) and why.
 pub fn wallets(s: &Settings, file: Option<&Path>) -> Result<Vec<WalletSpec>, ConfigError> {
     let network = s.network();
-    let file = (s.wallets.source == Source::File)
-        .then(|| file.map(Path::to_path_buf))
-        .flatten();
     let fail = |setting: String, problem: String| ConfigError::Invalid {
-        file: file.clone(),
+        file: file_of(file, s.wallets.source),
         setting,
         problem,
     };
@@ -929,6 +954,19 @@ mod tests {
         assert_eq!(s.electrum_bind.value, "127.0.0.1:50001".parse().unwrap());
         assert_eq!(s.electrum_tls_bind.value, None);
         assert_eq!(s.electrum_settings(), None);
+
+        // Wallets alone turn filters on too, and refuse them off.
+        let s = with_wallet(Layer::default());
+        assert!(s.block_filters_implied() && s.engine_config().block_filters);
+        let off = with_wallet(Layer {
+            block_filters: Some(Sourced::new(false, Source::File)),
+            ..Layer::default()
+        });
+        let e = validate(&off, None).unwrap_err().to_string();
+        assert!(
+            e.contains("block_filters") && e.contains("[wallet] tables"),
+            "{e}"
+        );
 
         let on = Some(Sourced::new(true, Source::File));
         let s = with_wallet(Layer {

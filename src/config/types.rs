@@ -305,7 +305,7 @@ impl Birthday {
 
     /// The start of a calendar day (UTC), or `None` for a date that does
     /// not exist or is before 2009.
-    pub fn from_date(year: u64, month: u64, day: u64) -> Option<Birthday> {
+    fn from_date(year: u64, month: u64, day: u64) -> Option<Birthday> {
         if !(Self::FIRST_YEAR..=9999).contains(&year)
             || !(1..=12).contains(&month)
             || day == 0
@@ -343,21 +343,30 @@ impl Birthday {
         (year, month, days + 1)
     }
 
-    /// A date written `YYYY-MM-DD`.
-    fn parse_date(s: &str) -> Option<Birthday> {
-        let mut parts = s.split('-');
-        let mut field = |len: usize| {
-            parts
-                .next()
-                .filter(|p| p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|p| p.parse::<u64>().ok())
-        };
-        let (year, month, day) = (field(4)?, field(2)?, field(2)?);
-        if parts.next().is_some() {
-            return None;
+    /// A date as TOML reads it (`birthday = 2024-04-20`, or the same in
+    /// quotes): the day alone, from 2009 on.
+    pub(crate) fn from_datetime(dt: &toml::value::Datetime) -> Result<Birthday, String> {
+        match (dt.date, dt.time, dt.offset) {
+            (Some(date), None, None) => Birthday::from_date(
+                u64::from(date.year),
+                u64::from(date.month),
+                u64::from(date.day),
+            )
+            .ok_or_else(|| not_a_date(&dt.to_string())),
+            (Some(_), _, _) => {
+                Err("give the day alone, e.g. 2024-04-20 (UTC), without a time".to_owned())
+            }
+            (None, _, _) => Err(not_a_date(&dt.to_string())),
         }
-        Birthday::from_date(year, month, day)
     }
+}
+
+/// The error for text that is neither a height nor a day from 2009 on.
+fn not_a_date(s: &str) -> String {
+    format!(
+        "{s:?} is not a date from 2009 on; write the day as \"YYYY-MM-DD\" \
+         (UTC), e.g. \"2024-04-20\", or give a block height"
+    )
 }
 
 impl fmt::Display for Birthday {
@@ -384,12 +393,12 @@ impl FromStr for Birthday {
                 .map(Birthday::Height)
                 .map_err(|_| format!("{s} is not a block height; use a number up to 4294967295"));
         }
-        Birthday::parse_date(s).ok_or_else(|| {
-            format!(
-                "{s:?} is not a date from 2009 on; write the day as \"YYYY-MM-DD\" \
-                 (UTC), e.g. \"2024-04-20\", or give a block height"
-            )
-        })
+        // TOML's own date syntax (four-digit year, two-digit month and
+        // day, checked against the calendar), as the file would write it.
+        let dt = s
+            .parse::<toml::value::Datetime>()
+            .map_err(|_| not_a_date(s))?;
+        Birthday::from_datetime(&dt)
     }
 }
 

@@ -73,8 +73,8 @@ pub enum KeychainError {
         "the key is {} but the node runs on {}; give the wallet's key for {}, \
          or set chain to the wallet's network",
         key_network(*key),
-        chain_name(*network),
-        chain_name(*network)
+        network.to_core_arg(),
+        network.to_core_arg()
     )]
     WrongNetwork {
         /// The key's kind of network.
@@ -132,17 +132,6 @@ fn key_network(kind: NetworkKind) -> &'static str {
     match kind {
         NetworkKind::Main => "a mainnet key (xpub, ypub, zpub)",
         NetworkKind::Test => "a test-network key (tpub, upub, vpub)",
-    }
-}
-
-/// The chain as the config file names it.
-fn chain_name(network: Network) -> &'static str {
-    match network {
-        Network::Bitcoin => "main",
-        Network::Testnet => "testnet3",
-        Network::Testnet4 => "testnet4",
-        Network::Signet => "signet",
-        Network::Regtest => "regtest",
     }
 }
 
@@ -516,11 +505,29 @@ mod tests {
     /// BIP86's account 0 of "abandon … about".
     const BIP86_XPUB: &str = "xpub6BgBgsespWvERF3LHQu6CnqdvfEvtMcQjYrcRzx53QJjSxarj2afYWcLteoGVky7D3UKDP9QyrLprQ3VCECoY49yfdDEHGCtMMj92pReUsQ";
 
+    /// BIP84's first two receiving addresses and first change address.
+    const BIP84_RECEIVE: [&str; 2] = [
+        "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu",
+        "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g",
+    ];
+    const BIP84_CHANGE: &str = "bc1q8c6fshw2dlwun7ekn9qwf37cu2rn755upcp6el";
+
     fn script(address: &str) -> ScriptBuf {
         Address::from_str(address)
             .unwrap()
             .assume_checked()
             .script_pubkey()
+    }
+
+    /// The keychain's scripts from index 0 on are those of `addresses`.
+    fn assert_pays(chain: &Keychain, addresses: &[&str]) {
+        for (index, address) in (0..).zip(addresses) {
+            assert_eq!(
+                chain.script_at(index).unwrap(),
+                script(address),
+                "{chain} at {index}"
+            );
+        }
     }
 
     fn one(text: &str, network: Network) -> Keychain {
@@ -531,23 +538,17 @@ mod tests {
 
     #[test]
     fn bip84_through_the_bare_zpub_and_the_descriptor() {
-        let receive = script("bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu");
-        let second = script("bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g");
-        let change = script("bc1q8c6fshw2dlwun7ekn9qwf37cu2rn755upcp6el");
-
         let bare = Keychain::parse(BIP84_ZPUB, Network::Bitcoin).unwrap();
         assert_eq!(bare.len(), 2);
         assert!(bare.iter().all(Keychain::is_ranged));
-        assert_eq!(bare[0].script_at(0).unwrap(), receive);
-        assert_eq!(bare[0].script_at(1).unwrap(), second);
-        assert_eq!(bare[1].script_at(0).unwrap(), change);
+        assert_pays(&bare[0], &BIP84_RECEIVE);
+        assert_pays(&bare[1], &[BIP84_CHANGE]);
 
         let desc = one(
             &format!("wpkh([73c5da0a/84h/0h/0h]{BIP84_XPUB}/0/*)"),
             Network::Bitcoin,
         );
-        assert_eq!(desc.script_at(0).unwrap(), receive);
-        assert_eq!(desc.script_at(1).unwrap(), second);
+        assert_pays(&desc, &BIP84_RECEIVE);
         // Without the origin, the descriptor is the bare key's receive
         // keychain exactly: same id.
         let plain = one(&format!("wpkh({BIP84_XPUB}/0/*)"), Network::Bitcoin);
@@ -562,21 +563,17 @@ mod tests {
     #[test]
     fn bip49_and_bip44_bare_keys_take_their_script_types() {
         let upub = Keychain::parse(BIP49_UPUB, Network::Testnet4).unwrap();
-        assert_eq!(
-            upub[0].script_at(0).unwrap(),
-            script("2Mww8dCYPUpKHofjgcXcBCEGmniw9CoaiD2")
-        );
+        assert_pays(&upub[0], &["2Mww8dCYPUpKHofjgcXcBCEGmniw9CoaiD2"]);
         assert!(upub[0].descriptor().starts_with("sh(wpkh(tpub"));
         assert!(upub[1].descriptor().contains("/1/*))#"));
 
         let xpub = Keychain::parse(BIP44_XPUB, Network::Bitcoin).unwrap();
-        assert_eq!(
-            xpub[0].script_at(0).unwrap(),
-            script("1LqBGSKuX5yYUonjxT5qGfpUsXKYYWeabA")
-        );
-        assert_eq!(
-            xpub[0].script_at(1).unwrap(),
-            script("1Ak8PffB2meyfYnbXZR9EGfLfFZVpzJvQP")
+        assert_pays(
+            &xpub[0],
+            &[
+                "1LqBGSKuX5yYUonjxT5qGfpUsXKYYWeabA",
+                "1Ak8PffB2meyfYnbXZR9EGfLfFZVpzJvQP",
+            ],
         );
         assert!(xpub[0].descriptor().starts_with("pkh(xpub"));
     }
@@ -587,9 +584,9 @@ mod tests {
             &format!("tr([73c5da0a/86h/0h/0h]{BIP86_XPUB}/0/*)"),
             Network::Bitcoin,
         );
-        assert_eq!(
-            tr.script_at(0).unwrap(),
-            script("bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr")
+        assert_pays(
+            &tr,
+            &["bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr"],
         );
         let multi = one(
             &format!("wsh(multi(1,{BIP84_XPUB}/0/*,{BIP44_XPUB}/0/*))"),
@@ -608,14 +605,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(chains.len(), 2);
-        assert_eq!(
-            chains[0].script_at(0).unwrap(),
-            script("bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu")
-        );
-        assert_eq!(
-            chains[1].script_at(0).unwrap(),
-            script("bc1q8c6fshw2dlwun7ekn9qwf37cu2rn755upcp6el")
-        );
+        assert_pays(&chains[0], &[BIP84_RECEIVE[0]]);
+        assert_pays(&chains[1], &[BIP84_CHANGE]);
         assert!(chains[1].descriptor().contains("/1/*)#"));
     }
 
@@ -699,10 +690,7 @@ mod tests {
     fn a_non_ranged_keychain_has_one_script() {
         let key = one(&format!("wpkh({BIP84_XPUB}/0/0)"), Network::Bitcoin);
         assert!(!key.is_ranged());
-        assert_eq!(
-            key.script_at(0).unwrap(),
-            script("bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu")
-        );
+        assert_pays(&key, &[BIP84_RECEIVE[0]]);
         assert_eq!(
             key.script_at(1).unwrap_err(),
             KeychainError::IndexOutOfRange {
@@ -714,10 +702,7 @@ mod tests {
             "wpkh(0330d54fd0dd420a6e5f8d3624f5f3482cae350f79d5f0753bf5beef9c2d91af3c)",
             Network::Regtest,
         );
-        assert_eq!(
-            raw.script_at(0).unwrap(),
-            script("bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu")
-        );
+        assert_pays(&raw, &[BIP84_RECEIVE[0]]);
         let ranged = one(&format!("wpkh({BIP84_XPUB}/0/*)"), Network::Bitcoin);
         assert!(matches!(
             ranged.script_at(HARDENED),
