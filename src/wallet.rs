@@ -11,6 +11,7 @@ pub mod node;
 pub mod rpc;
 pub mod scripthash;
 pub mod service;
+pub mod shared;
 pub mod store;
 pub mod sync;
 

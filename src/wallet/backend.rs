@@ -12,10 +12,9 @@ use bitcoin::block::Header;
 use bitcoin::{BlockHash, Transaction, TxMerkleNode, Txid};
 use tokio::sync::broadcast;
 
-use super::index::WalletIndex;
 use super::node::{Node, NodeError};
 use super::scripthash::ScriptHash;
-use super::sync::{WalletEvent, WalletShared};
+use super::shared::WalletShared;
 use crate::chain::merkle;
 use crate::electrum::backend::{
     Backend, BackendError, Balance, Change, HistoryEntry, MerkleProof, Utxo,
@@ -27,47 +26,20 @@ pub struct WalletBackend<N> {
     node: N,
     shared: Arc<WalletShared>,
     genesis: BlockHash,
-    changes: broadcast::Sender<Change>,
 }
 
 impl<N: Node> WalletBackend<N> {
-    /// A backend for `network`'s chain. Spawns the task that turns the
-    /// index's events into the server's changes, so it must be called
-    /// inside a Tokio runtime.
-    pub fn start(node: N, shared: Arc<WalletShared>, network: bitcoin::Network) -> Arc<Self> {
-        let (changes, _) = broadcast::channel(1024);
-        let mut events = shared.events.subscribe();
-        let forward = changes.clone();
-        tokio::spawn(async move {
-            loop {
-                let change = match events.recv().await {
-                    Ok(WalletEvent::Tip { height, header }) => Change::Tip { height, header },
-                    Ok(WalletEvent::Script(s)) => Change::ScriptHash(s),
-                    // Lagging: the server re-checks every subscription
-                    // when it sees a tip, so announce the tip again.
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                let _ = forward.send(change);
-            }
-        });
-        Arc::new(WalletBackend {
+    /// A backend for `network`'s chain.
+    pub fn new(node: N, shared: Arc<WalletShared>, network: bitcoin::Network) -> Self {
+        WalletBackend {
             node,
             shared,
             genesis: bitcoin::constants::genesis_block(network).block_hash(),
-            changes,
-        })
-    }
-
-    fn index(&self) -> std::sync::RwLockReadGuard<'_, WalletIndex> {
-        self.shared
-            .index
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
     }
 
     fn covered_tip(&self) -> Result<(u32, Header), BackendError> {
-        self.shared.tip.read().ok().and_then(|t| *t).ok_or_else(|| {
+        self.shared.tip().ok_or_else(|| {
             BackendError::Unavailable(
                 "the wallet index is still catching up with the chain (see the log)".to_owned(),
             )
@@ -93,10 +65,9 @@ impl<N: Node> Backend for WalletBackend<N> {
         let mut out = Vec::new();
         let end = start.saturating_add(count).min(tip.saturating_add(1));
         for height in start..end {
-            let Some(hash) = self.node.hash_at(height).await.map_err(node_error)? else {
+            let Some(header) = self.node.header_at(height).await.map_err(node_error)? else {
                 break;
             };
-            let (_, header) = self.node.header(hash).await.map_err(node_error)?;
             out.push(header);
         }
         Ok(out)
@@ -104,7 +75,8 @@ impl<N: Node> Backend for WalletBackend<N> {
 
     async fn history(&self, sh: ScriptHash) -> Result<Vec<HistoryEntry>, BackendError> {
         let items = self
-            .index()
+            .shared
+            .read()
             .history(&sh)
             .ok_or(BackendError::NotWatched(sh))?;
         Ok(items
@@ -119,7 +91,8 @@ impl<N: Node> Backend for WalletBackend<N> {
 
     async fn utxos(&self, sh: ScriptHash) -> Result<Vec<Utxo>, BackendError> {
         let coins = self
-            .index()
+            .shared
+            .read()
             .coins(&sh)
             .ok_or(BackendError::NotWatched(sh))?;
         Ok(coins
@@ -135,7 +108,8 @@ impl<N: Node> Backend for WalletBackend<N> {
 
     async fn balance(&self, sh: ScriptHash) -> Result<Balance, BackendError> {
         let (confirmed, unconfirmed) = self
-            .index()
+            .shared
+            .read()
             .balance(&sh)
             .ok_or(BackendError::NotWatched(sh))?;
         Ok(Balance {
@@ -145,7 +119,7 @@ impl<N: Node> Backend for WalletBackend<N> {
     }
 
     async fn transaction(&self, txid: Txid) -> Result<Transaction, BackendError> {
-        self.index()
+        self.shared.read()
             .transaction(&txid)
             .map(|w| w.tx.clone())
             .ok_or_else(|| {
@@ -156,7 +130,7 @@ impl<N: Node> Backend for WalletBackend<N> {
     }
 
     async fn merkle(&self, txid: Txid, height: u32) -> Result<MerkleProof, BackendError> {
-        let index = self.index();
+        let index = self.shared.read();
         let c = index
             .transaction(&txid)
             .and_then(|w| w.confirmed.as_ref())
@@ -201,23 +175,14 @@ impl<N: Node> Backend for WalletBackend<N> {
             NodeError::Call { message, .. } => BackendError::Rejected(message),
             other => BackendError::Other(other.to_string()),
         })?;
-        let changes = {
-            let mut index = self
-                .shared
-                .index
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            index.add_unconfirmed(&tx)
-        };
-        match changes {
-            Ok(Some(c)) => self.shared.announce(&c),
-            Ok(None) => {}
-            Err(e) => tracing::error!("cannot derive the wallet's scripts: {e}"),
+        let changes = self.shared.write().add_unconfirmed(&tx);
+        if let Some(c) = changes {
+            self.shared.announce(&c);
         }
         Ok(txid)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.changes.subscribe()
+        self.shared.subscribe()
     }
 }

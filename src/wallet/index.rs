@@ -15,7 +15,7 @@ use bitcoin::{
     Amount, Block, BlockHash, OutPoint, ScriptBuf, SignedAmount, Transaction, TxMerkleNode, Txid,
 };
 
-use super::keychain::{Keychain, KeychainError};
+use super::keychain::Keychain;
 use super::scripthash::ScriptHash;
 use crate::chain::merkle;
 
@@ -26,10 +26,8 @@ pub const RECENT_TIPS: usize = 200;
 /// Where a transaction was confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirmation {
-    /// Its block's height.
+    /// Its block's height (the block's hash is among the index's anchors).
     pub height: u32,
-    /// Its block.
-    pub block: BlockHash,
     /// Its position in the block.
     pub pos: u32,
     /// The merkle branch from it to the block's merkle root.
@@ -98,7 +96,8 @@ pub struct Changes {
 }
 
 impl Changes {
-    fn merge(&mut self, other: Changes) {
+    /// Fold `other` into these.
+    pub fn merge(&mut self, other: Changes) {
         self.touched.extend(other.touched);
         self.derived_more.extend(other.derived_more);
     }
@@ -146,7 +145,7 @@ impl WalletIndex {
         wallet: &str,
         gap_limit: u32,
         start_height: u32,
-    ) -> Result<usize, KeychainError> {
+    ) -> usize {
         let id = keychain.descriptor();
         let at = match self
             .keychains
@@ -166,7 +165,7 @@ impl WalletIndex {
                 at
             }
             None => {
-                self.keychains.push(Tracked {
+                return self.add_keychain(Tracked {
                     keychain,
                     wallet: wallet.to_owned(),
                     gap_limit,
@@ -175,16 +174,26 @@ impl WalletIndex {
                     birthday: start_height,
                     next_height: start_height,
                 });
-                self.keychains.len() - 1
             }
         };
-        self.derive_gap(at)?;
-        Ok(at)
+        self.derive_gap(at);
+        at
+    }
+
+    /// Follow `tracked` (new, or as saved), its scripts derived; its
+    /// position.
+    fn add_keychain(&mut self, tracked: Tracked) -> usize {
+        self.keychains.push(tracked);
+        let at = self.keychains.len() - 1;
+        self.derive_gap(at);
+        at
     }
 
     /// Derive scripts of keychain `at` up to its gap limit past the last
-    /// used one. Whether any were added.
-    fn derive_gap(&mut self, at: usize) -> Result<bool, KeychainError> {
+    /// used one. Whether any were added. A keychain is checked when it is
+    /// parsed, so derivation fails only at BIP32's last index: there the
+    /// keychain simply has no more scripts.
+    fn derive_gap(&mut self, at: usize) -> bool {
         let t = &self.keychains[at];
         let want = if t.keychain.is_ranged() {
             t.last_used
@@ -195,13 +204,19 @@ impl WalletIndex {
         };
         let mut added = false;
         for index in t.derived..want {
-            let script = self.keychains[at].keychain.script_at(index)?;
+            let script = match self.keychains[at].keychain.script_at(index) {
+                Ok(script) => script,
+                Err(e) => {
+                    tracing::warn!(wallet = %self.keychains[at].wallet, index, "no more scripts: {e}");
+                    break;
+                }
+            };
             self.by_hash.insert(ScriptHash::of(&script), script.clone());
             self.scripts.insert(script, (at, index));
             self.keychains[at].derived = index + 1;
             added = true;
         }
-        Ok(added)
+        added
     }
 
     /// The keychains followed.
@@ -270,7 +285,7 @@ impl WalletIndex {
 
     /// Apply the verified block at `height`: record every transaction
     /// paying a watched script or spending a wallet coin.
-    pub fn apply_block(&mut self, height: u32, block: &Block) -> Result<Changes, KeychainError> {
+    pub fn apply_block(&mut self, height: u32, block: &Block) -> Changes {
         let hash = block.block_hash();
         let mut changes = Changes::default();
         let mut txids: Option<Vec<Txid>> = None;
@@ -283,28 +298,27 @@ impl WalletIndex {
             let branch = merkle::branch(ids, pos).unwrap_or_default();
             let confirmed = Confirmation {
                 height,
-                block: hash,
                 pos: u32::try_from(pos).unwrap_or(u32::MAX),
                 branch,
             };
-            changes.merge(self.record(tx, Some(confirmed))?);
+            changes.merge(self.record(tx, Some(confirmed)));
         }
         if !changes.touched.is_empty() {
             self.recent.insert(height, hash);
         }
-        Ok(changes)
+        changes
     }
 
     /// The user broadcast `tx`: it shows as unconfirmed until a block
     /// confirms it. `None` when it touches none of the wallets' scripts.
-    pub fn add_unconfirmed(&mut self, tx: &Transaction) -> Result<Option<Changes>, KeychainError> {
+    pub fn add_unconfirmed(&mut self, tx: &Transaction) -> Option<Changes> {
         if !self.touches(tx) {
-            return Ok(None);
+            return None;
         }
         if self.txs.contains_key(&tx.compute_txid()) {
-            return Ok(Some(Changes::default()));
+            return Some(Changes::default());
         }
-        self.record(tx, None).map(Some)
+        Some(self.record(tx, None))
     }
 
     /// Forget an unconfirmed transaction (its broadcast was given up).
@@ -349,11 +363,7 @@ impl WalletIndex {
                 .any(|i| self.owned.contains_key(&i.previous_output))
     }
 
-    fn record(
-        &mut self,
-        tx: &Transaction,
-        confirmed: Option<Confirmation>,
-    ) -> Result<Changes, KeychainError> {
+    fn record(&mut self, tx: &Transaction, confirmed: Option<Confirmation>) -> Changes {
         let txid = tx.compute_txid();
         let mut changes = Changes::default();
         for (vout, out) in tx.output.iter().enumerate() {
@@ -374,7 +384,7 @@ impl WalletIndex {
             let t = &mut self.keychains[at];
             if t.last_used.is_none_or(|u| index > u) {
                 t.last_used = Some(index);
-                if self.derive_gap(at)? {
+                if self.derive_gap(at) {
                     changes.derived_more.insert(at);
                 }
             }
@@ -402,7 +412,7 @@ impl WalletIndex {
                 confirmed,
             },
         );
-        Ok(changes)
+        changes
     }
 
     /// Remove `txid` and what depends on it (its outputs, and unconfirmed
@@ -460,39 +470,30 @@ impl WalletIndex {
         if !self.is_watched(script) {
             return None;
         }
-        let mut confirmed = Vec::new();
-        let mut unconfirmed = Vec::new();
-        for txid in self.touching.get(script).into_iter().flatten() {
-            let Some(wtx) = self.txs.get(txid) else {
-                continue;
-            };
-            match &wtx.confirmed {
-                Some(c) => confirmed.push(((c.height, c.pos), *txid)),
-                None => unconfirmed.push(HistoryItem {
-                    txid: *txid,
-                    height: if self.has_unconfirmed_parent(&wtx.tx) {
-                        -1
-                    } else {
-                        0
-                    },
-                    fee: self.fee(&wtx.tx),
-                }),
-            }
-        }
-        confirmed.sort();
-        // Unconfirmed: those with confirmed inputs first, then by txid,
-        // so that the status hash is the same on every call.
-        unconfirmed.sort_by_key(|i| (i.height != 0, i.txid));
-        let mut items: Vec<HistoryItem> = confirmed
+        let mut items: Vec<((u8, u32, u32, Txid), HistoryItem)> = self
+            .touching
+            .get(script)
             .into_iter()
-            .map(|((height, _), txid)| HistoryItem {
-                txid,
-                height: i32::try_from(height).unwrap_or(i32::MAX),
-                fee: None,
+            .flatten()
+            .filter_map(|txid| self.txs.get(txid).map(|wtx| (*txid, wtx)))
+            .map(|(txid, wtx)| {
+                let height = self.protocol_height(wtx);
+                // Confirmed by height and position; then unconfirmed, those
+                // with confirmed inputs first, each by txid, so that the
+                // status hash is the same on every call.
+                let key = match &wtx.confirmed {
+                    Some(c) => (0, c.height, c.pos, txid),
+                    None => (if height == 0 { 1 } else { 2 }, 0, 0, txid),
+                };
+                let fee = match wtx.confirmed {
+                    Some(_) => None,
+                    None => self.fee(&wtx.tx),
+                };
+                (key, HistoryItem { txid, height, fee })
             })
             .collect();
-        items.extend(unconfirmed);
-        Some(items)
+        items.sort_by_key(|(key, _)| *key);
+        Some(items.into_iter().map(|(_, item)| item).collect())
     }
 
     fn has_unconfirmed_parent(&self, tx: &Transaction) -> bool {
@@ -522,37 +523,51 @@ impl WalletIndex {
         spent.checked_sub(paid)
     }
 
+    /// Every output paying `script`, with its value and the wallet
+    /// transaction that made it.
+    fn outputs_paying<'a>(
+        &'a self,
+        script: &'a ScriptHash,
+    ) -> impl Iterator<Item = (OutPoint, Amount, &'a WalletTx)> + 'a {
+        self.touching
+            .get(script)
+            .into_iter()
+            .flatten()
+            .filter_map(|txid| self.txs.get(txid).map(|wtx| (*txid, wtx)))
+            .flat_map(move |(txid, wtx)| {
+                (0..wtx.tx.output.len()).filter_map(move |vout| {
+                    let outpoint = OutPoint::new(txid, u32::try_from(vout).ok()?);
+                    let owned = self.owned.get(&outpoint).filter(|o| o.script == *script)?;
+                    Some((outpoint, owned.value, wtx))
+                })
+            })
+    }
+
+    /// A wallet transaction's height in the protocol's terms: its block's,
+    /// or 0 unconfirmed, or -1 unconfirmed with an unconfirmed parent.
+    fn protocol_height(&self, wtx: &WalletTx) -> i32 {
+        match &wtx.confirmed {
+            Some(c) => i32::try_from(c.height).unwrap_or(i32::MAX),
+            None if self.has_unconfirmed_parent(&wtx.tx) => -1,
+            None => 0,
+        }
+    }
+
     /// The unspent outputs paying `script` (outputs spent by an
     /// unconfirmed wallet transaction excluded). `None` when not watched.
     pub fn coins(&self, script: &ScriptHash) -> Option<Vec<Coin>> {
         if !self.is_watched(script) {
             return None;
         }
-        let mut coins = Vec::new();
-        for txid in self.touching.get(script).into_iter().flatten() {
-            let Some(wtx) = self.txs.get(txid) else {
-                continue;
-            };
-            for (vout, _) in wtx.tx.output.iter().enumerate() {
-                let outpoint = OutPoint::new(*txid, u32::try_from(vout).unwrap_or(u32::MAX));
-                let Some(owned) = self.owned.get(&outpoint) else {
-                    continue;
-                };
-                if owned.script != *script || self.spent_by.contains_key(&outpoint) {
-                    continue;
-                }
-                let height = match &wtx.confirmed {
-                    Some(c) => i32::try_from(c.height).unwrap_or(i32::MAX),
-                    None if self.has_unconfirmed_parent(&wtx.tx) => -1,
-                    None => 0,
-                };
-                coins.push(Coin {
-                    outpoint,
-                    value: owned.value,
-                    height,
-                });
-            }
-        }
+        let mut coins: Vec<Coin> = self
+            .outputs_paying(script)
+            .filter(|(outpoint, _, _)| !self.spent_by.contains_key(outpoint))
+            .map(|(outpoint, value, wtx)| Coin {
+                outpoint,
+                value,
+                height: self.protocol_height(wtx),
+            })
+            .collect();
         coins.sort_by_key(|c| (c.height <= 0, c.height, c.outpoint));
         Some(coins)
     }
@@ -567,94 +582,37 @@ impl WalletIndex {
         }
         let mut confirmed = Amount::ZERO;
         let mut unconfirmed = SignedAmount::ZERO;
-        for txid in self.touching.get(script).into_iter().flatten() {
-            let Some(wtx) = self.txs.get(txid) else {
-                continue;
-            };
-            for vout in 0..wtx.tx.output.len() {
-                let outpoint = OutPoint::new(*txid, u32::try_from(vout).unwrap_or(u32::MAX));
-                let Some(owned) = self.owned.get(&outpoint).filter(|o| o.script == *script) else {
-                    continue;
-                };
-                let spender = self
-                    .spent_by
-                    .get(&outpoint)
-                    .and_then(|s| self.txs.get(s))
-                    .map(|s| s.confirmed.is_some());
-                let value = owned.value.to_signed().unwrap_or(SignedAmount::MAX);
-                match (wtx.confirmed.is_some(), spender) {
-                    // Spent in a block: gone.
-                    (true, Some(true)) => {}
-                    (true, None) => confirmed += owned.value,
-                    (true, Some(false)) => {
-                        confirmed += owned.value;
-                        unconfirmed -= value;
-                    }
-                    (false, None) => unconfirmed += value,
-                    // Created and spent unconfirmed: nets to nothing.
-                    (false, Some(_)) => {}
+        for (outpoint, value, wtx) in self.outputs_paying(script) {
+            let spent_in_block = self
+                .spent_by
+                .get(&outpoint)
+                .and_then(|s| self.txs.get(s))
+                .map(|s| s.confirmed.is_some());
+            let signed = value.to_signed().unwrap_or(SignedAmount::MAX);
+            match (wtx.confirmed.is_some(), spent_in_block) {
+                // Spent in a block: gone.
+                (true, Some(true)) => {}
+                (true, None) => confirmed += value,
+                (true, Some(false)) => {
+                    confirmed += value;
+                    unconfirmed -= signed;
                 }
+                (false, None) => unconfirmed += signed,
+                // Created and spent unconfirmed: nets to nothing.
+                (false, Some(_)) => {}
             }
         }
         Some((confirmed, unconfirmed))
     }
 
-    /// The total confirmed and unconfirmed value of `wallet`'s coins.
-    pub fn wallet_balance(&self, wallet: &str) -> (Amount, Amount) {
-        let mut confirmed = Amount::ZERO;
-        let mut unconfirmed = Amount::ZERO;
-        let mine: Vec<&ScriptHash> = self
-            .by_hash
-            .iter()
-            .filter(|(_, s)| {
-                self.scripts
-                    .get(*s)
-                    .and_then(|(at, _)| self.keychains.get(*at))
-                    .is_some_and(|t| t.wallet == wallet)
-            })
-            .map(|(h, _)| h)
-            .collect();
-        for script in mine {
-            for coin in self.coins(script).unwrap_or_default() {
-                if coin.height > 0 {
-                    confirmed += coin.value;
-                } else {
-                    unconfirmed += coin.value;
-                }
-            }
-        }
-        (confirmed, unconfirmed)
-    }
-
     /// Restore a transaction from a saved index (see [`super::store`]).
-    pub(super) fn restore_tx(
-        &mut self,
-        tx: Transaction,
-        confirmed: Option<Confirmation>,
-    ) -> Result<(), KeychainError> {
-        self.record(&tx, confirmed).map(|_| ())
+    pub(super) fn restore_tx(&mut self, tx: Transaction, confirmed: Option<Confirmation>) {
+        self.record(&tx, confirmed);
     }
 
     /// Restore a keychain's progress from a saved index.
-    pub(super) fn restore_keychain(
-        &mut self,
-        keychain: Keychain,
-        wallet: String,
-        gap_limit: u32,
-        last_used: Option<u32>,
-        birthday: u32,
-        next_height: u32,
-    ) -> Result<(), KeychainError> {
-        self.keychains.push(Tracked {
-            keychain,
-            wallet,
-            gap_limit,
-            derived: 0,
-            last_used,
-            birthday,
-            next_height,
-        });
-        self.derive_gap(self.keychains.len() - 1).map(|_| ())
+    pub(super) fn restore_keychain(&mut self, tracked: Tracked) {
+        self.add_keychain(tracked);
     }
 
     /// Restore a remembered block hash.

@@ -62,11 +62,13 @@ pub trait Node: Send + Sync + 'static {
         &self,
         height: u32,
     ) -> impl Future<Output = Result<Option<BlockHash>, NodeError>> + Send;
-    /// A header of the best chain and its height.
-    fn header(
+    /// The best chain's header at `height`, if the chain reaches it.
+    fn header_at(
         &self,
-        hash: BlockHash,
-    ) -> impl Future<Output = Result<(u32, Header), NodeError>> + Send;
+        height: u32,
+    ) -> impl Future<Output = Result<Option<Header>, NodeError>> + Send;
+    /// The height of a block of the best chain.
+    fn height_of(&self, hash: BlockHash) -> impl Future<Output = Result<u32, NodeError>> + Send;
     /// The blocks in `start..=stop` whose filter matches one of `scripts`.
     fn scan(
         &self,
@@ -171,12 +173,19 @@ impl<D: Dispatch> Node for RpcNode<D> {
         }
     }
 
-    async fn header(&self, hash: BlockHash) -> Result<(u32, Header), NodeError> {
+    async fn header_at(&self, height: u32) -> Result<Option<Header>, NodeError> {
+        const M: &str = "getblockheader";
+        let Some(hash) = self.hash_at(height).await? else {
+            return Ok(None);
+        };
+        let raw = self.call(M, json!([hash.to_string(), false])).await?;
+        decode_hex(M, &raw).map(Some)
+    }
+
+    async fn height_of(&self, hash: BlockHash) -> Result<u32, NodeError> {
         const M: &str = "getblockheader";
         let verbose = self.call(M, json!([hash.to_string(), true])).await?;
-        let height = as_u32(M, &verbose, "height")?;
-        let raw = self.call(M, json!([hash.to_string(), false])).await?;
-        Ok((height, decode_hex(M, &raw)?))
+        as_u32(M, &verbose, "height")
     }
 
     async fn scan(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::sync::WalletShared;
+use super::shared::WalletShared;
 use crate::rpc::{Dispatch, Params, RpcError, codes};
 
 /// The entry's name in `getindexinfo`, beside Core's `txindex` and
@@ -45,10 +45,7 @@ pub fn index_info(wallet: Option<&WalletShared>, params: &Params) -> Result<Valu
     if let Some(w) = wallet
         && wanted.as_deref().is_none_or(|n| n == INDEX_NAME)
     {
-        let p = *w
-            .progress
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let p = w.progress();
         out.insert(
             INDEX_NAME.to_owned(),
             json!({
@@ -74,16 +71,16 @@ impl<D: Dispatch> Dispatch for WalletRpc<D> {
 mod tests {
     use super::*;
     use crate::wallet::index::WalletIndex;
-    use crate::wallet::sync::SyncProgress;
+    use crate::wallet::shared::SyncProgress;
 
     #[test]
     fn reports_the_scan_and_filters_by_name() {
         let shared = WalletShared::new(WalletIndex::new());
-        *shared.progress.write().unwrap() = SyncProgress {
+        shared.set_progress(SyncProgress {
             scanned_to: Some(90),
             target: 120,
             synced: false,
-        };
+        });
         let all = index_info(Some(&shared), &Params::Positional(vec![])).unwrap();
         assert_eq!(
             all,

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use bitcoin::Script;
 use bitcoin::hashes::{Hash, sha256};
+use bitcoin::hex::{DisplayHex, FromHex};
 
 /// The SHA-256 of a script's bytes. Displayed and parsed as Electrum does:
 /// 64 hex digits, bytes reversed.
@@ -31,10 +32,9 @@ impl ScriptHash {
 
 impl fmt::Display for ScriptHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0.iter().rev() {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        let mut reversed = self.0;
+        reversed.reverse();
+        f.write_str(&reversed.to_lower_hex_string())
     }
 }
 
@@ -53,17 +53,9 @@ impl FromStr for ScriptHash {
     type Err = BadScriptHash;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bytes = s.as_bytes();
-        if bytes.len() != 64 {
-            return Err(BadScriptHash);
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks(2).enumerate() {
-            let hex = std::str::from_utf8(pair).map_err(|_| BadScriptHash)?;
-            // Reversed: the first pair of digits is the digest's last byte.
-            out[31 - i] = u8::from_str_radix(hex, 16).map_err(|_| BadScriptHash)?;
-        }
-        Ok(ScriptHash(out))
+        let mut bytes = <[u8; 32]>::from_hex(s).map_err(|_| BadScriptHash)?;
+        bytes.reverse();
+        Ok(ScriptHash(bytes))
     }
 }
 

@@ -12,8 +12,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::backend::WalletBackend;
+use super::index::WalletIndex;
 use super::node::RpcNode;
-use super::sync::{WalletShared, WalletSync, load_index};
+use super::shared::WalletShared;
+use super::store;
+use super::sync::WalletSync;
 use crate::config::types::{ElectrumSettings, WalletSpec};
 use crate::driver::NodeRpc;
 use crate::electrum;
@@ -21,6 +24,33 @@ use crate::electrum;
 /// How long the wallet's tasks get to finish at shutdown (the index is
 /// saved after each pass, so nothing is lost when they are cut short).
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Load the index from `path`: a missing file is a first start; a
+/// damaged one is reported, set aside and rebuilt (everything in it can
+/// be found again from the chain).
+fn load_index(path: &Path, network: bitcoin::Network) -> WalletIndex {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return WalletIndex::new(),
+        Err(e) => {
+            tracing::error!(file = %path.display(), "cannot read the wallet index: {e}; rebuilding it from the wallets' birthdays");
+            return WalletIndex::new();
+        }
+    };
+    match store::from_bytes(&bytes, network) {
+        Ok(index) => index,
+        Err(e) => {
+            let moved = crate::atomic_file::move_aside(path, "corrupt")
+                .map_or_else(|_| "-".to_owned(), |p| p.display().to_string());
+            tracing::error!(
+                file = %path.display(),
+                moved_to = %moved,
+                "the wallet index is damaged ({e}); it was moved aside and is rebuilt from the wallets' birthdays (no coin is lost: everything in it is on the chain)"
+            );
+            WalletIndex::new()
+        }
+    }
+}
 
 /// The sync task and the Electrum server, running.
 #[derive(Debug)]
@@ -86,7 +116,7 @@ impl WalletService {
         );
         let mut tasks = vec![tokio::spawn(sync.run(stopped.clone()))];
         if let Some(listener) = listener {
-            let backend = WalletBackend::start(RpcNode::new(dispatch), shared, network);
+            let backend = Arc::new(WalletBackend::new(RpcNode::new(dispatch), shared, network));
             if let Some((tls_listener, acceptor)) = tls {
                 tasks.push(tokio::spawn(electrum::serve_tls(
                     tls_listener,
@@ -114,5 +144,37 @@ impl WalletService {
                 tracing::warn!("a wallet task did not stop in time");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_index_is_set_aside_and_rebuilt_never_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(store::WALLET_INDEX_FILE);
+        // Missing: a first start.
+        assert_eq!(
+            load_index(&path, bitcoin::Network::Regtest)
+                .transactions()
+                .count(),
+            0
+        );
+        assert!(!path.exists());
+        // Damaged: an empty index, and the file kept beside for the user.
+        std::fs::write(&path, b"nightjar-wallet-index 1 00\n{}").unwrap();
+        let index = load_index(&path, bitcoin::Network::Regtest);
+        assert!(index.keychains().is_empty());
+        assert!(!path.exists(), "the damaged file is moved, not reused");
+        let aside: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            aside,
+            vec![format!("{}.corrupt-1", store::WALLET_INDEX_FILE)]
+        );
     }
 }

@@ -17,7 +17,7 @@ use bitcoin::hashes::{Hash, sha256};
 use bitcoin::{BlockHash, TxMerkleNode, Txid};
 use serde::{Deserialize, Serialize};
 
-use super::index::{Confirmation, WalletIndex};
+use super::index::{Confirmation, Tracked, WalletIndex};
 use super::keychain::{Keychain, KeychainError};
 
 /// The file's name in the chain directory.
@@ -60,7 +60,6 @@ struct StoredTx {
 #[serde(deny_unknown_fields)]
 struct StoredConfirmation {
     height: u32,
-    block: String,
     pos: u32,
     branch: Vec<String>,
 }
@@ -120,7 +119,6 @@ pub fn to_bytes(index: &WalletIndex) -> Vec<u8> {
             hex: encode::serialize_hex(&w.tx),
             confirmed: w.confirmed.as_ref().map(|c| StoredConfirmation {
                 height: c.height,
-                block: c.block.to_string(),
                 pos: c.pos,
                 branch: c.branch.iter().map(ToString::to_string).collect(),
             }),
@@ -220,19 +218,15 @@ pub fn from_bytes(bytes: &[u8], network: bitcoin::Network) -> Result<WalletIndex
             });
         }
         let keychain = parsed.remove(0);
-        index
-            .restore_keychain(
-                keychain,
-                k.wallet,
-                k.gap_limit,
-                k.last_used,
-                k.birthday,
-                k.next_height,
-            )
-            .map_err(|source| IndexFileError::Keychain {
-                descriptor: k.descriptor.clone(),
-                source,
-            })?;
+        index.restore_keychain(Tracked {
+            keychain,
+            wallet: k.wallet,
+            gap_limit: k.gap_limit,
+            derived: 0,
+            last_used: k.last_used,
+            birthday: k.birthday,
+            next_height: k.next_height,
+        });
     }
     for (i, t) in file.transactions.into_iter().enumerate() {
         let bad = |why: String| IndexFileError::Entry {
@@ -247,10 +241,6 @@ pub fn from_bytes(bytes: &[u8], network: bitcoin::Network) -> Result<WalletIndex
         let confirmed = t
             .confirmed
             .map(|c| {
-                let block: BlockHash = c
-                    .block
-                    .parse()
-                    .map_err(|e| bad(format!("bad block hash: {e}")))?;
                 let branch = c
                     .branch
                     .iter()
@@ -259,15 +249,12 @@ pub fn from_bytes(bytes: &[u8], network: bitcoin::Network) -> Result<WalletIndex
                     .map_err(|e| bad(format!("bad merkle branch: {e}")))?;
                 Ok::<_, IndexFileError>(Confirmation {
                     height: c.height,
-                    block,
                     pos: c.pos,
                     branch,
                 })
             })
             .transpose()?;
-        index
-            .restore_tx(tx, confirmed)
-            .map_err(|e| bad(format!("cannot derive its scripts: {e}")))?;
+        index.restore_tx(tx, confirmed);
     }
     for (height, hash) in file.anchors {
         let hash: BlockHash = hash.parse().map_err(|e| IndexFileError::Entry {

@@ -11,16 +11,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bitcoin::block::Header;
 use bitcoin::{BlockHash, ScriptBuf, Txid};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
-use super::index::{Changes, WalletIndex};
+use super::index::Changes;
 use super::node::{Node, NodeError};
-use super::scripthash::ScriptHash;
+use super::shared::{SyncProgress, WalletShared};
 use super::store;
 use crate::config::types::{Birthday, WalletSpec};
 
@@ -35,92 +34,6 @@ pub const RETRY: Duration = Duration::from_secs(5);
 /// ahead of the clock and wander below the median of earlier ones, so
 /// scanning starts a day early.
 pub const DATE_SLACK_SECS: u64 = 24 * 60 * 60;
-
-/// What changed, for subscribers (the Electrum server).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WalletEvent {
-    /// The index now covers the chain up to this tip.
-    Tip {
-        /// Its height.
-        height: u32,
-        /// Its header.
-        header: Header,
-    },
-    /// The history of this script changed.
-    Script(ScriptHash),
-}
-
-/// Where the sync stands, for logs and RPC.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SyncProgress {
-    /// Height the slowest keychain has been scanned to, if any.
-    pub scanned_to: Option<u32>,
-    /// The height being caught up to.
-    pub target: u32,
-    /// Whether every keychain is scanned to the node's filter tip.
-    pub synced: bool,
-}
-
-/// The index and its subscribers, shared with the Electrum server.
-#[derive(Debug)]
-pub struct WalletShared {
-    /// The index (never held across an await).
-    pub index: RwLock<WalletIndex>,
-    /// Changes, as they are applied.
-    pub events: broadcast::Sender<WalletEvent>,
-    /// The sync's progress.
-    pub progress: RwLock<SyncProgress>,
-    /// The tip the index covers.
-    pub tip: RwLock<Option<(u32, Header)>>,
-}
-
-impl WalletShared {
-    /// Shared state around `index`.
-    pub fn new(index: WalletIndex) -> Arc<Self> {
-        let (events, _) = broadcast::channel(1024);
-        Arc::new(WalletShared {
-            index: RwLock::new(index),
-            events,
-            progress: RwLock::new(SyncProgress::default()),
-            tip: RwLock::new(None),
-        })
-    }
-
-    /// Announce the scripts `changes` touched.
-    pub fn announce(&self, changes: &Changes) {
-        for script in &changes.touched {
-            // No subscriber is no error.
-            let _ = self.events.send(WalletEvent::Script(*script));
-        }
-    }
-}
-
-/// Load the index from `path`: a missing file is a first start; a
-/// damaged one is reported, set aside and rebuilt (everything in it can
-/// be found again from the chain).
-pub fn load_index(path: &std::path::Path, network: bitcoin::Network) -> WalletIndex {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return WalletIndex::new(),
-        Err(e) => {
-            tracing::error!(file = %path.display(), "cannot read the wallet index: {e}; rebuilding it from the wallets' birthdays");
-            return WalletIndex::new();
-        }
-    };
-    match store::from_bytes(&bytes, network) {
-        Ok(index) => index,
-        Err(e) => {
-            let moved = crate::atomic_file::move_aside(path, "corrupt")
-                .map_or_else(|_| "-".to_owned(), |p| p.display().to_string());
-            tracing::error!(
-                file = %path.display(),
-                moved_to = %moved,
-                "the wallet index is damaged ({e}); it was moved aside and is rebuilt from the wallets' birthdays (no coin is lost: everything in it is on the chain)"
-            );
-            WalletIndex::new()
-        }
-    }
-}
 
 /// The sync task.
 #[derive(Debug)]
@@ -193,44 +106,24 @@ impl<N: Node> WalletSync<N> {
         else {
             return Ok(());
         };
-        let Some(stop_hash) = self.node.hash_at(stop).await? else {
+        let Some(stop_header) = self.node.header_at(stop).await? else {
             return Ok(());
         };
+        let stop_hash = stop_header.block_hash();
         let groups = self.due(stop);
-        let moved = !groups.is_empty();
         for (from, keychains) in groups {
             self.scan_and_apply(&keychains, from, stop).await?;
-            let mut index = self.write_index();
+            let mut index = self.shared.write();
             index.mark_scanned(&keychains, stop, stop_hash);
             drop(index);
             self.save();
         }
         self.sync_broadcasts().await?;
         self.report(stop);
-        if moved || self.shared.tip.read().map(|t| t.is_none()).unwrap_or(false) {
-            let (height, header) = self.node.header(stop_hash).await?;
-            if let Ok(mut tip) = self.shared.tip.write() {
-                *tip = Some((height, header));
-            }
-            let _ = self.shared.events.send(WalletEvent::Tip { height, header });
+        if self.shared.tip_hash() != Some(stop_hash) {
+            self.shared.announce_tip(stop, stop_header);
         }
         Ok(())
-    }
-
-    fn write_index(&self) -> std::sync::RwLockWriteGuard<'_, WalletIndex> {
-        // A panic while holding the lock leaves data that is still
-        // consistent at every await point: keep using it.
-        self.shared
-            .index
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, WalletIndex> {
-        self.shared
-            .index
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Follow every configured keychain, from its wallet's birthday.
@@ -239,11 +132,9 @@ impl<N: Node> WalletSync<N> {
         for w in &wallets {
             let start = self.birthday_height(w.birthday, tip).await?;
             tracing::info!(wallet = %w.name, birthday = start, "wallet followed");
-            let mut index = self.write_index();
+            let mut index = self.shared.write();
             for k in &w.keychains {
-                if let Err(e) = index.track(k.clone(), &w.name, w.gap_limit, start) {
-                    tracing::error!(wallet = %w.name, "cannot derive the wallet's scripts: {e}");
-                }
+                index.track(k.clone(), &w.name, w.gap_limit, start);
             }
         }
         Ok(())
@@ -261,11 +152,10 @@ impl<N: Node> WalletSync<N> {
         let (mut low, mut high) = (0u32, tip.saturating_add(1));
         while low < high {
             let mid = low + (high - low) / 2;
-            let Some(hash) = self.node.hash_at(mid).await? else {
+            let Some(header) = self.node.header_at(mid).await? else {
                 high = mid;
                 continue;
             };
-            let (_, header) = self.node.header(hash).await?;
             if u64::from(header.time) < unix {
                 low = mid + 1;
             } else {
@@ -278,7 +168,7 @@ impl<N: Node> WalletSync<N> {
     /// Undo what a reorg replaced: back to the highest remembered block
     /// still in the best chain.
     async fn follow_reorg(&mut self) -> Result<(), NodeError> {
-        let anchors: Vec<(u32, BlockHash)> = self.read_index().anchors().collect();
+        let anchors: Vec<(u32, BlockHash)> = self.shared.read().anchors().collect();
         let Some(&(top, _)) = anchors.first() else {
             return Ok(());
         };
@@ -292,23 +182,24 @@ impl<N: Node> WalletSync<N> {
         if fork == Some(top) {
             return Ok(());
         }
-        // No anchor left in the chain: everything goes.
-        let fork_height = fork.unwrap_or(0);
+        // No anchor left in the chain: everything since the first
+        // birthday goes.
+        let fork_height = fork.unwrap_or_else(|| {
+            let first = self
+                .shared
+                .read()
+                .keychains()
+                .iter()
+                .map(|k| k.birthday)
+                .min();
+            first.unwrap_or(0).saturating_sub(1)
+        });
         tracing::info!(
             fork = fork_height,
             was = top,
             "wallet index follows a reorg"
         );
-        let changes = {
-            let mut index = self.write_index();
-            if fork.is_none() {
-                let birthdays: Vec<u32> = index.keychains().iter().map(|k| k.birthday).collect();
-                let first = birthdays.into_iter().min().unwrap_or(0);
-                index.undo_above(first.saturating_sub(1))
-            } else {
-                index.undo_above(fork_height)
-            }
-        };
+        let changes = self.shared.write().undo_above(fork_height);
         self.save();
         self.shared.announce(&changes);
         Ok(())
@@ -317,7 +208,7 @@ impl<N: Node> WalletSync<N> {
     /// Keychains due a scan below `stop`, grouped by their next height.
     fn due(&self, stop: u32) -> BTreeMap<u32, Vec<usize>> {
         let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-        for (at, t) in self.read_index().keychains().iter().enumerate() {
+        for (at, t) in self.shared.read().keychains().iter().enumerate() {
             if t.next_height <= stop {
                 groups.entry(t.next_height).or_default().push(at);
             }
@@ -335,7 +226,7 @@ impl<N: Node> WalletSync<N> {
         stop: u32,
     ) -> Result<(), NodeError> {
         let (mut scripts, mut derived) = {
-            let index = self.read_index();
+            let index = self.shared.read();
             let scripts: Vec<ScriptBuf> = keychains
                 .iter()
                 .flat_map(|k| index.scripts_of(*k))
@@ -354,7 +245,7 @@ impl<N: Node> WalletSync<N> {
             let hashes = self.node.scan(&scripts, from, stop).await?;
             let mut blocks = Vec::with_capacity(hashes.len());
             for hash in hashes {
-                let (height, _) = self.node.header(hash).await?;
+                let height = self.node.height_of(hash).await?;
                 blocks.push((height, hash));
             }
             blocks.sort();
@@ -367,20 +258,14 @@ impl<N: Node> WalletSync<N> {
                         why: format!("asked for {hash}, got {}", block.block_hash()),
                     });
                 }
-                let changes = match self.write_index().apply_block(height, &block) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::error!("cannot derive the wallet's scripts: {e}");
-                        Changes::default()
-                    }
-                };
+                let changes = self.shared.write().apply_block(height, &block);
                 more.extend(changes.derived_more.iter().copied());
                 self.shared.announce(&changes);
             }
             // The scripts new since the last scan, over their keychains'
             // whole range (an address handed out past the gap may have
             // been paid before the one that moved the gap).
-            let index = self.read_index();
+            let index = self.shared.read();
             scripts = Vec::new();
             from = stop;
             for at in more {
@@ -409,7 +294,7 @@ impl<N: Node> WalletSync<N> {
     async fn sync_broadcasts(&mut self) -> Result<(), NodeError> {
         let mut broadcasts = self.node.broadcasts().await?;
         let mined: Vec<Txid> = {
-            let index = self.read_index();
+            let index = self.shared.read();
             broadcasts
                 .iter()
                 .filter(|(txid, tx)| {
@@ -429,13 +314,9 @@ impl<N: Node> WalletSync<N> {
         let live: BTreeSet<Txid> = broadcasts.iter().map(|(t, _)| *t).collect();
         let mut changes = Changes::default();
         {
-            let mut index = self.write_index();
+            let mut index = self.shared.write();
             for tx in broadcasts.iter().filter_map(|(_, tx)| tx.as_ref()) {
-                match index.add_unconfirmed(tx) {
-                    Ok(Some(c)) => changes.touched.extend(c.touched),
-                    Ok(None) => {}
-                    Err(e) => tracing::error!("cannot derive the wallet's scripts: {e}"),
-                }
+                changes.merge(index.add_unconfirmed(tx).unwrap_or_default());
             }
             let dropped: Vec<Txid> = index
                 .transactions()
@@ -444,9 +325,7 @@ impl<N: Node> WalletSync<N> {
                 .filter(|t| !live.contains(t))
                 .collect();
             for txid in dropped {
-                changes
-                    .touched
-                    .extend(index.remove_unconfirmed(txid).touched);
+                changes.merge(index.remove_unconfirmed(txid));
             }
         }
         if !changes.touched.is_empty() {
@@ -457,7 +336,7 @@ impl<N: Node> WalletSync<N> {
     }
 
     fn report(&self, target: u32) {
-        let index = self.read_index();
+        let index = self.shared.read();
         let scanned_to = index
             .keychains()
             .iter()
@@ -465,23 +344,21 @@ impl<N: Node> WalletSync<N> {
             .min();
         let synced = index.keychains().iter().all(|t| t.next_height > target);
         drop(index);
-        if let Ok(mut p) = self.shared.progress.write() {
-            let before = *p;
-            *p = SyncProgress {
-                scanned_to,
-                target,
-                synced,
-            };
-            if synced && !before.synced {
-                tracing::info!(height = target, "wallet index synced");
-            }
+        let before = self.shared.progress();
+        self.shared.set_progress(SyncProgress {
+            scanned_to,
+            target,
+            synced,
+        });
+        if synced && !before.synced {
+            tracing::info!(height = target, "wallet index synced");
         }
     }
 
     /// Save the index now (atomically). Failure is logged: the index can
     /// be rebuilt, and the node keeps serving from memory.
     fn save(&self) {
-        let bytes = store::to_bytes(&self.read_index());
+        let bytes = store::to_bytes(&self.shared.read());
         if let Err(e) = crate::atomic_file::write_atomically(&self.path, &bytes) {
             tracing::error!(file = %self.path.display(), "could not save the wallet index: {e}");
         }

@@ -13,10 +13,11 @@ use bitcoin::block::Header;
 use bitcoin::{Amount, Block, BlockHash, OutPoint, ScriptBuf, Transaction, Txid};
 
 use super::index::WalletIndex;
-use super::index_tests::{GAP, block, foreign, receive, script, stranger, tx};
+use super::index_tests::{GAP, block, foreign, receive, script, stranger, tx, wallet_balance};
 use super::keychain::Keychain;
 use super::node::{Node, NodeError, NodeStatus};
-use super::sync::{WalletShared, WalletSync};
+use super::shared::WalletShared;
+use super::sync::WalletSync;
 use crate::config::types::{Birthday, WalletSpec};
 
 /// The node: a best chain, and the private broadcast queue.
@@ -84,7 +85,11 @@ impl Node for FakeNode {
             .map(Block::block_hash))
     }
 
-    async fn header(&self, hash: BlockHash) -> Result<(u32, Header), NodeError> {
+    async fn header_at(&self, height: u32) -> Result<Option<Header>, NodeError> {
+        Ok(self.state().chain.get(height as usize).map(|b| b.header))
+    }
+
+    async fn height_of(&self, hash: BlockHash) -> Result<u32, NodeError> {
         let s = self.state();
         let at = s
             .chain
@@ -94,7 +99,7 @@ impl Node for FakeNode {
                 method: "getblockheader",
                 message: "Block not found".to_owned(),
             })?;
-        Ok((u32::try_from(at).unwrap(), s.chain[at].header))
+        Ok(u32::try_from(at).unwrap())
     }
 
     async fn scan(
@@ -202,7 +207,7 @@ fn sync(
 }
 
 fn balance(shared: &WalletShared) -> (Amount, Amount) {
-    shared.index.read().unwrap().wallet_balance("main")
+    wallet_balance(&shared.read(), "main")
 }
 
 #[tokio::test]
@@ -224,7 +229,7 @@ async fn a_payment_past_the_gap_paid_early_is_found_by_the_rescan() {
     s.pass().await.unwrap();
     assert_eq!(balance(&shared), (Amount::from_sat(12_000), Amount::ZERO));
     {
-        let index = shared.index.read().unwrap();
+        let index = shared.read();
         assert!(index.transaction(&early.compute_txid()).is_some());
         assert_eq!(index.keychains()[0].next_height, 30);
     }
@@ -237,7 +242,7 @@ async fn a_payment_past_the_gap_paid_early_is_found_by_the_rescan() {
     let bytes = std::fs::read(dir.path().join("wallet_index.json")).unwrap();
     let back = super::store::from_bytes(&bytes, bitcoin::Network::Regtest).unwrap();
     assert_eq!(
-        back.wallet_balance("main"),
+        wallet_balance(&back, "main"),
         (Amount::from_sat(12_000), Amount::ZERO)
     );
     // Nothing new: the next pass scans nothing.
@@ -263,7 +268,7 @@ async fn a_reorg_is_undone_back_to_the_fork_and_the_new_branch_scanned() {
     }
     s.pass().await.unwrap();
     assert_eq!(balance(&shared), (Amount::from_sat(2_000), Amount::ZERO));
-    let index = shared.index.read().unwrap();
+    let index = shared.read();
     assert!(index.transaction(&pay.compute_txid()).is_none());
     assert_eq!(index.keychains()[0].next_height, 22);
     assert_eq!(index.anchors().next().map(|(h, _)| h), Some(21));
@@ -322,7 +327,7 @@ async fn a_birthday_date_starts_a_day_early() {
         },
     );
     s.pass().await.unwrap();
-    assert_eq!(shared.index.read().unwrap().keychains()[0].birthday, 0);
+    assert_eq!(shared.read().keychains()[0].birthday, 0);
     let node = FakeNode::with_chain(chain(30, &[]));
     let (mut s, shared, _dir) = sync(
         node,
@@ -331,7 +336,7 @@ async fn a_birthday_date_starts_a_day_early() {
         },
     );
     s.pass().await.unwrap();
-    let index = shared.index.read().unwrap();
+    let index = shared.read();
     assert_eq!(index.keychains()[0].birthday, 30);
     assert!(s.node_for_tests().state().scans.is_empty());
 }
@@ -371,13 +376,13 @@ async fn a_wallet_added_later_is_scanned_from_its_own_birthday_only() {
         vec![(5, 39, GAP as usize), (5, 39, 1)],
         "only the new wallet's scripts, from its birthday"
     );
-    let index = shared.index.read().unwrap();
+    let index = shared.read();
     assert_eq!(
-        index.wallet_balance("savings"),
+        wallet_balance(&index, "savings"),
         (Amount::from_sat(3_000), Amount::ZERO)
     );
     assert_eq!(
-        index.wallet_balance("main"),
+        wallet_balance(&index, "main"),
         (Amount::from_sat(4_000), Amount::ZERO)
     );
 }
