@@ -341,9 +341,8 @@ struct Run {
     floods_in_sync: usize,
     /// ... and during the whole-chain scan.
     floods_in_scan: usize,
-    /// The scan of the last `--window` filters: seconds, filters per
-    /// second, and rate-limit disconnects in it.
-    window: Option<(f64, f64, usize)>,
+    /// The scan of the last `--window` filters.
+    window: Option<WindowScan>,
     /// Filter peers when the filter header chain was complete.
     peers_at_sync: u64,
     /// Filter peers when the scan started.
@@ -361,6 +360,17 @@ struct Run {
     hwm: f64,
     /// RSS [`SETTLE`] after the scan.
     rss_after: f64,
+}
+
+/// The scan of the last `--window` filters (a wallet catching up).
+#[derive(Debug, Clone, Copy)]
+struct WindowScan {
+    /// Seconds it took.
+    secs: f64,
+    /// Filters per second.
+    rate: f64,
+    /// Peers disconnected for exceeding a rate limit during it.
+    floods: usize,
 }
 
 /// Everything the runs share.
@@ -496,11 +506,11 @@ fn run(setup: &Setup, peers: usize) -> Run {
         let floods = daemon.flood_disconnects();
         let (seconds, answered, _) = scan(&mut daemon, setup, start);
         assert!(answered, "the window scan outlived the RPC request limit");
-        (
-            seconds,
-            (setup.blocks + 1 - start) as f64 / seconds,
-            daemon.flood_disconnects() - floods,
-        )
+        WindowScan {
+            secs: seconds,
+            rate: (setup.blocks + 1 - start) as f64 / seconds,
+            floods: daemon.flood_disconnects() - floods,
+        }
     });
     let floods_before_scan = daemon.flood_disconnects();
     let (whole, answered, scan_rss_peak) = scan(&mut daemon, setup, 0);
@@ -531,8 +541,11 @@ fn run(setup: &Setup, peers: usize) -> Run {
 }
 
 fn print_run(label: &str, r: &Run) {
-    let window = r.window.map_or(String::new(), |(s, rate, floods)| {
-        format!("window scan {s:.2} s ({rate:.0} filters/s, {floods} rate-limit disconnects); ")
+    let window = r.window.map_or(String::new(), |w| {
+        format!(
+            "window scan {:.2} s ({:.0} filters/s, {} rate-limit disconnects); ",
+            w.secs, w.rate, w.floods
+        )
     });
     println!(
         "  {label}: first filter header {:.2} s after spawn; filter headers {:.2} s ({:.2} s from the tip header; {} filter peers); {window}whole scan {:.2} s ({:.0} filters/s, {} peers); RSS in scan peak {:.1} MiB, VmHWM {:.1} MiB, after {:.1} MiB; rate-limit disconnects {} in sync, {} in scan{}",
@@ -569,6 +582,12 @@ fn row(what: &str, unit: &str, a: &[Run], b: &[Run], figure: fn(&Run) -> f64, ra
         _ => String::new(),
     };
     println!("| {what:<40} | {ma:>9.2} {unit:<4} | {mb:>9.2} {unit:<4} | {r:>13} |");
+}
+
+/// A scan's two rows: its time and its filters per second.
+fn scan_rows(what: &str, a: &[Run], b: &[Run], secs: fn(&Run) -> f64, rate: fn(&Run) -> f64) {
+    row(what, "s", a, b, secs, "time");
+    row("  filters per second", "/s", a, b, rate, "rate");
 }
 
 fn main() {
@@ -719,38 +738,20 @@ fn main() {
         "time",
     );
     if args.window > 0 {
-        row(
+        scan_rows(
             &format!("scanblocks, last {} blocks", args.window),
-            "s",
             &one,
             &three,
-            |r| r.window.map_or(f64::NAN, |w| w.0),
-            "time",
-        );
-        row(
-            "  filters per second",
-            "/s",
-            &one,
-            &three,
-            |r| r.window.map_or(f64::NAN, |w| w.1),
-            "rate",
+            |r| r.window.map_or(f64::NAN, |w| w.secs),
+            |r| r.window.map_or(f64::NAN, |w| w.rate),
         );
     }
-    row(
+    scan_rows(
         "scanblocks, whole chain",
-        "s",
         &one,
         &three,
         |r| r.scan,
-        "time",
-    );
-    row(
-        "  filters per second",
-        "/s",
-        &one,
-        &three,
         |r| r.scan_rate,
-        "rate",
     );
     row(
         "RSS during scan, peak sampled",

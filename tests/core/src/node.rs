@@ -161,6 +161,12 @@ const START_ATTEMPTS: u32 = 5;
 
 impl CoreNode {
     /// Write `bitcoin.conf`, start `bitcoind` and wait until it answers RPC.
+    ///
+    /// The ports are chosen free but not held (`bitcoind` binds them
+    /// itself), so another process may take one meanwhile, if only as the
+    /// local port of a connection. When `bitcoind` cannot bind, it is
+    /// started again, on freshly chosen ports (a fixed `p2p_port` stays and
+    /// is waited for).
     pub fn start(bins: &CoreBinaries, config: CoreConfig) -> Result<CoreNode> {
         let (datadir, tempdir) = match &config.datadir {
             Some(d) => {
@@ -174,51 +180,23 @@ impl CoreNode {
                 (t.path().to_path_buf(), Some(t))
             }
         };
-        let p2p_port = match config.p2p_port {
-            Some(p) => p,
-            None => free_port()?,
-        };
-        let rpc_port = free_port()?;
-        std::fs::write(
-            datadir.join("bitcoin.conf"),
-            config.conf_text(p2p_port, rpc_port),
-        )?;
-        let mut tempdir = tempdir;
         let mut attempt = 1;
         loop {
-            let mut command = Command::new(&bins.bitcoind);
-            command
-                .arg(format!("-datadir={}", datadir.display()))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            exit_with_parent(&mut command);
-            let child = command
-                .spawn()
-                .with_context(|| format!("starting {}", bins.bitcoind.display()))?;
-            let mut node = CoreNode {
-                name: config.name.clone(),
-                bins: bins.clone(),
-                child,
-                datadir: datadir.clone(),
-                _tempdir: tempdir.take(),
-                p2p: SocketAddr::from((Ipv4Addr::LOCALHOST, p2p_port)),
-                exit: None,
-            };
+            let mut node = CoreNode::spawn(bins, &config, datadir.clone())?;
             let started = node.wait_for(START_LIMIT, "RPC to answer", |n| {
                 Ok(n.cli(&["getblockchaininfo"]).is_ok())
             });
             match started {
-                Ok(()) => return Ok(node),
-                // The ports were chosen free but not held (bitcoind binds
-                // them itself): another process of the suite may have
-                // taken one for a moment. Try again, as a user would.
+                Ok(()) => {
+                    node._tempdir = tempdir;
+                    return Ok(node);
+                }
                 Err(_)
                     if attempt < START_ATTEMPTS && node.debug_log().contains("Unable to bind") =>
                 {
                     attempt += 1;
-                    tempdir = node._tempdir.take();
                     drop(node);
+                    // The next attempt's log is read for the same line.
                     let _ = std::fs::remove_file(datadir.join("regtest").join("debug.log"));
                     std::thread::sleep(Duration::from_secs(1));
                 }
@@ -234,6 +212,39 @@ impl CoreNode {
                 }
             }
         }
+    }
+
+    /// One `bitcoind` process in `datadir`, its `bitcoin.conf` written
+    /// with the configured P2P port or a free one, and a free RPC port.
+    fn spawn(bins: &CoreBinaries, config: &CoreConfig, datadir: PathBuf) -> Result<CoreNode> {
+        let p2p_port = match config.p2p_port {
+            Some(p) => p,
+            None => free_port()?,
+        };
+        let rpc_port = free_port()?;
+        std::fs::write(
+            datadir.join("bitcoin.conf"),
+            config.conf_text(p2p_port, rpc_port),
+        )?;
+        let mut command = Command::new(&bins.bitcoind);
+        command
+            .arg(format!("-datadir={}", datadir.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        exit_with_parent(&mut command);
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", bins.bitcoind.display()))?;
+        Ok(CoreNode {
+            name: config.name.clone(),
+            bins: bins.clone(),
+            child,
+            datadir,
+            _tempdir: None,
+            p2p: SocketAddr::from((Ipv4Addr::LOCALHOST, p2p_port)),
+            exit: None,
+        })
     }
 
     /// The name given in its config.

@@ -281,11 +281,18 @@ fn check_trace(sim: &Sim, privacy: bool) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn run_case(c: &Case, echo: bool) -> Result<Sim, TestCaseError> {
-    let mut sim = Sim::new(c.seed, config(c), world(c));
+/// A simulation of `world` under `c`'s configuration, Tor ready, after
+/// two minutes for the regular connections to settle.
+fn settled(c: &Case, world: World, echo: bool) -> Sim {
+    let mut sim = Sim::new(c.seed, config(c), world);
     sim.set_echo(echo);
     sim.set_tor_ready(true);
     sim.run_for(Duration::from_secs(120));
+    sim
+}
+
+fn run_case(c: &Case, echo: bool) -> Result<Sim, TestCaseError> {
+    let mut sim = settled(c, world(c), echo);
     let txids = submit_all(&mut sim, c.txs);
     sim.run_for(Duration::from_secs(2 * 60 * 60));
     prop_assert!(sim.anomalies().is_empty(), "{:?}", sim.anomalies());
@@ -407,10 +414,7 @@ fn with_every_onion_peer_already_connected_the_transaction_waits_and_nothing_lea
         .map(|p| p.target.clone())
         .filter(|t| t.kind() == TargetKind::Onion)
         .collect();
-    let mut sim = Sim::new(c.seed, config(&c), world);
-    sim.set_echo(true);
-    sim.set_tor_ready(true);
-    sim.run_for(Duration::from_secs(120));
+    let mut sim = settled(&c, world, true);
     let regular: HashSet<Target> = sim
         .connections()
         .filter(|v| matches!(v.kind, ConnectionKind::Regular(_)))
