@@ -69,11 +69,13 @@ birthday = 840000
 "#
     );
     let c = resolve(&[], &text).unwrap();
-    // In name order; no Electrum server unless asked.
+    // In name order; no Electrum server unless asked, but the wallets'
+    // index needs the filters, so they are on.
     let names: Vec<&str> = c.wallets.iter().map(|w| w.name.as_str()).collect();
     assert_eq!(names, ["daily", "savings"]);
     assert_eq!(c.daemon_options().electrum, None);
-    assert!(!c.settings.block_filters.value);
+    assert!(c.settings.block_filters_implied());
+    assert!(c.daemon_options().engine.block_filters);
 
     let daily = &c.wallets[0];
     assert_eq!(daily.birthday, Birthday::Height(840_000));
@@ -147,10 +149,11 @@ fn electrum_serves_the_wallets_and_turns_block_filters_on() {
             tls_bind: Some("127.0.0.1:50002".parse().unwrap()),
         })
     );
-    // --no-electrum turns it off again, and the filters with it.
+    // --no-electrum turns the server off; the wallet still keeps the
+    // filters on, since its index is synced without a server too.
     let c = resolve(&["--no-electrum"], &text).unwrap();
     assert_eq!(c.daemon_options().electrum, None);
-    assert!(!c.settings.block_filters.value);
+    assert!(c.settings.block_filters_implied());
     assert_eq!(c.wallets.len(), 1);
 }
 
