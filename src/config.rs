@@ -190,6 +190,8 @@ impl Config {
             paths: self.dirs.paths.clone(),
             tor_network: self.settings.tor_network_file.value.clone(),
             tor_memory_limit: self.settings.tor_memory_limit_bytes(),
+            tor_bridges: self.settings.tor_bridges.value.clone(),
+            tor_transports: self.settings.tor_transports(),
             engine: self.settings.engine_config(),
             rpc: self.settings.rpc_settings(&self.dirs.paths),
             listen: self.settings.listen_addrs(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bitcoin::Network;
-use nightjar_tor::{TorErrorKind, TorNetwork, TorSettings, TorTransport};
+use nightjar_tor::{BridgeLine, TorErrorKind, TorNetwork, TorSettings, TorTransport, Transport};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::chain::{HeaderChain, Loaded, Recovery};
@@ -44,6 +44,11 @@ pub struct DaemonOptions {
     pub tor_network: Option<PathBuf>,
     /// Arti's memory quota in bytes (`[tor] memory_limit_mib`).
     pub tor_memory_limit: usize,
+    /// Bridges every circuit starts at (`[tor] bridges`, `--bridge`);
+    /// empty: Tor's relays are reached directly.
+    pub tor_bridges: Vec<BridgeLine>,
+    /// Binaries for the bridges' transports (`[tor] transport_binary`).
+    pub tor_transports: Vec<Transport>,
     /// The connection policy (peers, privacy, limits).
     pub engine: EngineConfig,
     /// The RPC server.
@@ -65,6 +70,8 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
         paths,
         tor_network,
         tor_memory_limit,
+        tor_bridges,
+        tor_transports,
         engine,
         rpc,
         listen,
@@ -101,7 +108,13 @@ pub async fn run(options: DaemonOptions) -> Result<()> {
     };
 
     let tor = match engine.reach {
-        Reach::Tor => Some(start_tor(&paths, tor_network, tor_memory_limit).await?),
+        Reach::Tor => {
+            let settings = TorSettings::new(&paths.tor_state, &paths.tor_cache)
+                .with_network(tor_network_of(tor_network))
+                .with_memory_limit(tor_memory_limit)
+                .with_bridges(tor_bridges, tor_transports);
+            Some(start_tor(settings).await?)
+        }
         Reach::Direct => {
             tracing::warn!("Tor is turned off: peers are dialled directly and see your IP address");
             None
@@ -257,21 +270,20 @@ fn load_chain(chain_dir: &std::path::Path, network: Network) -> Result<Loaded> {
     Ok(loaded)
 }
 
-async fn start_tor(
-    paths: &DataPaths,
-    tor_network: Option<PathBuf>,
-    memory_limit: usize,
-) -> Result<TorTransport> {
-    let tor_net = match tor_network {
+fn tor_network_of(file: Option<PathBuf>) -> TorNetwork {
+    match file {
         Some(file) => {
             tracing::info!(file = %file.display(), "using a custom Tor network");
             TorNetwork::Custom(file)
         }
         None => TorNetwork::Public,
-    };
-    let settings = TorSettings::new(&paths.tor_state, &paths.tor_cache)
-        .with_network(tor_net)
-        .with_memory_limit(memory_limit);
+    }
+}
+
+async fn start_tor(settings: TorSettings) -> Result<TorTransport> {
+    for bridge in &settings.bridges {
+        tracing::info!(bridge = %bridge.short_name(), "Tor is reached through a bridge");
+    }
     match TorTransport::start(settings).await {
         Ok(tor) => Ok(tor),
         // A consensus already cached says this Arti is obsolete: Arti

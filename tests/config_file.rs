@@ -3,7 +3,7 @@
 //! defaults and documents every key, and every kind of mistake gives one
 //! message naming the file, the key, the value and the fix.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nightjar::config::{self, Chain, ConfigError, Environment, Isolation, Source};
 use nightjar::logging::DebugCategory;
@@ -63,6 +63,8 @@ network_file = "{}"
 enabled = true
 isolation = "per-connection"
 memory_limit_mib = 100
+bridges = ["192.0.2.11:9001 316E643333645F6D79216558614D3931657A5F5F"]
+transport_binary = {{ obfs4 = "/usr/bin/lyrebird" }}
 
 [log]
 debug = ["net", "rpc"]
@@ -99,6 +101,14 @@ sensitive = true
     assert!(s.tor_enabled.value);
     assert_eq!(s.tor_isolation.value, Isolation::PerConnection);
     assert_eq!(s.tor_memory_limit_mib.value, 100);
+    assert_eq!(s.tor_bridges.value.len(), 1);
+    assert_eq!(
+        s.tor_transport_binary
+            .value
+            .get("obfs4")
+            .map(PathBuf::as_path),
+        Some(Path::new("/usr/bin/lyrebird"))
+    );
     assert_eq!(
         s.log_debug.value,
         vec![DebugCategory::Net, DebugCategory::Rpc]

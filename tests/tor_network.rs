@@ -235,7 +235,8 @@ async fn in_process_onion_service_is_reachable_from_arti_and_c_tor() {
         address: echo_address,
         port: 8333,
     };
-    let mut stream = retry_until_ok(|| visitor.connect(&target, IsolationGroup::new(1))).await;
+    let mut stream =
+        support::retry_until_ok(|| visitor.connect(&target, IsolationGroup::new(1))).await;
     assert_eq!(
         echo_round_trip(&mut stream, b"arti to arti").await,
         b"arti to arti"
@@ -243,7 +244,7 @@ async fn in_process_onion_service_is_reachable_from_arti_and_c_tor() {
 
     // From C tor, through its SOCKS port.
     let onion = format!("{echo_address}");
-    let mut socks = retry_until_ok(|| async {
+    let mut socks = support::retry_until_ok(|| async {
         tokio_socks::tcp::Socks5Stream::connect(net.socks_addr(), (onion.as_str(), 8333u16))
             .await
             .map_err(|e| e.to_string())
@@ -253,25 +254,6 @@ async fn in_process_onion_service_is_reachable_from_arti_and_c_tor() {
         echo_round_trip(&mut socks, b"c tor to arti").await,
         b"c tor to arti"
     );
-}
-
-/// Retry `attempt` for up to 90 s: onion descriptors need time to propagate.
-async fn retry_until_ok<T, E: std::fmt::Display, F, Fut>(mut attempt: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, E>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        match attempt().await {
-            Ok(v) => return v,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                eprintln!("retrying: {e}");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-            Err(e) => panic!("still failing after 90 s: {e}"),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

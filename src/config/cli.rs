@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use nightjar_tor::Target;
+use nightjar_tor::{BridgeLine, Target};
 
 use super::layer::{Layer, Source, Sourced};
 use super::types::{self, BindSpec, Chain, Isolation, RpcBind};
@@ -67,6 +67,11 @@ pub struct CliOptions {
     /// of the public Tor network (for tests and offline demos).
     #[arg(long, global = true, value_name = "FILE")]
     pub tor_network: Option<PathBuf>,
+    /// Reach Tor through this bridge (repeatable): `obfs4 IP:PORT
+    /// FINGERPRINT cert=… iat-mode=0`, or `IP:PORT FINGERPRINT` for a plain
+    /// bridge. Replaces the config file's `[tor] bridges`.
+    #[arg(long = "bridge", global = true, value_name = "LINE")]
+    pub bridges: Vec<BridgeLine>,
     /// Connect only to this peer (repeatable; host:port, [v6]:port or
     /// <56 chars>.onion:port). No automatic connections.
     #[arg(long, global = true, value_name = "HOST:PORT")]
@@ -287,6 +292,9 @@ impl CliOptions {
             tor_enabled: flag(self.no_tor, false, "--no-tor"),
             tor_isolation: value(self.isolation, "--isolation"),
             tor_memory_limit_mib: value(self.tor_memory_limit, "--tor-memory-limit"),
+            tor_bridges: list(&self.bridges, "--bridge"),
+            // Binaries are per transport: a table, so the file's only.
+            tor_transport_binary: None,
             log_debug: list(&self.debug, "--debug"),
             log_sensitive: flag(self.log_sensitive, true, "--log-sensitive"),
             // Wallets are tables of the config file only.

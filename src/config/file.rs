@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-use nightjar_tor::Target;
+use nightjar_tor::{BridgeLine, Target};
 
 use super::ConfigError;
 use super::layer::{Layer, Source, Sourced};
@@ -78,6 +78,10 @@ pub(crate) struct TorSection {
     #[serde(default, deserialize_with = "de_isolation")]
     isolation: Option<Isolation>,
     memory_limit_mib: Option<u64>,
+    #[serde(default, deserialize_with = "de_bridges")]
+    bridges: Option<Vec<BridgeLine>>,
+    #[serde(default, deserialize_with = "de_transport_binary")]
+    transport_binary: Option<BTreeMap<String, PathBuf>>,
 }
 
 /// The `[log]` table.
@@ -178,6 +182,28 @@ fn de_targets<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Target>>, D:
         types::parse_display::<Target>(s).map_err(|e| format!("{s:?}: {e}"))
     }))
     .map(Some)
+}
+
+/// Bridge lines, each checked field by field: the error quotes the line
+/// and names the field that is wrong.
+fn de_bridges<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<BridgeLine>>, D::Error> {
+    d.deserialize_any(ListVisitor::new(|s| {
+        s.parse::<BridgeLine>().map_err(|e| format!("{s:?}: {e}"))
+    }))
+    .map(Some)
+}
+
+/// `{ TRANSPORT = "binary" }`: a bare name is looked up on PATH at start,
+/// anything else must be an absolute path (a relative one would depend on
+/// the directory nightjar starts in, `/` under systemd).
+fn de_transport_binary<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<String, PathBuf>>, D::Error> {
+    let map = BTreeMap::<String, PathBuf>::deserialize(d)?;
+    for (transport, binary) in &map {
+        types::check_transport_binary(transport, binary).map_err(de::Error::custom)?;
+    }
+    Ok(Some(map))
 }
 
 fn de_binds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<BindSpec>>, D::Error> {
@@ -292,6 +318,12 @@ pub fn expected(key: &str) -> &'static str {
         "decoy_blocks" => "a whole number from 0 to 10",
         "tor.isolation" => "\"per-kind\" or \"per-connection\"",
         "tor.memory_limit_mib" => "a whole number of MiB from 16 to 1048576",
+        "tor.bridges" => {
+            "a list of bridge lines, e.g. [\"obfs4 192.0.2.10:443 <40 hex digits> cert=… iat-mode=0\"]"
+        }
+        "tor.transport_binary" => {
+            "a table of transport = binary, e.g. { obfs4 = \"/usr/bin/obfs4proxy\" }"
+        }
         "log.debug" => "a list of categories, e.g. [\"net\", \"tor\"]",
         "tor" | "log" => "a table",
         _ => "a valid value",
@@ -699,6 +731,8 @@ impl FileConfig {
             tor_enabled: tor.enabled.map(f),
             tor_isolation: tor.isolation.map(f),
             tor_memory_limit_mib: tor.memory_limit_mib.map(f),
+            tor_bridges: tor.bridges.map(f),
+            tor_transport_binary: tor.transport_binary.map(f),
             log_debug: log.debug.map(f),
             log_sensitive: log.sensitive.map(f),
             wallets,

@@ -5,11 +5,12 @@
 //! value the user chose (which may contradict it) from a default (which it
 //! may replace), even where Bitcoin Core's key names hide the difference.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use nightjar_tor::Target;
+use nightjar_tor::{BridgeLine, Target};
 
 use crate::logging::DebugCategory;
 use crate::netaddr::NetworkId;
@@ -84,7 +85,8 @@ macro_rules! for_each_layer_field {
             v2transport, dnsseed, fixedseeds, rpcbind, rpcport, rpccookiefile, privacy,
             v1fallback, maxoutbound, feeler_interval_secs, block_filters, decoy_blocks,
             electrum, electrum_bind, electrum_tls_bind, tor_network_file, tor_enabled,
-            tor_isolation, tor_memory_limit_mib, log_debug, log_sensitive, wallets
+            tor_isolation, tor_memory_limit_mib, tor_bridges, tor_transport_binary, log_debug,
+            log_sensitive, wallets
         )
     };
 }
@@ -151,6 +153,10 @@ pub struct Layer {
     pub tor_isolation: Option<Sourced<Isolation>>,
     /// `[tor] memory_limit_mib`.
     pub tor_memory_limit_mib: Option<Sourced<u64>>,
+    /// `[tor] bridges`.
+    pub tor_bridges: Option<Sourced<Vec<BridgeLine>>>,
+    /// `[tor] transport_binary`, by transport name.
+    pub tor_transport_binary: Option<Sourced<BTreeMap<String, PathBuf>>>,
     /// `[log] debug`.
     pub log_debug: Option<Sourced<Vec<DebugCategory>>>,
     /// `[log] sensitive`.

@@ -2,8 +2,10 @@
 //! nightjar reads back to the same settings, every key annotated with where
 //! its value came from.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use super::Config;
 use super::layer::{Source, Sourced};
@@ -41,6 +43,30 @@ fn string<T: Display>(out: &mut String, key: &str, s: &Sourced<T>) {
 
 fn list<T: Display>(out: &mut String, key: &str, s: &Sourced<Vec<T>>) {
     line(out, key, s, &toml_list(&s.value));
+}
+
+/// `transport_binary` as an inline table, and what the default means.
+fn transport_binaries(out: &mut String, s: &Sourced<BTreeMap<String, PathBuf>>) {
+    // Transport names are bare keys (checked when read).
+    let pairs: Vec<String> = s
+        .value
+        .iter()
+        .map(|(transport, binary)| format!("{transport} = {}", toml_str(&binary.to_string_lossy())))
+        .collect();
+    let table = match pairs.is_empty() {
+        true => "{}".to_owned(),
+        false => format!("{{ {} }}", pairs.join(", ")),
+    };
+    if s.value.is_empty() {
+        // The default is a rule, not a value: say it.
+        let _ = writeln!(
+            out,
+            "transport_binary = {table}  # {}: obfs4 runs obfs4proxy, found on PATH",
+            comment(s.source.describe())
+        );
+    } else {
+        line(out, "transport_binary", s, &table);
+    }
 }
 
 /// A key that may be unset: its line when set (`toml` spells the value),
@@ -156,6 +182,8 @@ pub(super) fn render(config: &Config) -> String {
     display(&mut out, "enabled", &s.tor_enabled);
     string(&mut out, "isolation", &s.tor_isolation);
     display(&mut out, "memory_limit_mib", &s.tor_memory_limit_mib);
+    list(&mut out, "bridges", &s.tor_bridges);
+    transport_binaries(&mut out, &s.tor_transport_binary);
 
     out.push_str("\n[log]\n");
     list(&mut out, "debug", &s.log_debug);

@@ -2,12 +2,13 @@
 //! command line, per key; then the `--privacy` contradiction check and the
 //! validation of values no parser can judge alone.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bitcoin::ScriptBuf;
-use nightjar_tor::{Target, TargetKind};
+use nightjar_tor::{BridgeLine, Target, TargetKind, Transport};
 
 use super::ConfigError;
 use super::file::DEFAULT_GAP_LIMIT;
@@ -121,6 +122,11 @@ pub struct Settings {
     pub tor_isolation: Sourced<Isolation>,
     /// `[tor] memory_limit_mib`: Arti's memory quota, in MiB.
     pub tor_memory_limit_mib: Sourced<u64>,
+    /// `[tor] bridges`: when any are given, every circuit starts at one.
+    pub tor_bridges: Sourced<Vec<BridgeLine>>,
+    /// `[tor] transport_binary`: binaries for the bridges' transports,
+    /// where not the default (`obfs4proxy` on PATH for obfs4).
+    pub tor_transport_binary: Sourced<BTreeMap<String, PathBuf>>,
     /// `[log] debug`.
     pub log_debug: Sourced<Vec<DebugCategory>>,
     /// `[log] sensitive`.
@@ -221,6 +227,12 @@ impl Settings {
                 explicit.tor_memory_limit_mib,
                 p.tor_memory_limit_mib,
                 DEFAULT_TOR_MEMORY_LIMIT_MIB,
+            ),
+            tor_bridges: pick(explicit.tor_bridges, p.tor_bridges, Vec::new()),
+            tor_transport_binary: pick(
+                explicit.tor_transport_binary,
+                p.tor_transport_binary,
+                BTreeMap::new(),
             ),
             log_debug: pick(explicit.log_debug, p.log_debug, Vec::new()),
             log_sensitive: pick(explicit.log_sensitive, p.log_sensitive, false),
@@ -329,6 +341,18 @@ impl Settings {
         (self.electrum.value || !self.wallets.value.is_empty())
             && self.block_filters.value
             && !self.block_filters.source.is_explicit()
+    }
+
+    /// The `[tor] transport_binary` entries, as the Tor client takes them.
+    pub fn tor_transports(&self) -> Vec<Transport> {
+        self.tor_transport_binary
+            .value
+            .iter()
+            .map(|(protocol, binary)| Transport {
+                protocol: protocol.clone(),
+                binary: binary.clone(),
+            })
+            .collect()
     }
 
     /// Arti's memory quota in bytes (`[tor] memory_limit_mib`, which
@@ -671,6 +695,19 @@ pub fn validate(s: &Settings, file: Option<&Path>) -> Result<Vec<String>, Config
                 "no such file; give the path of an Arti-format Tor network file (see config/tor-network.example.toml)",
             ));
         }
+    }
+    if !s.tor_enabled.value && !s.tor_bridges.value.is_empty() {
+        return Err(invalid(
+            file,
+            "tor.bridges",
+            &toml_list(&s.tor_bridges.value),
+            s.tor_bridges.source,
+            true,
+            &format!(
+                "bridges are a way into Tor, which tor.enabled = false ({}) turns off; remove one of them",
+                s.tor_enabled.source
+            ),
+        ));
     }
     if !s.tor_enabled.value {
         for (key, peers) in [("connect", &s.connect), ("addnode", &s.addnode)] {

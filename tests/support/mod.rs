@@ -121,3 +121,22 @@ where
         .unwrap();
     back
 }
+
+/// Retry `attempt` for up to 90 s: onion descriptors need time to propagate.
+pub async fn retry_until_ok<T, E: std::fmt::Display, F, Fut>(mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        match attempt().await {
+            Ok(v) => return v,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("retrying: {e}");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => panic!("still failing after 90 s: {e}"),
+        }
+    }
+}

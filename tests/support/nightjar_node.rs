@@ -48,9 +48,26 @@ impl Nightjar {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
+        Self::spawn_under(&[], datadir, args)
+    }
+
+    /// [`spawn_in`](Self::spawn_in) with `wrapper` (a program and its
+    /// arguments, e.g. `strace -f -o FILE`) in front of the daemon. The
+    /// process the log and [`stop`](Self::stop) see is then the wrapper's.
+    pub fn spawn_under<I, S>(wrapper: &[OsString], datadir: TempDir, args: I) -> Nightjar
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
         let rpc_port = nightjar_testpeer::free_port().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nightjar"));
-        cmd.args(["--network", "regtest", "--datadir"])
+        let exe = OsString::from(env!("CARGO_BIN_EXE_nightjar"));
+        let (program, wrapper_args) = match wrapper.split_first() {
+            Some((program, rest)) => (program.clone(), [rest, &[exe]].concat()),
+            None => (exe, Vec::new()),
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(wrapper_args)
+            .args(["--network", "regtest", "--datadir"])
             .arg(datadir.path())
             .arg("--rpcport")
             .arg(rpc_port.to_string())

@@ -11,6 +11,9 @@
 //!   service, IP through an exit, or host name resolved at the exit) on the
 //!   circuits of an [`IsolationGroup`]; [`TorStream::circuit`] tells which
 //!   circuit carries it.
+//! - With [`TorSettings::with_bridges`], every circuit starts at a
+//!   [`BridgeLine`]'s bridge, reached through its pluggable transport
+//!   (obfs4proxy, run by Arti as a child process) where the line names one.
 //! - [`TorTransport::resolve`] resolves names at an exit: nightjar never asks
 //!   the system resolver.
 //! - With the `onion-service` feature, [`TorTransport::serve_onion`] hosts an
@@ -21,6 +24,7 @@
 
 mod blockage;
 pub mod bootstrap;
+pub mod bridge;
 pub mod custom_network;
 pub mod error;
 pub mod isolation;
@@ -34,6 +38,7 @@ pub mod target;
 mod transport;
 
 pub use bootstrap::{BootstrapProgress, ProgressStream};
+pub use bridge::{BridgeLine, BridgeLineError, Transport};
 pub use error::{RetryHint, TorError, TorErrorKind};
 pub use isolation::IsolationGroup;
 pub use onion_address::{OnionAddressError, OnionV3Address};

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::bridge::{BridgeLine, Transport};
+
 /// How long an onion-service connect may take before we give up.
 ///
 /// An onion connect fetches the service descriptor (one circuit to an HSDir),
@@ -95,6 +97,12 @@ pub struct TorSettings {
     pub timeouts: Timeouts,
     /// Arti's memory quota in bytes ([`DEFAULT_MEMORY_LIMIT`]).
     pub memory_limit: usize,
+    /// Bridges: when any are given, every circuit starts at one of them and
+    /// no listed relay is contacted directly.
+    pub bridges: Vec<BridgeLine>,
+    /// Binaries for the bridges' pluggable transports, where not the
+    /// default ([`Transport::default_for`]).
+    pub transports: Vec<Transport>,
 }
 
 impl TorSettings {
@@ -107,6 +115,8 @@ impl TorSettings {
             network: TorNetwork::Public,
             timeouts: Timeouts::default(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            bridges: Vec::new(),
+            transports: Vec::new(),
         }
     }
 
@@ -114,6 +124,41 @@ impl TorSettings {
     pub fn with_memory_limit(mut self, bytes: usize) -> Self {
         self.memory_limit = bytes;
         self
+    }
+
+    /// The same settings reaching Tor through `bridges`, with `transports`
+    /// overriding the default transport binaries.
+    pub fn with_bridges(mut self, bridges: Vec<BridgeLine>, transports: Vec<Transport>) -> Self {
+        self.bridges = bridges;
+        self.transports = transports;
+        self
+    }
+
+    /// The binary for each transport the bridges use, located: the
+    /// configured one or the default, found on `PATH` when not absolute.
+    /// The error names the transport and what to install.
+    pub fn transport_binaries(&self) -> Result<Vec<(String, PathBuf)>, String> {
+        let mut protocols: Vec<&str> = self.bridges.iter().filter_map(|b| b.transport()).collect();
+        protocols.sort_unstable();
+        protocols.dedup();
+        protocols
+            .into_iter()
+            .map(|protocol| {
+                let transport = self
+                    .transports
+                    .iter()
+                    .find(|t| t.protocol == protocol)
+                    .cloned()
+                    .or_else(|| Transport::default_for(protocol))
+                    .ok_or_else(|| {
+                        format!(
+                            "the {protocol} transport has no default binary: set \
+                             [tor.transport_binary] {protocol} to the path of its client"
+                        )
+                    })?;
+                Ok((protocol.to_owned(), transport.locate()?))
+            })
+            .collect()
     }
 
     /// The same settings on another network.

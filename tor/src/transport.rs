@@ -5,14 +5,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arti_client::config::{CfgPath, TorClientConfigBuilder};
+use arti_client::config::pt::TransportConfigBuilder;
+use arti_client::config::{BoolOrAuto, CfgPath, TorClientConfigBuilder};
 use arti_client::{BootstrapBehavior, DangerouslyIntoTorAddr, StreamPrefs, TorAddr, TorClient};
 use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tor_rtcompat::PreferredRuntime;
 
-use crate::blockage;
+use crate::blockage::{self, Bridges};
 use crate::bootstrap::{BootstrapProgress, ProgressStream, progress_stream};
 use crate::custom_network;
 use crate::error::{TorError, TorErrorKind};
@@ -90,6 +91,9 @@ fn client_config(settings: &TorSettings) -> Result<arti_client::TorClientConfig,
         .cache_dir(CfgPath::new_literal(&settings.cache_dir));
     // Low water stays Arti's automatic three quarters of the maximum.
     builder.system().memory().max(settings.memory_limit);
+    if !settings.bridges.is_empty() {
+        add_bridges(&mut builder, settings)?;
+    }
     builder.build().map_err(|e| {
         TorError::new(
             TorErrorKind::Config,
@@ -97,6 +101,34 @@ fn client_config(settings: &TorSettings) -> Result<arti_client::TorClientConfig,
             e.to_string(),
         )
     })
+}
+
+/// Every circuit starts at one of the settings' bridges, and each
+/// transport they use runs from its located binary, started only when a
+/// bridge needs it.
+fn add_bridges(
+    builder: &mut TorClientConfigBuilder,
+    settings: &TorSettings,
+) -> Result<(), TorError> {
+    let config_error =
+        |detail: String| TorError::new(TorErrorKind::Config, "setting up the Tor bridges", detail);
+    let bridges = builder.bridges();
+    bridges.enabled(BoolOrAuto::Explicit(true));
+    for bridge in &settings.bridges {
+        bridges.bridges().push(bridge.arti_config());
+    }
+    for (protocol, binary) in settings.transport_binaries().map_err(config_error)? {
+        let name = protocol
+            .parse()
+            .map_err(|e| config_error(format!("transport name {protocol}: {e}")))?;
+        let mut transport = TransportConfigBuilder::default();
+        transport
+            .protocols(vec![name])
+            .path(CfgPath::new_literal(binary))
+            .run_on_startup(false);
+        bridges.transports().push(transport);
+    }
+    Ok(())
 }
 
 impl TorTransport {
@@ -121,10 +153,12 @@ impl TorTransport {
 
         let (tx, rx) = watch::channel(BootstrapProgress::starting());
         let tx = Arc::new(tx);
+        let bridges = Bridges(settings.bridges.iter().map(|b| b.short_name()).collect());
         let events = tokio::spawn(forward_bootstrap_events(
             client.clone(),
             tx.clone(),
             settings.timeouts.no_relay_report,
+            bridges,
         ));
         let bootstrap = tokio::spawn(bootstrap_until_done(client.clone(), tx));
 
@@ -279,6 +313,7 @@ async fn forward_bootstrap_events(
     client: Arc<TorClient<PreferredRuntime>>,
     tx: Arc<watch::Sender<BootstrapProgress>>,
     no_relay_after: Duration,
+    bridges: Bridges,
 ) {
     let mut events = client.bootstrap_events();
     let first_percent = tx.borrow().percent;
@@ -286,9 +321,10 @@ async fn forward_bootstrap_events(
     tokio::pin!(overdue_timer);
     let mut overdue = false;
     // Reported when overdue, nothing is ready and nothing has moved.
+    let stall_bridges = bridges.clone();
     let stalled = move |p: &BootstrapProgress, overdue: bool| {
         (overdue && !p.ready && p.percent <= first_percent)
-            .then(|| blockage::no_relay_answered(no_relay_after))
+            .then(|| blockage::no_relay_answered(no_relay_after, &stall_bridges))
     };
     loop {
         tokio::select! {
@@ -297,7 +333,7 @@ async fn forward_bootstrap_events(
                 let percent = (status.as_frac().clamp(0.0, 1.0) * 100.0).round() as u8;
                 let arti_blocked = status
                     .blocked()
-                    .map(|b| blockage::describe(&b.kind(), &b.message().to_string()));
+                    .map(|b| blockage::describe(&b.kind(), &b.message().to_string(), &bridges));
                 let summary = match &arti_blocked {
                     // Arti's text would be the blockage again ("Stuck at
                     // 0%: Client has been disabled"); `blocked` carries it.
@@ -307,9 +343,7 @@ async fn forward_bootstrap_events(
                         // Arti's text starts with the percentage; we carry
                         // that separately.
                         let text = status.to_string();
-                        text.split_once("%: ")
-                            .map_or(text.as_str(), |(_, s)| s)
-                            .to_owned()
+                        bridges.stage(text.split_once("%: ").map_or(text.as_str(), |(_, s)| s))
                     }
                 };
                 let arti_blocked = arti_blocked.flatten();

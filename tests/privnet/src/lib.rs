@@ -18,6 +18,7 @@
 //! `tor` call [`tor_required`] first, which fails loudly in CI when `tor` is
 //! missing and skips loudly elsewhere.
 
+pub mod bridge;
 pub mod dns;
 pub mod echo;
 pub mod figures;
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
+use crate::bridge::Obfs4Bridge;
 use crate::dns::DnsResponder;
 use crate::keys::RelayIdentity;
 
@@ -65,6 +67,8 @@ pub struct PrivNetConfig {
     pub exits: usize,
     /// Onion services hosted by C tor: (virtual port, local TCP backend).
     pub onion_services: Vec<(u16, SocketAddr)>,
+    /// Unlisted obfs4 bridge relays (needs `obfs4proxy`).
+    pub obfs4_bridges: usize,
     /// Where to put the network's files; a fresh temporary directory if `None`.
     pub dir: Option<PathBuf>,
 }
@@ -75,6 +79,7 @@ impl Default for PrivNetConfig {
             authorities: 3,
             exits: 5,
             onion_services: Vec::new(),
+            obfs4_bridges: 0,
             dir: None,
         }
     }
@@ -126,6 +131,9 @@ pub struct PrivNet {
     resolv_conf: PathBuf,
     socks_addr: SocketAddr,
     onion_services: Vec<CTorOnionService>,
+    bridges: Vec<Obfs4Bridge>,
+    /// Every ORPort and DirPort of the listed relays and authorities.
+    relay_ports: Vec<u16>,
     timings: StartTimings,
 }
 
@@ -190,6 +198,10 @@ impl PrivNet {
             bail!("a usable private network needs at least 3 authorities and 5 exits");
         }
         check_tor_installed()?;
+        let obfs4proxy = match config.obfs4_bridges {
+            0 => None,
+            _ => Some(bridge::find_obfs4proxy()?),
+        };
         let (dir, tempdir) = match &config.dir {
             Some(d) => {
                 std::fs::create_dir_all(d)?;
@@ -210,12 +222,15 @@ impl PrivNet {
 
         let n_auth = config.authorities;
         let n_exit = config.exits;
-        // auth: ORPort + DirPort each; exits: ORPort; the onion host: SocksPort.
-        let ports = free_ports(2 * n_auth + n_exit + 1)?;
+        let n_bridge = config.obfs4_bridges;
+        // auth: ORPort + DirPort each; exits: ORPort; the onion host:
+        // SocksPort; bridges: ORPort + obfs4 port each.
+        let ports = free_ports(2 * n_auth + n_exit + 1 + 2 * n_bridge)?;
         let auth_or = &ports[..n_auth];
         let auth_dir = &ports[n_auth..2 * n_auth];
         let exit_or = &ports[2 * n_auth..2 * n_auth + n_exit];
         let socks_port = ports[2 * n_auth + n_exit];
+        let bridge_ports = &ports[2 * n_auth + n_exit + 1..];
 
         let started = Instant::now();
         let auth_names: Vec<String> = (0..n_auth).map(|i| format!("auth{i}")).collect();
@@ -300,6 +315,16 @@ impl PrivNet {
                 node_torrc(&exit_names[i], torrc::exit_relay(exit_or[i]), false)?,
             ));
         }
+        let bridge_names: Vec<String> = (0..n_bridge).map(|i| format!("bridge{i}")).collect();
+        if let Some(obfs4proxy) = &obfs4proxy {
+            for (i, name) in bridge_names.iter().enumerate() {
+                let (or_port, obfs4_port) = (bridge_ports[2 * i], bridge_ports[2 * i + 1]);
+                plans.push((
+                    name.clone(),
+                    node_torrc(name, bridge::torrc(or_port, obfs4_port, obfs4proxy), false)?,
+                ));
+            }
+        }
         plans.push((
             "onionhost".to_string(),
             node_torrc(
@@ -320,6 +345,8 @@ impl PrivNet {
             resolv_conf: resolv_conf.clone(),
             socks_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, socks_port)),
             onion_services: Vec::new(),
+            bridges: Vec::new(),
+            relay_ports: ports[..2 * n_auth + n_exit].to_vec(),
             timings: StartTimings {
                 keys: keys_done,
                 ..StartTimings::default()
@@ -402,6 +429,28 @@ impl PrivNet {
             },
             "every onion service descriptor to be uploaded",
         )?;
+        for (i, name) in bridge_names.iter().enumerate() {
+            let (or_port, obfs4_port) = (bridge_ports[2 * i], bridge_ports[2 * i + 1]);
+            let datadir = dir.join(name);
+            // A bridge can carry a client's circuits once it has the whole
+            // consensus (to extend to any relay) and its transport's line.
+            net.wait_until(
+                |net| {
+                    net.consensus_relays(name, "cached-consensus") >= total_relays
+                        && log_contains(&datadir.join("notice.log"), "Bootstrapped 100%")
+                        && bridge::read_line(&datadir, obfs4_port).is_some()
+                },
+                "the obfs4 bridge to bootstrap and write its bridge line",
+            )?;
+            let (line, fingerprint) =
+                bridge::read_line(&datadir, obfs4_port).context("the bridge line vanished")?;
+            net.bridges.push(Obfs4Bridge {
+                line,
+                fingerprint,
+                obfs4_port,
+                or_port,
+            });
+        }
         net.timings.usable = launch.elapsed();
         Ok(net)
     }
@@ -419,6 +468,17 @@ impl PrivNet {
     /// The C-tor onion services, in configuration order.
     pub fn onion_services(&self) -> &[CTorOnionService] {
         &self.onion_services
+    }
+
+    /// The obfs4 bridges, in configuration order.
+    pub fn obfs4_bridges(&self) -> &[Obfs4Bridge] {
+        &self.bridges
+    }
+
+    /// Every ORPort and DirPort of the listed relays and authorities: the
+    /// ports a client behind a bridge must never connect to.
+    pub fn relay_ports(&self) -> &[u16] {
+        &self.relay_ports
     }
 
     /// The loopback DNS responder the exits use.
@@ -649,6 +709,12 @@ pub fn check_tor_installed() -> Result<()> {
 /// loudly; elsewhere it prints how to install `tor` and returns `false`.
 pub fn tor_required(test: &str) -> bool {
     required(test, "tor", check_tor_installed())
+}
+
+/// [`tor_required`] for a test that also needs Debian's `obfs4proxy` (the
+/// bridges of [`PrivNetConfig::obfs4_bridges`] and a client's transport).
+pub fn obfs4_required(test: &str) -> bool {
+    tor_required(test) && required(test, "obfs4proxy", bridge::find_obfs4proxy().map(drop))
 }
 
 /// Whether CI is running us (`CI=true` or `CI=1`): then a missing tool is a
