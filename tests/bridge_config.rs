@@ -5,33 +5,20 @@
 //! fields, a relative binary path, bridges with Tor turned off. Bridges
 //! are compatible with the privacy preset.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use nightjar::config::{self, Cli, ConfigError};
+use nightjar::config::Cli;
 
 #[path = "support/config_env.rs"]
 mod config_env;
 
-use config_env::{cli, env, values};
-
-const FILE: &str = "/etc/nightjar/nightjar.toml";
+use config_env::{error, resolve, values};
 
 const FP: &str = "316E643333645F6D79216558614D3931657A5F5F";
 const CERT: &str = "cert=YXJlIGZyZXF1ZW50bHkgZnVsbCBvZiBsaXR0bGUgbWVzc2FnZXMgeW91IGNhbiBmaW5kLg";
 
 fn obfs4(addr: &str) -> String {
     format!("obfs4 {addr} {FP} {CERT} iat-mode=0")
-}
-
-fn resolve(args: &[&str], text: &str) -> Result<config::Config, ConfigError> {
-    config::resolve(&cli(args).options, Some((Path::new(FILE), text)), &env())
-}
-
-fn error(args: &[&str], text: &str) -> String {
-    match resolve(args, text) {
-        Ok(c) => panic!("accepted:\n{}", c.to_toml()),
-        Err(e) => e.to_string(),
-    }
 }
 
 #[test]

@@ -187,31 +187,11 @@ fn privacy_node_syncs_from_an_onion_peer_through_the_bridge_and_dials_no_relay()
         net.onion_services()[0].onion_address
     );
 
-    let trace_dir = tempfile::tempdir().unwrap();
-    let trace = trace_dir.path().join("connects");
-    let started = Instant::now();
-    let mut node = Nightjar::spawn_under(
-        &strace_connects(&trace),
-        tempfile::tempdir().unwrap(),
-        [
-            "--tor-network",
-            &net.arti_network_file().display().to_string(),
-            "--privacy",
-            "--bridge",
-            &bridge.line,
-            "--connect",
-            &onion,
-        ],
-    );
-    let daemon_pid = wait_for_child(node.daemon.pid(), "nightjar");
-    assert!(
-        node.daemon
-            .wait_until(LIMIT, |l| l.iter().any(|l| l.contains("Tor is ready"))),
-        "no bootstrap through the bridge"
-    );
-    eprintln!(
-        "figure: Tor ready through the obfs4 bridge after {:.1} s",
-        started.elapsed().as_secs_f64()
+    let trace = Trace::new();
+    let (mut node, daemon_pid) = trace.privacy_node(
+        net,
+        &["--bridge", &bridge.line, "--connect", &onion],
+        "through the obfs4 bridge",
     );
 
     node.wait_for(LIMIT, "Core's chain through the bridge", |n| {
@@ -245,7 +225,7 @@ fn privacy_node_syncs_from_an_onion_peer_through_the_bridge_and_dials_no_relay()
 
     // What left the processes: only the bridge's obfs4 port (from the
     // transport) and the transport's own SOCKS listener (from Arti).
-    let text = std::fs::read_to_string(&trace).unwrap();
+    let text = trace.text();
     let ports = inet_connect_ports(&text);
     assert!(
         ports.contains(&bridge.obfs4_port),
@@ -273,36 +253,64 @@ fn without_a_bridge_the_same_trace_shows_the_relays_dialled() {
     let Some(net) = network(test) else {
         return;
     };
-    let trace_dir = tempfile::tempdir().unwrap();
-    let trace = trace_dir.path().join("connects");
-    let started = Instant::now();
-    let mut node = Nightjar::spawn_under(
-        &strace_connects(&trace),
-        tempfile::tempdir().unwrap(),
-        [
-            "--tor-network",
-            &net.arti_network_file().display().to_string(),
-            "--privacy",
-        ],
-    );
-    let daemon_pid = wait_for_child(node.daemon.pid(), "nightjar");
-    assert!(
-        node.daemon
-            .wait_until(LIMIT, |l| l.iter().any(|l| l.contains("Tor is ready"))),
-        "no bootstrap"
-    );
-    eprintln!(
-        "figure: Tor ready without a bridge after {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    let trace = Trace::new();
+    let (mut node, daemon_pid) = trace.privacy_node(net, &[], "without a bridge");
     stop_traced(&mut node, daemon_pid);
-    let text = std::fs::read_to_string(&trace).unwrap();
+    let text = trace.text();
     let ports = inet_connect_ports(&text);
     let relays: BTreeSet<u16> = net.relay_ports().iter().copied().collect();
     assert!(
         !ports.is_disjoint(&relays),
         "a node without a bridge dialled no relay port? {ports:?}:\n{text}"
     );
+}
+
+/// A file for an strace log of `connect(2)` calls.
+struct Trace {
+    dir: tempfile::TempDir,
+}
+
+impl Trace {
+    fn new() -> Trace {
+        Trace {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("connects")
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(self.path()).unwrap()
+    }
+
+    /// `nightjar --privacy` on the private network with `args`, traced to
+    /// this file; returns once Tor is ready (printing how long that took,
+    /// as `what`), with the daemon's own process id.
+    fn privacy_node(&self, net: &PrivNet, args: &[&str], what: &str) -> (Nightjar, u32) {
+        let started = Instant::now();
+        let network_file = net.arti_network_file().display().to_string();
+        let mut all = vec!["--tor-network", &network_file, "--privacy"];
+        all.extend_from_slice(args);
+        let mut node = Nightjar::spawn_under(
+            &strace_connects(&self.path()),
+            tempfile::tempdir().unwrap(),
+            all,
+        );
+        let daemon_pid = wait_for_child(node.daemon.pid(), "nightjar");
+        assert!(
+            node.daemon
+                .wait_until(LIMIT, |l| l.iter().any(|l| l.contains("Tor is ready"))),
+            "no bootstrap {what}:\n{}",
+            node.daemon.lines().join("\n")
+        );
+        eprintln!(
+            "figure: Tor ready {what} after {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        (node, daemon_pid)
+    }
 }
 
 /// strace in front of a command: every connect(2) of the process and of

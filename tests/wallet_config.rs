@@ -9,15 +9,13 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use nightjar::config::{self, Birthday, ConfigError, ElectrumSettings, Source};
+use nightjar::config::{self, Birthday, ElectrumSettings, Source};
 use nightjar::wallet::keychain::Keychain;
 
 #[path = "support/config_env.rs"]
 mod config_env;
 
-use config_env::{cli, env, values};
-
-const FILE: &str = "/etc/nightjar/nightjar.toml";
+use config_env::{cli, env, error, resolve, values};
 
 /// BIP84's account 0 of "abandon … about", as Electrum shows it.
 const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
@@ -29,17 +27,6 @@ const BIP86_XPUB: &str = "xpub6BgBgsespWvERF3LHQu6CnqdvfEvtMcQjYrcRzx53QJjSxarj2
 const UPUB: &str = "upub5EFU65HtV5TeiSHmZZm7FUffBGy8UKeqp7vw43jYbvZPpoVsgU93oac7Wk3u6moKegAEWtGNF8DehrnHtv21XXEMYRUocHqguyjknFHYfgY";
 /// BIP32's first test vector, master private key (public knowledge).
 const XPRV: &str = "xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi";
-
-fn resolve(args: &[&str], text: &str) -> Result<config::Config, ConfigError> {
-    config::resolve(&cli(args).options, Some((Path::new(FILE), text)), &env())
-}
-
-fn error(args: &[&str], text: &str) -> String {
-    match resolve(args, text) {
-        Ok(c) => panic!("accepted:\n{}", c.to_toml()),
-        Err(e) => e.to_string(),
-    }
-}
 
 /// A main-chain wallet table named `name`.
 fn wallet(name: &str, descriptors: &str) -> String {

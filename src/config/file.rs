@@ -788,10 +788,12 @@ mod tests {
         assert!(keys.contains(&"block_filters".to_owned()));
         assert!(keys.contains(&"decoy_blocks".to_owned()));
         assert!(keys.contains(&"electrum_bind".to_owned()));
+        assert!(keys.contains(&"tor.bridges".to_owned()));
+        assert!(keys.contains(&"tor.transport_binary".to_owned()));
         // Wallet tables are named by the user: listed apart.
         assert!(!keys.iter().any(|k| k.starts_with("wallet")), "{keys:?}");
         assert_eq!(wallet_keys(), ["descriptors", "birthday", "gap_limit"]);
-        assert_eq!(keys.len(), 30, "{keys:?}");
+        assert_eq!(keys.len(), 32, "{keys:?}");
     }
 
     #[test]

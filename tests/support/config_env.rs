@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use nightjar::config::{self, Cli, Environment};
+use nightjar::config::{self, Cli, ConfigError, Environment};
 use nightjar::paths::UserDirs;
 
 /// A file shipped in the repository's `config/` directory.
@@ -44,4 +44,20 @@ pub fn values(c: &config::Config) -> Vec<String> {
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| l.split("  #").next().unwrap().to_owned())
         .collect()
+}
+
+/// Where the tests pretend their config file is.
+pub const FILE: &str = "/etc/nightjar/nightjar.toml";
+
+/// `nightjar ARGS…` with `text` as the config file [`FILE`].
+pub fn resolve(args: &[&str], text: &str) -> Result<config::Config, ConfigError> {
+    config::resolve(&cli(args).options, Some((Path::new(FILE), text)), &env())
+}
+
+/// The error [`resolve`] gives, as the user reads it; panics if it accepts.
+pub fn error(args: &[&str], text: &str) -> String {
+    match resolve(args, text) {
+        Ok(c) => panic!("accepted:\n{}", c.to_toml()),
+        Err(e) => e.to_string(),
+    }
 }
