@@ -138,6 +138,25 @@ fn transport_binaries_must_be_absolute_or_bare_names() {
 }
 
 #[test]
+fn a_transport_binary_that_is_not_there_is_a_warning_before_it_stops_the_start() {
+    let text = format!(
+        "[tor]\nbridges = [\"{}\"]\ntransport_binary = {{ obfs4 = \"/nonexistent/obfs4proxy\" }}\n",
+        obfs4("192.0.2.10:443")
+    );
+    let c = resolve(&[], &text).unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    let w = &c.warnings[0];
+    assert!(
+        w.starts_with("tor.bridges: the obfs4 transport needs `/nonexistent/obfs4proxy`"),
+        "{w}"
+    );
+    assert!(w.contains("install the obfs4proxy package"), "{w}");
+    // A plain bridge needs no transport, so no warning.
+    let plain = format!("[tor]\nbridges = [\"192.0.2.11:9001 {FP}\"]\n");
+    assert!(resolve(&[], &plain).unwrap().warnings.is_empty());
+}
+
+#[test]
 fn bridges_need_tor() {
     let e = error(
         &["--no-tor"],

@@ -768,6 +768,15 @@ pub fn validate(s: &Settings, file: Option<&Path>) -> Result<Vec<String>, Config
             and_list(&open)
         ));
     }
+    // A missing transport stops the start; check-config says so first.
+    if s.tor_enabled.value
+        && let Err(why) =
+            nightjar_tor::bridge::locate_transports(&s.tor_bridges.value, &s.tor_transports())
+    {
+        warnings.push(format!(
+            "tor.bridges: {why}; the node will not start without it"
+        ));
+    }
     Ok(warnings)
 }
 

@@ -312,6 +312,35 @@ impl Transport {
     }
 }
 
+/// The binary for each transport `bridges` use, located: the one
+/// `configured` names or the default, found on `PATH` when not absolute.
+/// The error names the transport and what to install.
+pub fn locate_transports(
+    bridges: &[BridgeLine],
+    configured: &[Transport],
+) -> Result<Vec<(String, PathBuf)>, String> {
+    let mut protocols: Vec<&str> = bridges.iter().filter_map(BridgeLine::transport).collect();
+    protocols.sort_unstable();
+    protocols.dedup();
+    protocols
+        .into_iter()
+        .map(|protocol| {
+            let transport = configured
+                .iter()
+                .find(|t| t.protocol == protocol)
+                .cloned()
+                .or_else(|| Transport::default_for(protocol))
+                .ok_or_else(|| {
+                    format!(
+                        "the {protocol} transport has no default binary: set \
+                         [tor.transport_binary] {protocol} to the path of its client"
+                    )
+                })?;
+            Ok((protocol.to_owned(), transport.locate()?))
+        })
+        .collect()
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)

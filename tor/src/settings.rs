@@ -134,31 +134,10 @@ impl TorSettings {
         self
     }
 
-    /// The binary for each transport the bridges use, located: the
-    /// configured one or the default, found on `PATH` when not absolute.
-    /// The error names the transport and what to install.
+    /// The binary for each transport the bridges use, located
+    /// ([`locate_transports`](crate::bridge::locate_transports)).
     pub fn transport_binaries(&self) -> Result<Vec<(String, PathBuf)>, String> {
-        let mut protocols: Vec<&str> = self.bridges.iter().filter_map(|b| b.transport()).collect();
-        protocols.sort_unstable();
-        protocols.dedup();
-        protocols
-            .into_iter()
-            .map(|protocol| {
-                let transport = self
-                    .transports
-                    .iter()
-                    .find(|t| t.protocol == protocol)
-                    .cloned()
-                    .or_else(|| Transport::default_for(protocol))
-                    .ok_or_else(|| {
-                        format!(
-                            "the {protocol} transport has no default binary: set \
-                             [tor.transport_binary] {protocol} to the path of its client"
-                        )
-                    })?;
-                Ok((protocol.to_owned(), transport.locate()?))
-            })
-            .collect()
+        crate::bridge::locate_transports(&self.bridges, &self.transports)
     }
 
     /// The same settings on another network.
