@@ -281,8 +281,8 @@ fn tor_network_of(file: Option<PathBuf>) -> TorNetwork {
 }
 
 async fn start_tor(settings: TorSettings) -> Result<TorTransport> {
-    for bridge in &settings.bridges {
-        tracing::info!(bridge = %bridge.short_name(), "Tor is reached through a bridge");
+    for (n, bridge) in (1..).zip(&settings.bridges) {
+        tracing::info!(bridge = %bridge.report_name(n), "Tor is reached through a bridge");
     }
     match TorTransport::start(settings).await {
         Ok(tor) => Ok(tor),

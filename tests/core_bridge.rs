@@ -212,6 +212,10 @@ fn privacy_node_syncs_from_an_onion_peer_through_the_bridge_and_dials_no_relay()
     let lines = node.daemon.lines().join("\n");
     assert!(lines.contains("through bridges: "), "{lines}");
     assert!(lines.contains("Tor is reached through a bridge"), "{lines}");
+    assert!(
+        lines.contains("bridge=obfs4 bridge #1 at [scrubbed]"),
+        "{lines}"
+    );
 
     // The transport is the daemon's child, and stops with it.
     let transport = children_named(daemon_pid, "obfs4proxy");
@@ -359,11 +363,13 @@ fn a_bridge_that_cannot_be_reached_is_the_blocked_reason_and_the_node_keeps_tryi
         "--bridge",
         &wrong,
     ]);
-    let reason = format!("cannot reach the bridge (obfs4 bridge 127.0.0.1:{closed})");
+    // The bridge is named by its place in the list; its address is
+    // scrubbed, as a peer's is (no --log-sensitive under --privacy).
+    let reason = "cannot reach the bridge (obfs4 bridge #1 at [scrubbed])";
     let blocked = |lines: &[String]| {
         lines
             .iter()
-            .filter(|l| l.contains("Tor bootstrap blocked") && l.contains(&reason))
+            .filter(|l| l.contains("Tor bootstrap blocked") && l.contains(reason))
             .count()
     };
     assert!(
@@ -373,7 +379,12 @@ fn a_bridge_that_cannot_be_reached_is_the_blocked_reason_and_the_node_keeps_tryi
     );
     let info = node.rpc(&["getnetworkinfo"]).unwrap();
     let why = info["tor"]["blocked"].as_str().unwrap_or_default();
-    assert!(why.contains(&reason), "{info:#}");
+    assert!(why.contains(reason), "{info:#}");
+    let lines = node.daemon.lines().join("\n");
+    assert!(
+        !lines.contains(&format!("127.0.0.1:{closed}")),
+        "the bridge's address was logged:\n{lines}"
+    );
     assert!(why.contains("bridges.torproject.org"), "{info:#}");
     assert_eq!(info["tor"]["bootstrapped"], false, "{info:#}");
 

@@ -23,12 +23,13 @@ const BRIDGE_HINT: &str = "check that this machine is online, that the bridge li
      keeps trying";
 
 /// The bridges bootstrap goes through, as reports name them (e.g.
-/// `obfs4 bridge 192.0.2.10:443`); empty without bridges.
+/// `obfs4 bridge #1 at [scrubbed]`, see `BridgeLine::report_name`); empty
+/// without bridges.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Bridges(pub(crate) Vec<String>);
 
 impl Bridges {
-    /// `cannot reach the bridge (obfs4 bridge 192.0.2.10:443)`.
+    /// `cannot reach the bridge (obfs4 bridge #1 at [scrubbed])`.
     fn unreachable(&self) -> String {
         let what = if self.0.len() == 1 {
             "the bridge"

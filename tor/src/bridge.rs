@@ -231,11 +231,15 @@ impl BridgeLine {
         &self.fingerprint
     }
 
-    /// A short name for reports: `obfs4 bridge 192.0.2.10:443`.
-    pub fn short_name(&self) -> String {
+    /// How reports name the `n`th bridge (from 1): `obfs4 bridge #1 at
+    /// 192.0.2.10:443`. A bridge's address is meant to stay unknown to a
+    /// censor, so like a peer's it is `[scrubbed]` unless sensitive logging
+    /// is on (`safelog`); the number still says which line is meant.
+    pub fn report_name(&self, n: usize) -> String {
+        let addr = safelog::sensitive(self.addr);
         match &self.transport {
-            Some(t) => format!("{t} bridge {}", self.addr),
-            None => format!("bridge {}", self.addr),
+            Some(t) => format!("{t} bridge #{n} at {addr}"),
+            None => format!("bridge #{n} at {addr}"),
         }
     }
 
@@ -366,14 +370,15 @@ mod tests {
         assert_eq!(b.addr(), "192.0.2.55:38114".parse().unwrap());
         assert_eq!(b.fingerprint(), FP);
         assert_eq!(b.to_string(), line.trim_start_matches("Bridge "));
-        assert_eq!(b.short_name(), "obfs4 bridge 192.0.2.55:38114");
+        let name = b.report_name(1);
+        assert!(name.starts_with("obfs4 bridge #1 at "), "{name}");
 
         let plain: BridgeLine = format!("  [2001:db8::1]:443   ${}", FP.to_lowercase())
             .parse()
             .unwrap();
         assert_eq!(plain.transport(), None);
         assert_eq!(plain.fingerprint(), FP);
-        assert_eq!(plain.short_name(), "bridge [2001:db8::1]:443");
+        assert!(plain.report_name(2).starts_with("bridge #2 at "));
     }
 
     #[test]

@@ -153,7 +153,12 @@ impl TorTransport {
 
         let (tx, rx) = watch::channel(BootstrapProgress::starting());
         let tx = Arc::new(tx);
-        let bridges = Bridges(settings.bridges.iter().map(|b| b.short_name()).collect());
+        let bridges = Bridges(
+            (1..)
+                .zip(&settings.bridges)
+                .map(|(n, b)| b.report_name(n))
+                .collect(),
+        );
         let events = tokio::spawn(forward_bootstrap_events(
             client.clone(),
             tx.clone(),
