@@ -419,14 +419,13 @@ impl PrivNet {
                 backend: config.onion_services[i].1,
             });
         }
-        let uploads_needed = config.onion_services.len();
+        let addresses: Vec<String> = net
+            .onion_services
+            .iter()
+            .map(|svc| svc.onion_address.trim_end_matches(".onion").to_owned())
+            .collect();
         net.wait_until(
-            |_| {
-                count_in_log(
-                    &hs_dir.join("info.log"),
-                    "Uploaded hidden service descriptor",
-                ) >= uploads_needed
-            },
+            |_| descriptors_stored(&hs_dir.join("info.log"), &addresses),
             "every onion service descriptor to be uploaded",
         )?;
         for (i, name) in bridge_names.iter().enumerate() {
@@ -670,6 +669,38 @@ fn restrict_permissions(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether C tor's info log shows every service's current descriptor
+/// sent, and every upload it started answered by its HSDir.
+///
+/// Counting successful uploads alone is not enough: each service uploads
+/// to several HSDirs, so as many successes as services can all belong to
+/// the first one, and a client that comes early finds no descriptor for
+/// the others (and a node then rests their addresses for minutes). The
+/// answer lines do not name the service, so every service must have
+/// started its upload and every started upload must have its answer; an
+/// answer that is not a success still counts, so one refusal cannot hold
+/// the network back forever.
+fn descriptors_stored(log: &Path, addresses: &[String]) -> bool {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let started: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.contains("upload_descriptor_to_hsdir(): Service ")
+                && l.contains("initiated upload request")
+        })
+        .collect();
+    let answered = text
+        .matches("Uploading hidden service descriptor: finished with status")
+        .count();
+    let stored = text.matches("Uploaded hidden service descriptor").count();
+    addresses.iter().all(|a| {
+        started
+            .iter()
+            .any(|l| l.contains(a.as_str()) && l.contains(" current descriptor "))
+    }) && answered >= started.len()
+        && stored >= addresses.len()
+}
+
 fn log_contains(path: &Path, needle: &str) -> bool {
     count_in_log(path, needle) > 0
 }
@@ -802,6 +833,29 @@ fn register_exit_cleanup() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descriptors_count_as_stored_once_every_service_sent_and_every_upload_was_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("info.log");
+        let start = |svc: &str| {
+            format!(
+                "[info] upload_descriptor_to_hsdir(): Service {svc} current descriptor of revision 1 initiated upload request to $AB~exit0\n"
+            )
+        };
+        let ok = "[info] handle_response_upload_hsdesc(): Uploading hidden service descriptor: finished with status 200 (\"HS descriptor stored successfully.\")\n\
+                  [info] handle_response_upload_hsdesc(): Uploaded hidden service descriptor (status 200)\n";
+        let services = ["aaa".to_owned(), "bbb".to_owned()];
+        // Two successes, both from the first service: not yet.
+        std::fs::write(&log, format!("{}{}{ok}{ok}", start("aaa"), start("aaa"))).unwrap();
+        assert!(!descriptors_stored(&log, &services));
+        // The second has started, not been answered: not yet.
+        let text = format!("{}{}{ok}{ok}{}", start("aaa"), start("aaa"), start("bbb"));
+        std::fs::write(&log, &text).unwrap();
+        assert!(!descriptors_stored(&log, &services));
+        std::fs::write(&log, format!("{text}{ok}")).unwrap();
+        assert!(descriptors_stored(&log, &services));
+    }
 
     #[test]
     fn missing_tor_skips_outside_ci() {
