@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-use nightjar_tor::{BridgeLine, Target};
+use nightjar_tor::{BridgeLine, Target, Transport};
 
 use super::ConfigError;
 use super::layer::{Layer, Source, Sourced};
@@ -193,15 +193,13 @@ fn de_bridges<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<BridgeLine>>
     .map(Some)
 }
 
-/// `{ TRANSPORT = "binary" }`: a bare name is looked up on PATH at start,
-/// anything else must be an absolute path (a relative one would depend on
-/// the directory nightjar starts in, `/` under systemd).
+/// `{ TRANSPORT = "binary" }`, each entry as [`Transport::new`] takes it.
 fn de_transport_binary<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<BTreeMap<String, PathBuf>>, D::Error> {
     let map = BTreeMap::<String, PathBuf>::deserialize(d)?;
     for (transport, binary) in &map {
-        types::check_transport_binary(transport, binary).map_err(de::Error::custom)?;
+        Transport::new(transport, binary).map_err(de::Error::custom)?;
     }
     Ok(Some(map))
 }

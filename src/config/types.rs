@@ -5,7 +5,6 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::str::FromStr;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -481,33 +480,6 @@ impl<'de, T> Visitor<'de> for ListVisitor<T> {
         }
         Ok(out)
     }
-}
-
-/// A `[tor] transport_binary` entry: the transport's name as bridge lines
-/// spell it, and a bare binary name (found on PATH at start) or an
-/// absolute path.
-pub(crate) fn check_transport_binary(transport: &str, binary: &Path) -> Result<(), String> {
-    let name_ok = transport
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && transport
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !name_ok {
-        return Err(format!(
-            "{transport:?} is not a transport name (letters, digits and '_', e.g. obfs4)"
-        ));
-    }
-    let bare = binary.components().count() == 1 && !binary.is_absolute();
-    if binary.as_os_str().is_empty() || !(bare || binary.is_absolute()) {
-        return Err(format!(
-            "{transport} = {:?}: give an absolute path (e.g. \"/usr/bin/obfs4proxy\") or a bare \
-             name found on PATH; a relative path would depend on where nightjar starts",
-            binary.display().to_string()
-        ));
-    }
-    Ok(())
 }
 
 /// Parse anything whose `FromStr` error is displayable, as a `String` error.

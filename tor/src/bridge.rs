@@ -194,14 +194,18 @@ fn check_obfs4_option(key: &str, value: &str) -> Result<(), BridgeLineError> {
     Ok(())
 }
 
-/// A transport name: what a pluggable transport's `-transports` takes.
-fn check_transport_name(word: &str) -> Result<(), BridgeLineError> {
-    let valid = word
-        .chars()
+/// Whether `word` can name a transport: what a pluggable transport's
+/// `-transports` takes (letters, digits and `_`, not starting with a digit).
+pub fn is_transport_name(word: &str) -> bool {
+    word.chars()
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if valid {
+        && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A bridge line's first word when it is not an address.
+fn check_transport_name(word: &str) -> Result<(), BridgeLineError> {
+    if is_transport_name(word) {
         Ok(())
     } else {
         Err(BridgeLineError::new(
@@ -243,9 +247,11 @@ impl BridgeLine {
         }
     }
 
-    pub(crate) fn arti_config(&self) -> BridgeConfigBuilder {
-        // Checked when the line was parsed.
-        BridgeConfigBuilder::from_str(&self.text).unwrap_or_default()
+    /// The line as Arti's configuration takes it. Arti accepted it when the
+    /// line was parsed, so an error here would be Arti changing its mind.
+    pub(crate) fn arti_config(&self) -> Result<BridgeConfigBuilder, BridgeLineError> {
+        BridgeConfigBuilder::from_str(&self.text)
+            .map_err(|e| BridgeLineError::new("line", format!("refused by Arti: {e}")))
     }
 }
 
@@ -265,6 +271,31 @@ pub struct Transport {
 }
 
 impl Transport {
+    /// A transport entry as a user writes it (`[tor] transport_binary`):
+    /// a transport name, and a bare binary name (found on `PATH` at start)
+    /// or an absolute path. A relative path is refused: it would depend on
+    /// the directory nightjar starts in (`/` under systemd).
+    pub fn new(protocol: &str, binary: impl Into<PathBuf>) -> Result<Transport, String> {
+        let binary = binary.into();
+        if !is_transport_name(protocol) {
+            return Err(format!(
+                "{protocol:?} is not a transport name (letters, digits and '_', e.g. obfs4)"
+            ));
+        }
+        let bare = binary.components().count() == 1 && !binary.is_absolute();
+        if binary.as_os_str().is_empty() || !(bare || binary.is_absolute()) {
+            return Err(format!(
+                "{protocol} = {:?}: give an absolute path (e.g. \"/usr/bin/obfs4proxy\") or a bare \
+                 name found on PATH; a relative path would depend on where nightjar starts",
+                binary.display().to_string()
+            ));
+        }
+        Ok(Transport {
+            protocol: protocol.to_owned(),
+            binary,
+        })
+    }
+
     /// The default binary for `protocol`: `obfs4proxy` serves obfs4.
     pub fn default_for(protocol: &str) -> Option<Transport> {
         (protocol == OBFS4).then(|| Transport {
@@ -442,5 +473,11 @@ mod tests {
             Some(PathBuf::from("obfs4proxy"))
         );
         assert_eq!(Transport::default_for("snowflake"), None);
+        assert!(Transport::new("obfs4", "/usr/bin/lyrebird").is_ok());
+        assert!(Transport::new("obfs4", "lyrebird").is_ok());
+        let e = Transport::new("obfs4", "bin/obfs4proxy").unwrap_err();
+        assert!(e.contains("give an absolute path"), "{e}");
+        let e = Transport::new("obfs-4", "obfs4proxy").unwrap_err();
+        assert!(e.contains("not a transport name"), "{e}");
     }
 }

@@ -134,12 +134,6 @@ impl TorSettings {
         self
     }
 
-    /// The binary for each transport the bridges use, located
-    /// ([`locate_transports`](crate::bridge::locate_transports)).
-    pub fn transport_binaries(&self) -> Result<Vec<(String, PathBuf)>, String> {
-        crate::bridge::locate_transports(&self.bridges, &self.transports)
-    }
-
     /// The same settings on another network.
     pub fn with_network(mut self, network: TorNetwork) -> Self {
         self.network = network;

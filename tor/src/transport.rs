@@ -115,9 +115,14 @@ fn add_bridges(
     let bridges = builder.bridges();
     bridges.enabled(BoolOrAuto::Explicit(true));
     for bridge in &settings.bridges {
-        bridges.bridges().push(bridge.arti_config());
+        let line = bridge
+            .arti_config()
+            .map_err(|e| config_error(e.to_string()))?;
+        bridges.bridges().push(line);
     }
-    for (protocol, binary) in settings.transport_binaries().map_err(config_error)? {
+    let located = crate::bridge::locate_transports(&settings.bridges, &settings.transports)
+        .map_err(config_error)?;
+    for (protocol, binary) in located {
         let name = protocol
             .parse()
             .map_err(|e| config_error(format!("transport name {protocol}: {e}")))?;
