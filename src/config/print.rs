@@ -53,19 +53,20 @@ fn transport_binaries(out: &mut String, s: &Sourced<BTreeMap<String, PathBuf>>) 
         .iter()
         .map(|(transport, binary)| format!("{transport} = {}", toml_str(&binary.to_string_lossy())))
         .collect();
-    let table = match pairs.is_empty() {
-        true => "{}".to_owned(),
-        false => format!("{{ {} }}", pairs.join(", ")),
-    };
-    if s.value.is_empty() {
+    if pairs.is_empty() {
         // The default is a rule, not a value: say it.
         let _ = writeln!(
             out,
-            "transport_binary = {table}  # {}: obfs4 runs obfs4proxy, found on PATH",
+            "transport_binary = {{}}  # {}: obfs4 runs obfs4proxy, found on PATH",
             comment(s.source.describe())
         );
     } else {
-        line(out, "transport_binary", s, &table);
+        line(
+            out,
+            "transport_binary",
+            s,
+            &format!("{{ {} }}", pairs.join(", ")),
+        );
     }
 }
 

@@ -696,20 +696,20 @@ pub fn validate(s: &Settings, file: Option<&Path>) -> Result<Vec<String>, Config
             ));
         }
     }
-    if !s.tor_enabled.value && !s.tor_bridges.value.is_empty() {
-        return Err(invalid(
-            file,
-            "tor.bridges",
-            &toml_list(&s.tor_bridges.value),
-            s.tor_bridges.source,
-            true,
-            &format!(
-                "bridges are a way into Tor, which tor.enabled = false ({}) turns off; remove one of them",
-                s.tor_enabled.source
-            ),
-        ));
-    }
     if !s.tor_enabled.value {
+        if !s.tor_bridges.value.is_empty() {
+            return Err(invalid(
+                file,
+                "tor.bridges",
+                &toml_list(&s.tor_bridges.value),
+                s.tor_bridges.source,
+                true,
+                &format!(
+                    "bridges are a way into Tor, which tor.enabled = false ({}) turns off; remove one of them",
+                    s.tor_enabled.source
+                ),
+            ));
+        }
         for (key, peers) in [("connect", &s.connect), ("addnode", &s.addnode)] {
             if let Some(onion) = peers.value.iter().find(|t| t.kind() == TargetKind::Onion) {
                 return Err(invalid(
@@ -769,9 +769,9 @@ pub fn validate(s: &Settings, file: Option<&Path>) -> Result<Vec<String>, Config
         ));
     }
     // A missing transport stops the start; check-config says so first.
-    if s.tor_enabled.value
-        && let Err(why) =
-            nightjar_tor::bridge::locate_transports(&s.tor_bridges.value, &s.tor_transports())
+    // (Bridges without Tor were refused above.)
+    if let Err(why) =
+        nightjar_tor::bridge::locate_transports(&s.tor_bridges.value, &s.tor_transports())
     {
         warnings.push(format!(
             "tor.bridges: {why}; the node will not start without it"
