@@ -30,12 +30,13 @@ mod nightjar_node;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use daemon_log::{children_named, gone_within};
 use futures::StreamExt;
 use nightjar_corenode::{CoreBinaries, CoreConfig, CoreNode, core_required};
 use nightjar_node::Nightjar;
@@ -60,10 +61,7 @@ const LIMIT: Duration = Duration::from_secs(300);
 /// service can forward to it.
 fn core_port() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
-    *PORT.get_or_init(|| {
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        l.local_addr().unwrap().port()
-    })
+    *PORT.get_or_init(free_port)
 }
 
 /// The private network with one obfs4 bridge, or `None` after a loud skip
@@ -188,7 +186,7 @@ fn privacy_node_syncs_from_an_onion_peer_through_the_bridge_and_dials_no_relay()
     );
 
     let trace = Trace::new();
-    let (mut node, daemon_pid) = trace.privacy_node(
+    let mut node = trace.privacy_node(
         net,
         &["--bridge", &bridge.line, "--connect", &onion],
         "through the obfs4 bridge",
@@ -218,11 +216,14 @@ fn privacy_node_syncs_from_an_onion_peer_through_the_bridge_and_dials_no_relay()
     );
 
     // The transport is the daemon's child, and stops with it.
+    let daemon_pid = node.daemon.pid();
     let transport = children_named(daemon_pid, "obfs4proxy");
     assert_eq!(transport.len(), 1, "one obfs4proxy child of {daemon_pid}");
-    stop_traced(&mut node, daemon_pid);
+    node.stop();
+    // Nothing of it is left, not even a detached tracee.
+    assert!(gone_within(daemon_pid, Duration::ZERO));
     assert!(
-        stops_soon(transport[0]),
+        transport_stops(transport[0]),
         "obfs4proxy {} outlived the node",
         transport[0]
     );
@@ -258,8 +259,8 @@ fn without_a_bridge_the_same_trace_shows_the_relays_dialled() {
         return;
     };
     let trace = Trace::new();
-    let (mut node, daemon_pid) = trace.privacy_node(net, &[], "without a bridge");
-    stop_traced(&mut node, daemon_pid);
+    let node = trace.privacy_node(net, &[], "without a bridge");
+    node.stop();
     let text = trace.text();
     let ports = inet_connect_ports(&text);
     let relays: BTreeSet<u16> = net.relay_ports().iter().copied().collect();
@@ -291,8 +292,8 @@ impl Trace {
 
     /// `nightjar --privacy` on the private network with `args`, traced to
     /// this file; returns once Tor is ready (printing how long that took,
-    /// as `what`), with the daemon's own process id.
-    fn privacy_node(&self, net: &PrivNet, args: &[&str], what: &str) -> (Nightjar, u32) {
+    /// as `what`).
+    fn privacy_node(&self, net: &PrivNet, args: &[&str], what: &str) -> Nightjar {
         let started = Instant::now();
         let network_file = net.arti_network_file().display().to_string();
         let mut all = vec!["--tor-network", &network_file, "--privacy"];
@@ -302,7 +303,6 @@ impl Trace {
             tempfile::tempdir().unwrap(),
             all,
         );
-        let daemon_pid = wait_for_child(node.daemon.pid(), "nightjar");
         assert!(
             node.daemon
                 .wait_until(LIMIT, |l| l.iter().any(|l| l.contains("Tor is ready"))),
@@ -313,7 +313,7 @@ impl Trace {
             "figure: Tor ready {what} after {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        (node, daemon_pid)
+        node
     }
 }
 
@@ -346,10 +346,7 @@ fn a_bridge_that_cannot_be_reached_is_the_blocked_reason_and_the_node_keeps_tryi
         return;
     };
     // The real bridge's identity and cert, at a port where nothing listens.
-    let closed = {
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let closed = free_port();
     let bridge = bridge(net);
     let wrong = bridge.line.replace(
         &format!("127.0.0.1:{}", bridge.obfs4_port),
@@ -411,7 +408,7 @@ fn a_bridge_that_cannot_be_reached_is_the_blocked_reason_and_the_node_keeps_tryi
         lines.join("\n")
     );
     for pid in transports {
-        assert!(stops_soon(pid), "obfs4proxy {pid} outlived the node");
+        assert!(transport_stops(pid), "obfs4proxy {pid} outlived the node");
     }
 }
 
@@ -480,79 +477,15 @@ fn inet_connect_ports(trace: &str) -> BTreeSet<u16> {
     ports
 }
 
-/// PIDs of the children of `parent` whose command name is `name`.
-fn children_named(parent: u32, name: &str) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            // "pid (comm) state ppid …": comm may hold spaces, so split at
-            // the last ')'.
-            let Some((head, tail)) = stat.rsplit_once(") ") else {
-                return false;
-            };
-            let comm = head.split_once(" (").map_or("", |(_, c)| c);
-            let ppid = tail.split_whitespace().nth(1).and_then(|p| p.parse().ok());
-            comm == name && ppid == Some(parent)
-        })
-        .collect()
-}
-
-/// Whether process `pid` is gone (or a zombie: it has exited) within a
-/// few seconds. Arti closes a transport's stdin when it stops, and
+/// Whether the transport `pid` is gone within a few seconds of the node.
+/// Arti closes a transport's stdin when it stops, and
 /// `TOR_PT_EXIT_ON_STDIN_CLOSE` makes the transport exit on that; when the
 /// node's process ends, the kernel closes the pipe all the same.
-fn stops_soon(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| s.rsplit_once(") ").map(|(_, t)| t.chars().next()));
-        if matches!(state, None | Some(Some('Z'))) {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn transport_stops(pid: u32) -> bool {
+    gone_within(pid, Duration::from_secs(10))
 }
 
-/// The one child of `parent` named `name`, once it exists.
-fn wait_for_child(parent: u32, name: &str) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let [pid] = children_named(parent, name)[..] {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "no {name} child of {parent}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Stop a daemon running under strace: SIGTERM to the daemon itself (strace
-/// would detach and leave it running), then strace exits with its status.
-fn stop_traced(node: &mut Nightjar, daemon_pid: u32) {
-    let sent = Command::new("kill")
-        .args(["-TERM", &daemon_pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !node.daemon.exited() {
-        assert!(Instant::now() < deadline, "the daemon did not stop");
-        node.daemon.pump(Duration::from_millis(100));
-    }
-    let status = node.daemon.exit_status();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "no clean exit ({status:?}):\n{}",
-        node.daemon.lines().join("\n")
-    );
-    // Nothing of it is left, not even a detached tracee.
-    assert!(!Path::new(&format!("/proc/{daemon_pid}")).exists());
+/// A port on 127.0.0.1 where nothing listens (yet).
+fn free_port() -> u16 {
+    nightjar_testpeer::free_port().unwrap()
 }

@@ -238,6 +238,9 @@ pub fn open_peers(lines: &[String]) -> Vec<PeerLine> {
 #[derive(Debug)]
 pub struct Daemon {
     child: Child,
+    /// The daemon's own process: the child, or the process a wrapper
+    /// (strace) runs ([`Daemon::spawn_wrapped`]).
+    target: u32,
     incoming: Receiver<String>,
     lines: Vec<String>,
     exit: Option<ExitStatus>,
@@ -263,6 +266,7 @@ impl Daemon {
             });
         }
         Ok(Daemon {
+            target: child.id(),
             child,
             incoming,
             lines: Vec::new(),
@@ -270,9 +274,32 @@ impl Daemon {
         })
     }
 
-    /// The process id.
+    /// [`spawn`](Self::spawn) a wrapper (e.g. `strace -f -o FILE nightjar
+    /// …`) that runs the daemon as its child named `name`, and wait until
+    /// that child exists. [`pid`](Self::pid), [`terminate`](Self::terminate)
+    /// and drop then act on the daemon itself: a signal to strace would only
+    /// detach it and leave the daemon running. The wrapper exits with the
+    /// daemon's status.
+    pub fn spawn_wrapped(command: Command, name: &str) -> std::io::Result<Daemon> {
+        let mut daemon = Daemon::spawn(command)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let [pid] = children_named(daemon.child.id(), name)[..] {
+                daemon.target = pid;
+                return Ok(daemon);
+            }
+            if daemon.exited() || Instant::now() > deadline {
+                return Err(std::io::Error::other(format!(
+                    "the wrapper started no {name} process"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The daemon's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.target
     }
 
     /// Every line read so far (ANSI escapes removed).
@@ -356,9 +383,53 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if !self.exited() {
+            if self.target != self.child.id() {
+                // Killing only the wrapper would leave the daemon running.
+                let _ = Command::new("kill")
+                    .args(["-KILL", &self.target.to_string()])
+                    .status();
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// A process's command name, state letter and parent, from `/proc/PID/stat`.
+fn proc_stat(pid: u32) -> Option<(String, char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so
+    // split at the last ')'.
+    let (head, tail) = stat.rsplit_once(") ")?;
+    let comm = head.split_once(" (")?.1.to_owned();
+    let mut fields = tail.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((comm, state, ppid))
+}
+
+/// PIDs of the children of `parent` whose command name is `name`.
+pub fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| proc_stat(*pid).is_some_and(|(comm, _, ppid)| comm == name && ppid == parent))
+        .collect()
+}
+
+/// Whether process `pid` is gone, or a zombie (it has exited), within
+/// `limit`.
+pub fn gone_within(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if proc_stat(pid).is_none_or(|(_, state, _)| state == 'Z') {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -52,8 +52,9 @@ impl Nightjar {
     }
 
     /// [`spawn_in`](Self::spawn_in) with `wrapper` (a program and its
-    /// arguments, e.g. `strace -f -o FILE`) in front of the daemon. The
-    /// process the log and [`stop`](Self::stop) see is then the wrapper's.
+    /// arguments, e.g. `strace -f -o FILE`) in front of the daemon. The log
+    /// is the wrapper's stderr; `daemon.pid()` and [`stop`](Self::stop) are
+    /// the daemon's ([`Daemon::spawn_wrapped`]).
     pub fn spawn_under<I, S>(wrapper: &[OsString], datadir: TempDir, args: I) -> Nightjar
     where
         I: IntoIterator<Item = S>,
@@ -76,7 +77,11 @@ impl Nightjar {
             // The daemon's own default (info) or its `--debug` categories;
             // a developer's RUST_LOG would override both.
             .env_remove("RUST_LOG");
-        let daemon = Daemon::spawn(cmd).unwrap();
+        let daemon = match wrapper {
+            [] => Daemon::spawn(cmd),
+            _ => Daemon::spawn_wrapped(cmd, "nightjar"),
+        }
+        .unwrap();
         Nightjar {
             daemon,
             datadir,
