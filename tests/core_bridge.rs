@@ -96,19 +96,6 @@ fn starts_at(hop: &str, bridge: &Obfs4Bridge) -> bool {
         && hop.contains(&format!("127.0.0.1:{} VIA OBFS4", bridge.obfs4_port))
 }
 
-/// Is `strace` there to trace the daemon?
-fn strace_installed() -> anyhow::Result<()> {
-    let ok = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        Ok(())
-    } else {
-        anyhow::bail!("`strace` is not installed: run `apt-get install -y strace`")
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_transport_reaches_an_onion_service_with_every_circuit_at_the_bridge() {
     let Some(net) = network("the_transport_reaches_an_onion_service_through_the_bridge") else {
@@ -171,7 +158,11 @@ fn privacy_node_syncs_from_an_onion_peer_through_the_bridge_and_dials_no_relay()
     let Some(bins) = core_required(test) else {
         return;
     };
-    if !nightjar_privnet::required(test, "strace", strace_installed()) {
+    if !nightjar_privnet::required(
+        test,
+        "strace",
+        nightjar_privnet::check_tool("strace", "-V", "strace"),
+    ) {
         return;
     }
     let Some(net) = network(test) else {
@@ -252,7 +243,11 @@ fn privacy_node_syncs_from_an_onion_peer_through_the_bridge_and_dials_no_relay()
 #[test]
 fn without_a_bridge_the_same_trace_shows_the_relays_dialled() {
     let test = "without_a_bridge_the_same_trace_shows_the_relays_dialled";
-    if !nightjar_privnet::required(test, "strace", strace_installed()) {
+    if !nightjar_privnet::required(
+        test,
+        "strace",
+        nightjar_privnet::check_tool("strace", "-V", "strace"),
+    ) {
         return;
     }
     let Some(net) = network(test) else {

@@ -717,22 +717,25 @@ fn log_tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-/// Is Debian's `tor` (with `tor-gencert`) on the PATH?
-pub fn check_tor_installed() -> Result<()> {
-    for tool in ["tor", "tor-gencert"] {
-        let found = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        if !found {
-            bail!(
-                "`{tool}` is not installed: run `apt-get install -y tor` (Debian's package provides both tor and tor-gencert)"
-            );
-        }
+/// Does `tool` run (`tool ARG`, e.g. `--version`)? If not, the error says
+/// which Debian `package` to install.
+pub fn check_tool(tool: &str, arg: &str, package: &str) -> Result<()> {
+    let found = Command::new(tool)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        bail!("`{tool}` is not installed: run `apt-get install -y {package}`");
     }
     Ok(())
+}
+
+/// Is Debian's `tor` (with `tor-gencert`, from the same package) on the PATH?
+pub fn check_tor_installed() -> Result<()> {
+    check_tool("tor", "--version", "tor")?;
+    check_tool("tor-gencert", "--version", "tor")
 }
 
 /// Decide whether a test that needs `tor` can run. Returns `true` if it can.
